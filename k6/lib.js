@@ -1,0 +1,39 @@
+// Shared settings for the clusterlab k6 scripts: the target and the limiter policy come from
+// the environment (the provisioner sets them from cluster.yaml), so one script serves any cluster.
+import http from 'k6/http';
+import { check } from 'k6';
+
+export const TARGET = (__ENV.TARGET || 'http://127.0.0.1:8080').replace(/\/$/, '');
+
+// A number from the environment, with a default; anything else is a mistake worth stopping for.
+export function envNumber(name, fallback) {
+  const raw = __ENV[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got "${raw}"`);
+  return value;
+}
+
+// A fresh URL per request, so every POST creates work for the database, as in the tutorial.
+export function freshUrl() {
+  return `https://example.com/k6/${__VU}/${__ITER}/${Date.now()}/${Math.random().toString(36).slice(2)}`;
+}
+
+export function shortenParams() {
+  return { headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, tags: { name: 'shorten' } };
+}
+
+export function shorten() {
+  const res = http.post(`${TARGET}/shorten`, { url: freshUrl() }, shortenParams());
+  checkAnswer(res);
+  return res;
+}
+
+// Only an admission (200) or a rate-limit rejection (429 with Retry-After) is a correct answer.
+export function checkAnswer(res) {
+  return check(res, {
+    'status is 200 or 429': (r) => r.status === 200 || r.status === 429,
+    '429 carries Retry-After': (r) => r.status !== 429 || r.headers['Retry-After'] !== undefined,
+    'RateLimit header present': (r) => r.headers['Ratelimit'] !== undefined || r.headers['RateLimit'] !== undefined,
+  });
+}
