@@ -1,0 +1,50 @@
+# clusterlab's entry points. `just` lists them.
+
+provisioner := "cargo run --quiet --release -p provisioner --"
+
+default:
+    @just --list
+
+# Bring the whole cluster up from cluster.yaml (installs what the host lacks first).
+up:
+    ./scripts/up.sh
+
+# Run every test against real services (installs and starts them first).
+test:
+    ./scripts/test.sh
+
+# Remove the cluster: containers, networks, volumes.
+destroy:
+    {{provisioner}} destroy
+
+# Check cluster.yaml; every error with its line:column.
+validate:
+    {{provisioner}} validate
+
+# Write terraform/, compose/ and the nginx config from cluster.yaml.
+render:
+    {{provisioner}} render
+
+# Fail (with a diff) when the rendered files differ from what cluster.yaml renders.
+render-check:
+    {{provisioner}} render --check
+
+# Per host: SSH reachable, containers with image, state and health.
+status:
+    {{provisioner}} status
+
+# Roll the web app out again, one web host at a time.
+deploy:
+    {{provisioner}} deploy
+
+# A host's container logs, e.g. `just logs web1` or `just logs web1 web`.
+logs host *service:
+    {{provisioner}} logs {{host}} {{service}}
+
+# An interactive shell on a host.
+ssh host:
+    {{provisioner}} ssh {{host}}
+
+# Run a k6 script from k6/ on the tester host and judge the result.
+loadtest script="rate-test.js":
+    {{provisioner}} loadtest {{script}}
