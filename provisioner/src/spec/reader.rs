@@ -1,0 +1,688 @@
+//! Spec layer, first pass: walks the position-keeping YAML tree and builds the typed
+//! [`Cluster`], reporting unknown keys, missing keys and wrong types without stopping, and
+//! recording where every value came from so the semantic checks can point at it too.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+use marked_yaml::{LoaderOptions, Node, Span};
+
+use super::{
+    defaults, Algorithm, App, Cluster, FailMode, Host, ImageMode, Images, Limiter, LoadBalancer,
+    Network, Policies, Policy, Proxmox, ProxmoxProvider, ProxmoxTemplate, Role, SecretRef,
+    Secrets, SpecError, Ssh, Target, Window,
+};
+
+/// Key path -> (line, column) of the node found there.
+#[derive(Debug, Default)]
+pub(super) struct Locations(HashMap<String, (usize, usize)>);
+
+impl Locations {
+    /// Where `path` is, or the nearest enclosing key that was written (defaults have no place).
+    pub(super) fn of(&self, path: &str) -> (usize, usize) {
+        let mut path = path;
+        loop {
+            if let Some(&at) = self.0.get(path) {
+                return at;
+            }
+            match path.rfind(['.', '[']) {
+                Some(i) => path = &path[..i],
+                None => return self.0.get("").copied().unwrap_or((1, 1)),
+            }
+        }
+    }
+}
+
+/// Builds the typed spec (None when any part is missing or mistyped), where each value was
+/// found, and the errors of this pass.
+pub(super) fn read(source: &str) -> (Option<Cluster>, Locations, Vec<SpecError>) {
+    let mut reader = Reader {
+        errors: Vec::new(),
+        locations: Locations::default(),
+    };
+    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    let cluster = match marked_yaml::parse_yaml_with_options(0, source, options) {
+        Ok(root) => reader.cluster(&root),
+        Err(error) => {
+            reader.errors.push(load_error(&error));
+            None
+        }
+    };
+    (cluster, reader.locations, reader.errors)
+}
+
+fn load_error(error: &marked_yaml::LoadError) -> SpecError {
+    use marked_yaml::LoadError as E;
+    let (marker, path, message) = match error {
+        E::TopLevelMustBeMapping(m) => (
+            Some(*m),
+            String::new(),
+            "cluster.yaml must be a mapping of keys".to_owned(),
+        ),
+        E::TopLevelMustBeSequence(m) => (Some(*m), String::new(), "unexpected sequence".into()),
+        E::UnexpectedAnchor(m) => (
+            Some(*m),
+            String::new(),
+            "YAML anchors and aliases are not supported".into(),
+        ),
+        E::MappingKeyMustBeScalar(m) => (Some(*m), String::new(), "keys must be plain".into()),
+        E::UnexpectedTag(m) => (Some(*m), String::new(), "YAML tags are not supported".into()),
+        E::ScanError(m, scan) => (Some(*m), String::new(), format!("invalid YAML: {scan}")),
+        E::DuplicateKey(inner) => (
+            inner.key.span().start().copied(),
+            inner.key.as_str().to_owned(),
+            format!(
+                "duplicate key `{}` (first defined at line {})",
+                inner.key.as_str(),
+                inner.prev_key.span().start().map_or(0, |m| m.line())
+            ),
+        ),
+    };
+    let (line, column) = marker.map_or((1, 1), |m| (m.line(), m.column()));
+    SpecError {
+        path,
+        line,
+        column,
+        message,
+    }
+}
+
+fn start(span: &Span) -> (usize, usize) {
+    span.start().map_or((1, 1), |m| (m.line(), m.column()))
+}
+
+fn child(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn describe(node: &Node) -> String {
+    match node {
+        Node::Mapping(_) => "a mapping".to_owned(),
+        Node::Sequence(_) => "a list".to_owned(),
+        Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "~" => "nothing".to_owned(),
+        Node::Scalar(s) => format!("{:?}", s.as_str()),
+    }
+}
+
+/// The keys of one mapping, checked against what is allowed there.
+struct Fields<'n> {
+    map: &'n marked_yaml::types::MarkedMappingNode,
+    path: String,
+}
+
+struct Reader {
+    errors: Vec<SpecError>,
+    locations: Locations,
+}
+
+type Parse<T> = fn(&mut Reader, &Node, &str) -> Option<T>;
+
+impl Reader {
+    fn error(&mut self, path: &str, at: (usize, usize), message: impl Into<String>) {
+        self.errors.push(SpecError {
+            path: path.to_owned(),
+            line: at.0,
+            column: at.1,
+            message: message.into(),
+        });
+    }
+
+    fn mapping<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+        let Node::Mapping(map) = node else {
+            self.error(
+                path,
+                start(node.span()),
+                format!("expected a mapping, found {}", describe(node)),
+            );
+            return None;
+        };
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                self.error(
+                    &child(path, key.as_str()),
+                    start(key.span()),
+                    format!(
+                        "unknown key `{}` (expected one of: {})",
+                        key.as_str(),
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+        Some(Fields {
+            map,
+            path: path.to_owned(),
+        })
+    }
+
+    fn required<T>(&mut self, fields: &Fields, key: &str, parse: Parse<T>) -> Option<T> {
+        let path = child(&fields.path, key);
+        match fields.map.get_node(key) {
+            Some(node) => {
+                self.locations.0.insert(path.clone(), start(node.span()));
+                parse(self, node, &path)
+            }
+            None => {
+                self.error(
+                    &path,
+                    start(fields.map.span()),
+                    format!("missing required key `{key}`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn optional<T>(&mut self, fields: &Fields, key: &str, parse: Parse<T>) -> Option<Option<T>> {
+        let path = child(&fields.path, key);
+        match fields.map.get_node(key) {
+            Some(node) => {
+                self.locations.0.insert(path.clone(), start(node.span()));
+                parse(self, node, &path).map(Some)
+            }
+            None => Some(None),
+        }
+    }
+
+    fn or_default<T>(
+        &mut self,
+        fields: &Fields,
+        key: &str,
+        parse: Parse<T>,
+        default: fn() -> T,
+    ) -> Option<T> {
+        self.optional(fields, key, parse)
+            .map(|value| value.unwrap_or_else(default))
+    }
+
+    fn scalar<'n>(&mut self, node: &'n Node, path: &str, what: &str) -> Option<&'n str> {
+        match node {
+            Node::Scalar(s) if !(s.as_str().is_empty() || s.as_str() == "~") => Some(s.as_str()),
+            _ => {
+                self.error(
+                    path,
+                    start(node.span()),
+                    format!("expected {what}, found {}", describe(node)),
+                );
+                None
+            }
+        }
+    }
+
+    fn from_str<T: FromStr>(&mut self, node: &Node, path: &str, what: &str) -> Option<T> {
+        let text = self.scalar(node, path, what)?;
+        match text.parse() {
+            Ok(value) => Some(value),
+            Err(_) => {
+                self.error(
+                    path,
+                    start(node.span()),
+                    format!("expected {what}, found {text:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn with<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let text = self.scalar(node, path, what)?;
+        match parse(text) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.error(path, start(node.span()), message);
+                None
+            }
+        }
+    }
+
+    fn list<T>(&mut self, node: &Node, path: &str, parse: Parse<T>) -> Option<Vec<T>> {
+        let Node::Sequence(items) = node else {
+            self.error(
+                path,
+                start(node.span()),
+                format!("expected a list, found {}", describe(node)),
+            );
+            return None;
+        };
+        let mut out = Some(Vec::with_capacity(items.len()));
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{path}[{i}]");
+            self.locations.0.insert(path.clone(), start(item.span()));
+            match (parse(self, item, &path), out.as_mut()) {
+                (Some(value), Some(list)) => list.push(value),
+                _ => out = None,
+            }
+        }
+        out
+    }
+
+    fn cluster(&mut self, root: &Node) -> Option<Cluster> {
+        self.locations.0.insert(String::new(), start(root.span()));
+        let f = self.mapping(
+            root,
+            "",
+            &[
+                "name",
+                "target",
+                "network",
+                "ssh",
+                "hosts",
+                "load_balancer",
+                "images",
+                "app",
+                "secrets",
+                "proxmox",
+            ],
+        )?;
+        let name = self.required(&f, "name", string);
+        let target = self.required(&f, "target", target);
+        let network = self.required(&f, "network", network);
+        let ssh = self.required(&f, "ssh", ssh);
+        let hosts = self.required(&f, "hosts", |r, n, p| r.list(n, p, host));
+        let load_balancer =
+            self.or_default(&f, "load_balancer", load_balancer, defaults::load_balancer);
+        let images = self.required(&f, "images", images);
+        let app = self.required(&f, "app", app);
+        let secrets = self.required(&f, "secrets", secrets);
+        let proxmox = self.optional(&f, "proxmox", proxmox);
+        Some(Cluster {
+            name: name?,
+            target: target?,
+            network: network?,
+            ssh: ssh?,
+            hosts: hosts?,
+            load_balancer: load_balancer?,
+            images: images?,
+            app: app?,
+            secrets: secrets?,
+            proxmox: proxmox?,
+        })
+    }
+}
+
+fn string(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    r.scalar(node, path, "a string").map(str::to_owned)
+}
+
+fn path_buf(r: &mut Reader, node: &Node, path: &str) -> Option<PathBuf> {
+    r.scalar(node, path, "a file path").map(PathBuf::from)
+}
+
+fn u32_value(r: &mut Reader, node: &Node, path: &str) -> Option<u32> {
+    r.from_str(node, path, "a whole number")
+}
+
+fn port(r: &mut Reader, node: &Node, path: &str) -> Option<u16> {
+    r.from_str(node, path, "a port number (1-65535)")
+}
+
+fn status(r: &mut Reader, node: &Node, path: &str) -> Option<u16> {
+    r.from_str(node, path, "an HTTP status code")
+}
+
+fn prefix_len(r: &mut Reader, node: &Node, path: &str) -> Option<u8> {
+    r.from_str(node, path, "a prefix length (1-128)")
+}
+
+fn boolean(r: &mut Reader, node: &Node, path: &str) -> Option<bool> {
+    r.from_str(node, path, "true or false")
+}
+
+fn ipv4(r: &mut Reader, node: &Node, path: &str) -> Option<Ipv4Addr> {
+    r.from_str(node, path, "an IPv4 address")
+}
+
+fn cidr(r: &mut Reader, node: &Node, path: &str) -> Option<Ipv4Net> {
+    r.with(node, path, "an IPv4 network", |text| {
+        let net: Ipv4Net = text
+            .parse()
+            .map_err(|_| format!("expected an IPv4 network like 10.77.0.0/24, found {text:?}"))?;
+        if net != net.trunc() {
+            return Err(format!(
+                "{text} has host bits set; did you mean {}?",
+                net.trunc()
+            ));
+        }
+        Ok(net)
+    })
+}
+
+fn secret(r: &mut Reader, node: &Node, path: &str) -> Option<SecretRef> {
+    r.with(node, path, "a secret reference", SecretRef::parse)
+}
+
+fn window(r: &mut Reader, node: &Node, path: &str) -> Option<Window> {
+    r.with(node, path, "a duration", Window::parse)
+}
+
+/// A closed set of words, with a message listing them when the text is none of them.
+fn one_of<T: Copy>(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    what: &str,
+    choices: &[(&str, T)],
+) -> Option<T> {
+    r.with(node, path, what, |text| {
+        choices
+            .iter()
+            .find(|(word, _)| *word == text)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let words: Vec<&str> = choices.iter().map(|(w, _)| *w).collect();
+                format!(
+                    "unknown {what} {text:?} (expected one of: {})",
+                    words.join(", ")
+                )
+            })
+    })
+}
+
+fn target(r: &mut Reader, node: &Node, path: &str) -> Option<Target> {
+    one_of(
+        r,
+        node,
+        path,
+        "target",
+        &[("local", Target::Local), ("proxmox", Target::Proxmox)],
+    )
+}
+
+fn role(r: &mut Reader, node: &Node, path: &str) -> Option<Role> {
+    let choices = Role::ALL.map(|role| (role.as_str(), role));
+    one_of(r, node, path, "role", &choices)
+}
+
+fn image_mode(r: &mut Reader, node: &Node, path: &str) -> Option<ImageMode> {
+    one_of(
+        r,
+        node,
+        path,
+        "image mode",
+        &[("ship", ImageMode::Ship), ("pull", ImageMode::Pull)],
+    )
+}
+
+fn algorithm(r: &mut Reader, node: &Node, path: &str) -> Option<Algorithm> {
+    one_of(
+        r,
+        node,
+        path,
+        "algorithm",
+        &[
+            ("sliding_log", Algorithm::SlidingLog),
+            ("sliding_window", Algorithm::SlidingWindow),
+            ("gcra", Algorithm::Gcra),
+        ],
+    )
+}
+
+fn fail_mode(r: &mut Reader, node: &Node, path: &str) -> Option<FailMode> {
+    one_of(
+        r,
+        node,
+        path,
+        "fail mode",
+        &[("open", FailMode::Open), ("closed", FailMode::Closed)],
+    )
+}
+
+fn provider(r: &mut Reader, node: &Node, path: &str) -> Option<ProxmoxProvider> {
+    one_of(
+        r,
+        node,
+        path,
+        "provider",
+        &[
+            ("bpg", ProxmoxProvider::Bpg),
+            ("telmate", ProxmoxProvider::Telmate),
+        ],
+    )
+}
+
+fn network(r: &mut Reader, node: &Node, path: &str) -> Option<Network> {
+    let f = r.mapping(node, path, &["cidr", "gateway", "dns"])?;
+    let cidr = r.required(&f, "cidr", cidr);
+    let gateway = r.required(&f, "gateway", ipv4);
+    let dns = r.or_default(&f, "dns", |r, n, p| r.list(n, p, ipv4), defaults::dns);
+    Some(Network {
+        cidr: cidr?,
+        gateway: gateway?,
+        dns: dns?,
+    })
+}
+
+fn ssh(r: &mut Reader, node: &Node, path: &str) -> Option<Ssh> {
+    let f = r.mapping(node, path, &["user", "private_key", "public_key"])?;
+    let user = r.required(&f, "user", string);
+    let private_key = r.required(&f, "private_key", path_buf);
+    let public_key = r.required(&f, "public_key", path_buf);
+    Some(Ssh {
+        user: user?,
+        private_key: private_key?,
+        public_key: public_key?,
+    })
+}
+
+fn host(r: &mut Reader, node: &Node, path: &str) -> Option<Host> {
+    let f = r.mapping(
+        node,
+        path,
+        &["name", "role", "ip", "vm_id", "cores", "memory_mb", "disk_gb"],
+    )?;
+    let name = r.required(&f, "name", string);
+    let role = r.required(&f, "role", role);
+    let ip = r.required(&f, "ip", ipv4);
+    let vm_id = r.optional(&f, "vm_id", u32_value);
+    let cores = r.or_default(&f, "cores", u32_value, defaults::cores);
+    let memory_mb = r.or_default(&f, "memory_mb", u32_value, defaults::memory_mb);
+    let disk_gb = r.or_default(&f, "disk_gb", u32_value, defaults::disk_gb);
+    Some(Host {
+        name: name?,
+        role: role?,
+        ip: ip?,
+        vm_id: vm_id?,
+        cores: cores?,
+        memory_mb: memory_mb?,
+        disk_gb: disk_gb?,
+    })
+}
+
+fn load_balancer(r: &mut Reader, node: &Node, path: &str) -> Option<LoadBalancer> {
+    let f = r.mapping(
+        node,
+        path,
+        &[
+            "published_port",
+            "client_max_body_size",
+            "max_fails",
+            "fail_timeout_s",
+        ],
+    )?;
+    let published_port = r.or_default(&f, "published_port", port, defaults::published_port);
+    let body = r.or_default(
+        &f,
+        "client_max_body_size",
+        string,
+        defaults::client_max_body_size,
+    );
+    let max_fails = r.or_default(&f, "max_fails", u32_value, defaults::max_fails);
+    let fail_timeout_s = r.or_default(&f, "fail_timeout_s", u32_value, defaults::fail_timeout_s);
+    Some(LoadBalancer {
+        published_port: published_port?,
+        client_max_body_size: body?,
+        max_fails: max_fails?,
+        fail_timeout_s: fail_timeout_s?,
+    })
+}
+
+fn images(r: &mut Reader, node: &Node, path: &str) -> Option<Images> {
+    let f = r.mapping(
+        node,
+        path,
+        &["mode", "vm", "webapp", "redis", "postgres", "nginx"],
+    )?;
+    let mode = r.or_default(&f, "mode", image_mode, defaults::image_mode);
+    let vm = r.required(&f, "vm", string);
+    let webapp = r.required(&f, "webapp", string);
+    let redis = r.required(&f, "redis", string);
+    let postgres = r.required(&f, "postgres", string);
+    let nginx = r.required(&f, "nginx", string);
+    Some(Images {
+        mode: mode?,
+        vm: vm?,
+        webapp: webapp?,
+        redis: redis?,
+        postgres: postgres?,
+        nginx: nginx?,
+    })
+}
+
+fn app(r: &mut Reader, node: &Node, path: &str) -> Option<App> {
+    let f = r.mapping(
+        node,
+        path,
+        &[
+            "public_base_url",
+            "redirect_status",
+            "max_url_length",
+            "database",
+            "limiter",
+        ],
+    )?;
+    let public_base_url = r.optional(&f, "public_base_url", string);
+    let redirect_status = r.or_default(&f, "redirect_status", status, defaults::redirect_status);
+    let max_url_length = r.or_default(&f, "max_url_length", u32_value, defaults::max_url_length);
+    let database = r.or_default(&f, "database", string, defaults::database);
+    let limiter = r.required(&f, "limiter", limiter);
+    Some(App {
+        public_base_url: public_base_url?,
+        redirect_status: redirect_status?,
+        max_url_length: max_url_length?,
+        database: database?,
+        limiter: limiter?,
+    })
+}
+
+fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
+    let f = r.mapping(
+        node,
+        path,
+        &[
+            "algorithm",
+            "fail_mode",
+            "timeout_ms",
+            "ipv6_prefix",
+            "key_prefix",
+            "policies",
+        ],
+    )?;
+    let algorithm = r.or_default(&f, "algorithm", algorithm, defaults::algorithm);
+    let fail_mode = r.or_default(&f, "fail_mode", fail_mode, defaults::fail_mode);
+    let timeout_ms = r.or_default(&f, "timeout_ms", u32_value, defaults::timeout_ms);
+    let ipv6_prefix = r.or_default(&f, "ipv6_prefix", prefix_len, defaults::ipv6_prefix);
+    let key_prefix = r.or_default(&f, "key_prefix", string, defaults::key_prefix);
+    let policies = r.required(&f, "policies", policies);
+    Some(Limiter {
+        algorithm: algorithm?,
+        fail_mode: fail_mode?,
+        timeout_ms: timeout_ms?,
+        ipv6_prefix: ipv6_prefix?,
+        key_prefix: key_prefix?,
+        policies: policies?,
+    })
+}
+
+fn policies(r: &mut Reader, node: &Node, path: &str) -> Option<Policies> {
+    let f = r.mapping(node, path, &["default", "shorten", "redirect"])?;
+    let default = r.required(&f, "default", policy);
+    let shorten = r.required(&f, "shorten", policy);
+    let redirect = r.required(&f, "redirect", policy);
+    Some(Policies {
+        default: default?,
+        shorten: shorten?,
+        redirect: redirect?,
+    })
+}
+
+fn policy(r: &mut Reader, node: &Node, path: &str) -> Option<Policy> {
+    let f = r.mapping(node, path, &["limit", "window"])?;
+    let limit = r.required(&f, "limit", u32_value);
+    let window = r.required(&f, "window", window);
+    Some(Policy {
+        limit: limit?,
+        window: window?,
+    })
+}
+
+fn secrets(r: &mut Reader, node: &Node, path: &str) -> Option<Secrets> {
+    let f = r.mapping(node, path, &["redis_password", "postgres_password"])?;
+    let redis_password = r.required(&f, "redis_password", secret);
+    let postgres_password = r.required(&f, "postgres_password", secret);
+    Some(Secrets {
+        redis_password: redis_password?,
+        postgres_password: postgres_password?,
+    })
+}
+
+fn proxmox(r: &mut Reader, node: &Node, path: &str) -> Option<Proxmox> {
+    let f = r.mapping(
+        node,
+        path,
+        &[
+            "endpoint",
+            "insecure",
+            "node",
+            "template",
+            "storage",
+            "snippets_storage",
+            "bridge",
+            "provider",
+            "api_token",
+        ],
+    )?;
+    let endpoint = r.required(&f, "endpoint", string);
+    let insecure = r.or_default(&f, "insecure", boolean, || false);
+    let node_name = r.required(&f, "node", string);
+    let template = r.required(&f, "template", template);
+    let storage = r.required(&f, "storage", string);
+    let snippets_storage =
+        r.or_default(&f, "snippets_storage", string, defaults::snippets_storage);
+    let bridge = r.required(&f, "bridge", string);
+    let provider = r.or_default(&f, "provider", provider, defaults::provider);
+    let api_token = r.required(&f, "api_token", secret);
+    Some(Proxmox {
+        endpoint: endpoint?,
+        insecure: insecure?,
+        node: node_name?,
+        template: template?,
+        storage: storage?,
+        snippets_storage: snippets_storage?,
+        bridge: bridge?,
+        provider: provider?,
+        api_token: api_token?,
+    })
+}
+
+fn template(r: &mut Reader, node: &Node, path: &str) -> Option<ProxmoxTemplate> {
+    let f = r.mapping(node, path, &["name", "vm_id"])?;
+    let name = r.required(&f, "name", string);
+    let vm_id = r.required(&f, "vm_id", u32_value);
+    Some(ProxmoxTemplate {
+        name: name?,
+        vm_id: vm_id?,
+    })
+}
