@@ -18,11 +18,11 @@ pub struct SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.line, self.column, self.path, self.message
-        )
+        write!(f, "{}:{}: ", self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
     }
 }
 
@@ -35,7 +35,9 @@ pub struct SpecErrors {
 }
 
 impl SpecErrors {
-    pub(crate) fn new(file: &Path, source: &str, errors: Vec<SpecError>) -> Self {
+    pub(crate) fn new(file: &Path, source: &str, mut errors: Vec<SpecError>) -> Self {
+        // Source order reads best; the sort is stable so one node's errors keep their order.
+        errors.sort_by_key(|e| (e.line, e.column));
         SpecErrors {
             file: file.to_owned(),
             errors,
@@ -56,12 +58,16 @@ impl fmt::Display for SpecErrors {
         for error in &self.errors {
             writeln!(
                 f,
-                "error: {}\n  --> {}:{}:{} ({})",
+                "error: {}\n  --> {}:{}:{}{}",
                 error.message,
                 self.file.display(),
                 error.line,
                 error.column,
-                error.path
+                if error.path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", error.path)
+                }
             )?;
             if let Some(text) = error
                 .line

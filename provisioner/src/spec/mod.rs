@@ -450,7 +450,6 @@ impl Cluster {
         if errors.is_empty() {
             Ok(cluster)
         } else {
-            errors.sort_by_key(|e| (e.line, e.column));
             Err(fail(errors))
         }
     }

@@ -10,27 +10,39 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use marked_yaml::{LoaderOptions, Node, Span};
 
+use super::validate::rules;
 use super::{
     defaults, Algorithm, App, Cluster, FailMode, Host, ImageMode, Images, Limiter, LoadBalancer,
     Network, Policies, Policy, Proxmox, ProxmoxProvider, ProxmoxTemplate, Role, SecretRef,
     Secrets, SpecError, Ssh, Target, Window,
 };
 
-/// Key path -> (line, column) of the node found there.
+/// Key path -> (line, column) of the value found there, and of its key.
 #[derive(Debug, Default)]
-pub(super) struct Locations(HashMap<String, (usize, usize)>);
+pub(super) struct Locations {
+    values: HashMap<String, (usize, usize)>,
+    keys: HashMap<String, (usize, usize)>,
+}
 
 impl Locations {
+    /// Where the key of `path` was written (for errors about a whole list), else its value.
+    pub(super) fn of_key(&self, path: &str) -> (usize, usize) {
+        self.keys
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| self.of(path))
+    }
+
     /// Where `path` is, or the nearest enclosing key that was written (defaults have no place).
     pub(super) fn of(&self, path: &str) -> (usize, usize) {
         let mut path = path;
         loop {
-            if let Some(&at) = self.0.get(path) {
+            if let Some(&at) = self.values.get(path) {
                 return at;
             }
             match path.rfind(['.', '[']) {
                 Some(i) => path = &path[..i],
-                None => return self.0.get("").copied().unwrap_or((1, 1)),
+                None => return self.values.get("").copied().unwrap_or((1, 1)),
             }
         }
     }
@@ -70,7 +82,7 @@ fn load_error(error: &marked_yaml::LoadError) -> SpecError {
         ),
         E::MappingKeyMustBeScalar(m) => (Some(*m), String::new(), "keys must be plain".into()),
         E::UnexpectedTag(m) => (Some(*m), String::new(), "YAML tags are not supported".into()),
-        E::ScanError(m, scan) => (Some(*m), String::new(), format!("invalid YAML: {scan}")),
+        E::ScanError(m, scan) => (Some(*m), String::new(), format!("invalid YAML: {}", scan.info())),
         E::DuplicateKey(inner) => (
             inner.key.span().start().copied(),
             inner.key.as_str().to_owned(),
@@ -92,6 +104,17 @@ fn load_error(error: &marked_yaml::LoadError) -> SpecError {
 
 fn start(span: &Span) -> (usize, usize) {
     span.start().map_or((1, 1), |m| (m.line(), m.column()))
+}
+
+/// Where a node begins. A mapping's own mark lies past its first key, so use that key.
+fn node_start(node: &Node) -> (usize, usize) {
+    match node {
+        Node::Mapping(map) => map
+            .keys()
+            .next()
+            .map_or_else(|| start(map.span()), |key| start(key.span())),
+        other => start(other.span()),
+    }
 }
 
 fn child(path: &str, key: &str) -> String {
@@ -138,7 +161,7 @@ impl Reader {
         let Node::Mapping(map) = node else {
             self.error(
                 path,
-                start(node.span()),
+                node_start(node),
                 format!("expected a mapping, found {}", describe(node)),
             );
             return None;
@@ -162,17 +185,26 @@ impl Reader {
         })
     }
 
+    fn record_key(&mut self, fields: &Fields, key: &str, path: &str) {
+        if let Some((found, _)) = fields.map.get_key_value(key) {
+            self.locations
+                .keys
+                .insert(path.to_owned(), start(found.span()));
+        }
+    }
+
     fn required<T>(&mut self, fields: &Fields, key: &str, parse: Parse<T>) -> Option<T> {
         let path = child(&fields.path, key);
+        self.record_key(fields, key, &path);
         match fields.map.get_node(key) {
             Some(node) => {
-                self.locations.0.insert(path.clone(), start(node.span()));
+                self.locations.values.insert(path.clone(), node_start(node));
                 parse(self, node, &path)
             }
             None => {
                 self.error(
                     &path,
-                    start(fields.map.span()),
+                    node_start(&Node::Mapping(fields.map.clone())),
                     format!("missing required key `{key}`"),
                 );
                 None
@@ -182,9 +214,10 @@ impl Reader {
 
     fn optional<T>(&mut self, fields: &Fields, key: &str, parse: Parse<T>) -> Option<Option<T>> {
         let path = child(&fields.path, key);
+        self.record_key(fields, key, &path);
         match fields.map.get_node(key) {
             Some(node) => {
-                self.locations.0.insert(path.clone(), start(node.span()));
+                self.locations.values.insert(path.clone(), node_start(node));
                 parse(self, node, &path).map(Some)
             }
             None => Some(None),
@@ -206,9 +239,15 @@ impl Reader {
         match node {
             Node::Scalar(s) if !(s.as_str().is_empty() || s.as_str() == "~") => Some(s.as_str()),
             _ => {
+                // An empty value has no place of its own (its mark is the next token), so
+                // point at its key.
+                let at = match node {
+                    Node::Scalar(_) => self.locations.keys.get(path).copied(),
+                    _ => None,
+                };
                 self.error(
                     path,
-                    start(node.span()),
+                    at.unwrap_or_else(|| node_start(node)),
                     format!("expected {what}, found {}", describe(node)),
                 );
                 None
@@ -223,7 +262,7 @@ impl Reader {
             Err(_) => {
                 self.error(
                     path,
-                    start(node.span()),
+                    node_start(node),
                     format!("expected {what}, found {text:?}"),
                 );
                 None
@@ -242,7 +281,7 @@ impl Reader {
         match parse(text) {
             Ok(value) => Some(value),
             Err(message) => {
-                self.error(path, start(node.span()), message);
+                self.error(path, node_start(node), message);
                 None
             }
         }
@@ -252,7 +291,7 @@ impl Reader {
         let Node::Sequence(items) = node else {
             self.error(
                 path,
-                start(node.span()),
+                node_start(node),
                 format!("expected a list, found {}", describe(node)),
             );
             return None;
@@ -260,7 +299,7 @@ impl Reader {
         let mut out = Some(Vec::with_capacity(items.len()));
         for (i, item) in items.iter().enumerate() {
             let path = format!("{path}[{i}]");
-            self.locations.0.insert(path.clone(), start(item.span()));
+            self.locations.values.insert(path.clone(), node_start(item));
             match (parse(self, item, &path), out.as_mut()) {
                 (Some(value), Some(list)) => list.push(value),
                 _ => out = None,
@@ -270,7 +309,7 @@ impl Reader {
     }
 
     fn cluster(&mut self, root: &Node) -> Option<Cluster> {
-        self.locations.0.insert(String::new(), start(root.span()));
+        self.locations.values.insert(String::new(), node_start(root));
         let f = self.mapping(
             root,
             "",
@@ -287,7 +326,7 @@ impl Reader {
                 "proxmox",
             ],
         )?;
-        let name = self.required(&f, "name", string);
+        let name = self.required(&f, "name", cluster_name);
         let target = self.required(&f, "target", target);
         let network = self.required(&f, "network", network);
         let ssh = self.required(&f, "ssh", ssh);
@@ -313,6 +352,54 @@ impl Reader {
     }
 }
 
+/// Applies a single-value rule to a parsed value, reporting at the value.
+fn checked<T>(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    value: Option<T>,
+    rule: impl FnOnce(&T) -> Result<(), String>,
+) -> Option<T> {
+    let value = value?;
+    match rule(&value) {
+        Ok(()) => Some(value),
+        Err(message) => {
+            r.error(path, node_start(node), message);
+            None
+        }
+    }
+}
+
+fn cluster_name(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let value = string(r, node, path);
+    checked(r, node, path, value, |v| rules::label(v, "cluster name"))
+}
+
+fn user_name(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let value = string(r, node, path);
+    checked(r, node, path, value, |v| rules::label(v, "user name"))
+}
+
+fn host_name(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let value = string(r, node, path);
+    checked(r, node, path, value, |v| rules::label(v, "host name"))
+}
+
+fn image(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let value = string(r, node, path);
+    checked(r, node, path, value, |v| rules::word(v, "image name"))
+}
+
+fn proxmox_word(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let value = string(r, node, path);
+    checked(r, node, path, value, |v| rules::word(v, "name"))
+}
+
+fn positive(r: &mut Reader, node: &Node, path: &str) -> Option<u32> {
+    let value = u32_value(r, node, path);
+    checked(r, node, path, value, |v| rules::positive((*v).into()))
+}
+
 fn string(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
     r.scalar(node, path, "a string").map(str::to_owned)
 }
@@ -326,15 +413,23 @@ fn u32_value(r: &mut Reader, node: &Node, path: &str) -> Option<u32> {
 }
 
 fn port(r: &mut Reader, node: &Node, path: &str) -> Option<u16> {
-    r.from_str(node, path, "a port number (1-65535)")
+    let value = r.from_str(node, path, "a port number (1-65535)");
+    checked(r, node, path, value, |v| rules::positive((*v).into()))
 }
 
 fn status(r: &mut Reader, node: &Node, path: &str) -> Option<u16> {
-    r.from_str(node, path, "an HTTP status code")
+    let value = r.from_str(node, path, "an HTTP status code");
+    checked(r, node, path, value, |v| rules::redirect_status(*v))
 }
 
 fn prefix_len(r: &mut Reader, node: &Node, path: &str) -> Option<u8> {
-    r.from_str(node, path, "a prefix length (1-128)")
+    let value = r.from_str(node, path, "a prefix length (1-128)");
+    checked(r, node, path, value, |v| rules::ipv6_prefix(*v))
+}
+
+fn vm_id(r: &mut Reader, node: &Node, path: &str) -> Option<u32> {
+    let value = u32_value(r, node, path);
+    checked(r, node, path, value, |v| rules::vm_id(*v))
 }
 
 fn boolean(r: &mut Reader, node: &Node, path: &str) -> Option<bool> {
@@ -365,7 +460,8 @@ fn secret(r: &mut Reader, node: &Node, path: &str) -> Option<SecretRef> {
 }
 
 fn window(r: &mut Reader, node: &Node, path: &str) -> Option<Window> {
-    r.with(node, path, "a duration", Window::parse)
+    let value = r.with(node, path, "a duration", Window::parse);
+    checked(r, node, path, value, |v| rules::positive(v.millis))
 }
 
 /// A closed set of words, with a message listing them when the text is none of them.
@@ -467,7 +563,7 @@ fn network(r: &mut Reader, node: &Node, path: &str) -> Option<Network> {
 
 fn ssh(r: &mut Reader, node: &Node, path: &str) -> Option<Ssh> {
     let f = r.mapping(node, path, &["user", "private_key", "public_key"])?;
-    let user = r.required(&f, "user", string);
+    let user = r.required(&f, "user", user_name);
     let private_key = r.required(&f, "private_key", path_buf);
     let public_key = r.required(&f, "public_key", path_buf);
     Some(Ssh {
@@ -483,13 +579,21 @@ fn host(r: &mut Reader, node: &Node, path: &str) -> Option<Host> {
         path,
         &["name", "role", "ip", "vm_id", "cores", "memory_mb", "disk_gb"],
     )?;
-    let name = r.required(&f, "name", string);
+    let name = r.required(&f, "name", host_name);
     let role = r.required(&f, "role", role);
     let ip = r.required(&f, "ip", ipv4);
-    let vm_id = r.optional(&f, "vm_id", u32_value);
-    let cores = r.or_default(&f, "cores", u32_value, defaults::cores);
-    let memory_mb = r.or_default(&f, "memory_mb", u32_value, defaults::memory_mb);
-    let disk_gb = r.or_default(&f, "disk_gb", u32_value, defaults::disk_gb);
+    let vm_id = r.optional(&f, "vm_id", vm_id);
+    let cores = r.or_default(&f, "cores", positive, defaults::cores);
+    let memory_mb = r.or_default(
+        &f,
+        "memory_mb",
+        |r, n, p| {
+            let value = u32_value(r, n, p);
+            checked(r, n, p, value, |v| rules::memory_mb(*v))
+        },
+        defaults::memory_mb,
+    );
+    let disk_gb = r.or_default(&f, "disk_gb", positive, defaults::disk_gb);
     Some(Host {
         name: name?,
         role: role?,
@@ -516,11 +620,14 @@ fn load_balancer(r: &mut Reader, node: &Node, path: &str) -> Option<LoadBalancer
     let body = r.or_default(
         &f,
         "client_max_body_size",
-        string,
+        |r, n, p| {
+            let value = string(r, n, p);
+            checked(r, n, p, value, |v| rules::body_size(v))
+        },
         defaults::client_max_body_size,
     );
-    let max_fails = r.or_default(&f, "max_fails", u32_value, defaults::max_fails);
-    let fail_timeout_s = r.or_default(&f, "fail_timeout_s", u32_value, defaults::fail_timeout_s);
+    let max_fails = r.or_default(&f, "max_fails", positive, defaults::max_fails);
+    let fail_timeout_s = r.or_default(&f, "fail_timeout_s", positive, defaults::fail_timeout_s);
     Some(LoadBalancer {
         published_port: published_port?,
         client_max_body_size: body?,
@@ -536,11 +643,11 @@ fn images(r: &mut Reader, node: &Node, path: &str) -> Option<Images> {
         &["mode", "vm", "webapp", "redis", "postgres", "nginx"],
     )?;
     let mode = r.or_default(&f, "mode", image_mode, defaults::image_mode);
-    let vm = r.required(&f, "vm", string);
-    let webapp = r.required(&f, "webapp", string);
-    let redis = r.required(&f, "redis", string);
-    let postgres = r.required(&f, "postgres", string);
-    let nginx = r.required(&f, "nginx", string);
+    let vm = r.required(&f, "vm", image);
+    let webapp = r.required(&f, "webapp", image);
+    let redis = r.required(&f, "redis", image);
+    let postgres = r.required(&f, "postgres", image);
+    let nginx = r.required(&f, "nginx", image);
     Some(Images {
         mode: mode?,
         vm: vm?,
@@ -563,10 +670,21 @@ fn app(r: &mut Reader, node: &Node, path: &str) -> Option<App> {
             "limiter",
         ],
     )?;
-    let public_base_url = r.optional(&f, "public_base_url", string);
+    let public_base_url = r.optional(&f, "public_base_url", |r, n, p| {
+        let value = string(r, n, p);
+        checked(r, n, p, value, |v| rules::base_url(v))
+    });
     let redirect_status = r.or_default(&f, "redirect_status", status, defaults::redirect_status);
-    let max_url_length = r.or_default(&f, "max_url_length", u32_value, defaults::max_url_length);
-    let database = r.or_default(&f, "database", string, defaults::database);
+    let max_url_length = r.or_default(&f, "max_url_length", positive, defaults::max_url_length);
+    let database = r.or_default(
+        &f,
+        "database",
+        |r, n, p| {
+            let value = string(r, n, p);
+            checked(r, n, p, value, |v| rules::database(v))
+        },
+        defaults::database,
+    );
     let limiter = r.required(&f, "limiter", limiter);
     Some(App {
         public_base_url: public_base_url?,
@@ -592,9 +710,17 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
     )?;
     let algorithm = r.or_default(&f, "algorithm", algorithm, defaults::algorithm);
     let fail_mode = r.or_default(&f, "fail_mode", fail_mode, defaults::fail_mode);
-    let timeout_ms = r.or_default(&f, "timeout_ms", u32_value, defaults::timeout_ms);
+    let timeout_ms = r.or_default(&f, "timeout_ms", positive, defaults::timeout_ms);
     let ipv6_prefix = r.or_default(&f, "ipv6_prefix", prefix_len, defaults::ipv6_prefix);
-    let key_prefix = r.or_default(&f, "key_prefix", string, defaults::key_prefix);
+    let key_prefix = r.or_default(
+        &f,
+        "key_prefix",
+        |r, n, p| {
+            let value = string(r, n, p);
+            checked(r, n, p, value, |v| rules::key_prefix(v))
+        },
+        defaults::key_prefix,
+    );
     let policies = r.required(&f, "policies", policies);
     Some(Limiter {
         algorithm: algorithm?,
@@ -620,7 +746,7 @@ fn policies(r: &mut Reader, node: &Node, path: &str) -> Option<Policies> {
 
 fn policy(r: &mut Reader, node: &Node, path: &str) -> Option<Policy> {
     let f = r.mapping(node, path, &["limit", "window"])?;
-    let limit = r.required(&f, "limit", u32_value);
+    let limit = r.required(&f, "limit", positive);
     let window = r.required(&f, "window", window);
     Some(Policy {
         limit: limit?,
@@ -654,14 +780,17 @@ fn proxmox(r: &mut Reader, node: &Node, path: &str) -> Option<Proxmox> {
             "api_token",
         ],
     )?;
-    let endpoint = r.required(&f, "endpoint", string);
+    let endpoint = r.required(&f, "endpoint", |r, n, p| {
+        let value = string(r, n, p);
+        checked(r, n, p, value, |v| rules::endpoint(v))
+    });
     let insecure = r.or_default(&f, "insecure", boolean, || false);
-    let node_name = r.required(&f, "node", string);
+    let node_name = r.required(&f, "node", proxmox_word);
     let template = r.required(&f, "template", template);
-    let storage = r.required(&f, "storage", string);
+    let storage = r.required(&f, "storage", proxmox_word);
     let snippets_storage =
-        r.or_default(&f, "snippets_storage", string, defaults::snippets_storage);
-    let bridge = r.required(&f, "bridge", string);
+        r.or_default(&f, "snippets_storage", proxmox_word, defaults::snippets_storage);
+    let bridge = r.required(&f, "bridge", proxmox_word);
     let provider = r.or_default(&f, "provider", provider, defaults::provider);
     let api_token = r.required(&f, "api_token", secret);
     Some(Proxmox {
@@ -679,8 +808,8 @@ fn proxmox(r: &mut Reader, node: &Node, path: &str) -> Option<Proxmox> {
 
 fn template(r: &mut Reader, node: &Node, path: &str) -> Option<ProxmoxTemplate> {
     let f = r.mapping(node, path, &["name", "vm_id"])?;
-    let name = r.required(&f, "name", string);
-    let vm_id = r.required(&f, "vm_id", u32_value);
+    let name = r.required(&f, "name", proxmox_word);
+    let vm_id = r.required(&f, "vm_id", vm_id);
     Some(ProxmoxTemplate {
         name: name?,
         vm_id: vm_id?,
