@@ -32,7 +32,7 @@ resource "terraform_data" "vm_lb" {
   }
 
   provisioner "local-exec" {
-    command = "docker run -d --name clusterlab-lb --hostname lb --network clusterlab-net --ip 10.77.0.10 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-lb-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${var.ssh_public_key}\" -p 8080:80 clusterlab/vm:latest"
+    command = "docker run -d --name clusterlab-lb --hostname lb --network clusterlab-net --ip 10.77.0.10 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-lb-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${trimspace(var.ssh_public_key)}\" -p 8080:80 clusterlab/vm:latest"
   }
 
   provisioner "local-exec" {
@@ -58,7 +58,7 @@ resource "terraform_data" "vm_web1" {
   }
 
   provisioner "local-exec" {
-    command = "docker run -d --name clusterlab-web1 --hostname web1 --network clusterlab-net --ip 10.77.0.11 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-web1-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${var.ssh_public_key}\" clusterlab/vm:latest"
+    command = "docker run -d --name clusterlab-web1 --hostname web1 --network clusterlab-net --ip 10.77.0.11 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-web1-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${trimspace(var.ssh_public_key)}\" clusterlab/vm:latest"
   }
 
   provisioner "local-exec" {
@@ -84,7 +84,7 @@ resource "terraform_data" "vm_web2" {
   }
 
   provisioner "local-exec" {
-    command = "docker run -d --name clusterlab-web2 --hostname web2 --network clusterlab-net --ip 10.77.0.12 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-web2-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${var.ssh_public_key}\" clusterlab/vm:latest"
+    command = "docker run -d --name clusterlab-web2 --hostname web2 --network clusterlab-net --ip 10.77.0.12 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-web2-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${trimspace(var.ssh_public_key)}\" clusterlab/vm:latest"
   }
 
   provisioner "local-exec" {
@@ -110,7 +110,7 @@ resource "terraform_data" "vm_redis" {
   }
 
   provisioner "local-exec" {
-    command = "docker run -d --name clusterlab-redis --hostname redis --network clusterlab-net --ip 10.77.0.20 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-redis-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${var.ssh_public_key}\" clusterlab/vm:latest"
+    command = "docker run -d --name clusterlab-redis --hostname redis --network clusterlab-net --ip 10.77.0.20 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-redis-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${trimspace(var.ssh_public_key)}\" clusterlab/vm:latest"
   }
 
   provisioner "local-exec" {
@@ -136,7 +136,7 @@ resource "terraform_data" "vm_postgres" {
   }
 
   provisioner "local-exec" {
-    command = "docker run -d --name clusterlab-postgres --hostname postgres --network clusterlab-net --ip 10.77.0.21 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-postgres-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${var.ssh_public_key}\" clusterlab/vm:latest"
+    command = "docker run -d --name clusterlab-postgres --hostname postgres --network clusterlab-net --ip 10.77.0.21 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-postgres-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${trimspace(var.ssh_public_key)}\" clusterlab/vm:latest"
   }
 
   provisioner "local-exec" {
@@ -162,7 +162,7 @@ resource "terraform_data" "vm_tester" {
   }
 
   provisioner "local-exec" {
-    command = "docker run -d --name clusterlab-tester --hostname tester --network clusterlab-net --ip 10.77.0.30 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-tester-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${var.ssh_public_key}\" clusterlab/vm:latest"
+    command = "docker run -d --name clusterlab-tester --hostname tester --network clusterlab-net --ip 10.77.0.30 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-tester-docker:/var/lib/docker --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY=\"${trimspace(var.ssh_public_key)}\" clusterlab/vm:latest"
   }
 
   provisioner "local-exec" {
