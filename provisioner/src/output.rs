@@ -170,7 +170,10 @@ fn unified_diff(path: &Path, old: &str, new: &str) -> String {
     TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("{shown} (on disk)"), &format!("{shown} (rendered)"))
+        .header(
+            &format!("{shown} (on disk)"),
+            &format!("{shown} (rendered)"),
+        )
         .to_string()
 }
 

@@ -313,6 +313,14 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "a rule error does not hide cross-value errors",
+        edits: &[("name: web1,", "name: Web1,"), ("ip: 10.1.0.20", "ip: 10.2.0.20")],
+        errors: &[
+            "12:13: hosts[1].name: invalid host name \"Web1\": use 1-32 lowercase letters, digits and '-', starting with a letter",
+            "13:37: hosts[2].ip: 10.2.0.20 is outside the network 10.1.0.0/24",
+        ],
+    },
+    Case {
         name: "image name with a space",
         edits: &[("nginx: nginx:1", "nginx: \"nginx 1\"")],
         errors: &[

@@ -7,8 +7,11 @@ use std::fs;
 use std::path::Path;
 
 fn copy_default_spec(dir: &Path) {
-    fs::copy(common::repo_root().join("cluster.yaml"), dir.join("cluster.yaml"))
-        .expect("copy cluster.yaml");
+    fs::copy(
+        common::repo_root().join("cluster.yaml"),
+        dir.join("cluster.yaml"),
+    )
+    .expect("copy cluster.yaml");
 }
 
 fn tree(dir: &Path) -> Vec<String> {
@@ -109,7 +112,8 @@ fn render_then_check_then_drift_shows_a_diff() {
     )
     .expect("write");
     let stale = run(&["render", "--check"]);
-    assert!(String::from_utf8_lossy(&stale.stdout).contains("stale (no longer rendered): compose/web2.yml"));
+    assert!(String::from_utf8_lossy(&stale.stdout)
+        .contains("stale (no longer rendered): compose/web2.yml"));
     assert!(run(&["render"]).status.success());
     assert!(!dir.path().join("compose/web2.yml").exists());
     assert!(run(&["render", "--check"]).status.success());
@@ -122,8 +126,16 @@ fn secrets_never_land_in_rendered_files() {
     fs::create_dir_all(dir.path().join(".clusterlab/secrets")).expect("mkdir");
     let redis_secret = "redis-secret-4c1f9a";
     let pg_secret = "pg-secret-77b2e0";
-    fs::write(dir.path().join(".clusterlab/secrets/redis_password"), redis_secret).expect("write");
-    fs::write(dir.path().join(".clusterlab/secrets/postgres_password"), pg_secret).expect("write");
+    fs::write(
+        dir.path().join(".clusterlab/secrets/redis_password"),
+        redis_secret,
+    )
+    .expect("write");
+    fs::write(
+        dir.path().join(".clusterlab/secrets/postgres_password"),
+        pg_secret,
+    )
+    .expect("write");
     let output = common::provisioner()
         .current_dir(dir.path())
         .arg("render")
@@ -135,7 +147,10 @@ fn secrets_never_land_in_rendered_files() {
     let mut placeholders = 0;
     for file in tree(dir.path()) {
         let text = fs::read_to_string(dir.path().join(&file)).expect("read");
-        assert!(!text.contains(redis_secret) && !text.contains(pg_secret), "{file}");
+        assert!(
+            !text.contains(redis_secret) && !text.contains(pg_secret),
+            "{file}"
+        );
         placeholders += text.matches("${CLUSTERLAB_").count();
     }
     assert!(placeholders >= 4, "secrets travel as ${{VAR}} placeholders");
@@ -154,7 +169,9 @@ fn validate_reports_missing_key_files_when_asked() {
     };
     let ok = run(&["validate"]);
     assert!(ok.status.success());
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("cluster.yaml is valid: cluster clusterlab"));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("cluster.yaml is valid: cluster clusterlab")
+    );
     let strict = run(&["validate", "--require-files"]);
     assert_eq!(strict.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&strict.stderr);
@@ -171,7 +188,9 @@ fn schema_describes_cluster_yaml() {
     assert!(output.status.success());
     let schema: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let props = &schema["properties"];
-    for key in ["name", "target", "network", "ssh", "hosts", "images", "app", "secrets", "proxmox"] {
+    for key in [
+        "name", "target", "network", "ssh", "hosts", "images", "app", "secrets", "proxmox",
+    ] {
         assert!(props.get(key).is_some(), "schema lacks {key}: {schema}");
     }
     assert_eq!(schema["additionalProperties"], false);
@@ -181,9 +200,15 @@ fn schema_describes_cluster_yaml() {
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
-    assert!(required.contains(&"hosts") && !required.contains(&"load_balancer"), "{required:?}");
+    assert!(
+        required.contains(&"hosts") && !required.contains(&"load_balancer"),
+        "{required:?}"
+    );
     let text = serde_json::to_string(&schema).expect("json");
-    assert!(text.contains("load_tester") && text.contains("sliding_window"), "enums listed");
+    assert!(
+        text.contains("load_tester") && text.contains("sliding_window"),
+        "enums listed"
+    );
 }
 
 #[test]

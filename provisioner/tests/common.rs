@@ -27,7 +27,10 @@ pub fn load(relative: &str) -> Cluster {
 /// The Proxmox example switched to the telmate provider.
 pub fn telmate() -> Cluster {
     let mut cluster = load("examples/proxmox.yaml");
-    let proxmox = cluster.proxmox.as_mut().expect("the example has a proxmox section");
+    let proxmox = cluster
+        .proxmox
+        .as_mut()
+        .expect("the example has a proxmox section");
     proxmox.provider = provisioner::spec::ProxmoxProvider::Telmate;
     cluster
 }
@@ -46,9 +49,9 @@ pub fn render_to_temp(cluster: &Cluster) -> tempfile::TempDir {
 /// Runs a tool and fails loudly (never skips) when it is missing or unhappy.
 pub fn run_tool(cmd: &mut Command) -> Output {
     let shown = format!("{cmd:?}");
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {shown} (is it installed? scripts/setup-host.sh installs it): {e}"));
+    let output = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {shown} (is it installed? scripts/setup-host.sh installs it): {e}")
+    });
     assert!(
         output.status.success(),
         "{shown} failed with {}\nstdout:\n{}\nstderr:\n{}",

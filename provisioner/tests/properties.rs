@@ -38,10 +38,27 @@ fn shape() -> impl Strategy<Value = Shape> {
         [1u32..100_000, 1u32..100_000, 1u32..100_000],
         [1u32..86_400, 1u32..86_400, 1u32..86_400],
         any::<bool>(),
-        (1u16..=65535, prop_oneof![Just(301u16), Just(302), Just(307), Just(308)], any::<bool>()),
+        (
+            1u16..=65535,
+            prop_oneof![Just(301u16), Just(302), Just(307), Just(308)],
+            any::<bool>(),
+        ),
     )
         .prop_map(
-            |(name, second_octet, third_octet, webs, ip_offset, proxmox, algorithm, fail_mode, limits, windows, millis, (port, status, base_url))| Shape {
+            |(
+                name,
+                second_octet,
+                third_octet,
+                webs,
+                ip_offset,
+                proxmox,
+                algorithm,
+                fail_mode,
+                limits,
+                windows,
+                millis,
+                (port, status, base_url),
+            )| Shape {
                 name,
                 second_octet,
                 third_octet,
@@ -74,7 +91,11 @@ fn yaml(s: &Shape) -> String {
         "name: {}\ntarget: {}\nnetwork:\n  cidr: {net}.0/24\n  gateway: {net}.1\n\
          ssh: {{ user: ops, private_key: k, public_key: k.pub }}\nhosts:\n",
         s.name,
-        if s.proxmox.is_some() { "proxmox" } else { "local" },
+        if s.proxmox.is_some() {
+            "proxmox"
+        } else {
+            "local"
+        },
     );
     for (i, (name, role)) in hosts.iter().enumerate() {
         let ip = usize::from(s.ip_offset) + i;
@@ -90,7 +111,10 @@ fn yaml(s: &Shape) -> String {
         s.port, s.status
     ));
     if s.base_url {
-        text.push_str(&format!("  public_base_url: http://{net}.{}\n", s.ip_offset));
+        text.push_str(&format!(
+            "  public_base_url: http://{net}.{}\n",
+            s.ip_offset
+        ));
     }
     text.push_str(&format!(
         "  limiter:\n    algorithm: {}\n    fail_mode: {}\n    policies:\n",

@@ -57,7 +57,10 @@ fn proxmox_telmate_workspace_is_formatted() {
 
 #[test]
 fn nginx_accepts_the_load_balancer_config() {
-    for cluster in [common::load("cluster.yaml"), common::load("examples/proxmox.yaml")] {
+    for cluster in [
+        common::load("cluster.yaml"),
+        common::load("examples/proxmox.yaml"),
+    ] {
         let dir = common::render_to_temp(&cluster);
         let conf = dir.path().join("compose/nginx.conf");
         let output = common::run_tool(
@@ -75,13 +78,20 @@ fn nginx_accepts_the_load_balancer_config() {
 
 #[test]
 fn docker_compose_accepts_every_compose_file() {
-    for cluster in [common::load("cluster.yaml"), common::load("examples/proxmox.yaml")] {
+    for cluster in [
+        common::load("cluster.yaml"),
+        common::load("examples/proxmox.yaml"),
+    ] {
         let dir = common::render_to_temp(&cluster);
         let files: Vec<_> = common::render(&cluster)
             .into_iter()
             .filter(|f| f.path.extension().is_some_and(|e| e == "yml"))
             .collect();
-        assert_eq!(files.len(), cluster.hosts.len() - 1, "every host but the tester");
+        assert_eq!(
+            files.len(),
+            cluster.hosts.len() - 1,
+            "every host but the tester"
+        );
         for file in files {
             let output = common::run_tool(
                 Command::new("docker-compose")

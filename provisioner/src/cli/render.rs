@@ -40,11 +40,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         }
     } else {
         let report = output::write_all(&root, &files)?;
+        let shown = |path: &std::path::Path| root.join(path).display().to_string();
         for path in &report.written {
-            println!("wrote {}", root.join(path).display());
+            println!("wrote {}", shown(path).trim_start_matches("./"));
         }
         for path in &report.removed {
-            println!("removed stale {}", root.join(path).display());
+            println!("removed stale {}", shown(path).trim_start_matches("./"));
         }
         println!(
             "{} files rendered ({} changed, {} unchanged)",

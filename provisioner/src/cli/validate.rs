@@ -19,10 +19,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     };
     let cluster = load(cli, files)?;
     println!(
-        "{} is valid: cluster {} ({:?} target), {} hosts",
+        "{} is valid: cluster {} ({} target), {} hosts",
         cli.spec.display(),
         cluster.name,
-        cluster.target,
+        cluster.target.as_str(),
         cluster.hosts.len()
     );
     Ok(())

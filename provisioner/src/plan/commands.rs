@@ -98,3 +98,59 @@ pub fn rocket_limiter(cluster: &Cluster) -> String {
         rw = p.redirect.window,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::spec::FileCheck;
+
+    fn default_cluster() -> Cluster {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
+        let text = std::fs::read_to_string(&path).expect("read cluster.yaml");
+        Cluster::parse(&text, &path, FileCheck::SpecOnly).expect("valid default spec")
+    }
+
+    #[test]
+    fn vm_containers_run_with_the_contract_flags() {
+        let cluster = default_cluster();
+        let lb = cluster.the(Role::LoadBalancer).expect("lb");
+        assert_eq!(
+            vm_run_command(&cluster, lb, "ssh-ed25519 AAAA test"),
+            "docker run -d --name clusterlab-lb --hostname lb --network clusterlab-net \
+             --ip 10.77.0.10 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
+             --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run \
+             --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-lb-docker:/var/lib/docker \
+             --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab \
+             -e SSH_PUBKEY=\"ssh-ed25519 AAAA test\" -p 8080:80 clusterlab/vm:latest"
+        );
+        let web = cluster.hosts_with(Role::Web).next().expect("web");
+        let run = vm_run_command(&cluster, web, "k");
+        assert!(
+            !run.contains(" -p "),
+            "only the load balancer publishes a port: {run}"
+        );
+        assert_eq!(
+            network_create_command(&cluster),
+            "docker network create --subnet 10.77.0.0/24 --gateway 10.77.0.1 clusterlab-net"
+        );
+    }
+
+    #[test]
+    fn web_app_settings_follow_the_contract() {
+        let cluster = default_cluster();
+        assert_eq!(
+            rocket_databases(&cluster),
+            "{shortener={url=\"postgres://shortener:${CLUSTERLAB_POSTGRES_PASSWORD}@10.77.0.21:5432/shortener\"}}"
+        );
+        assert_eq!(
+            rocket_limiter(&cluster),
+            "{redis_url=\"redis://:${CLUSTERLAB_REDIS_PASSWORD}@10.77.0.20:6379/\", \
+             algorithm=\"sliding_log\", fail_mode=\"open\", timeout_ms=50, \
+             trusted_proxies=[\"10.77.0.10/32\"], ipv6_prefix=64, key_prefix=\"rl:\", \
+             policies={default={limit=100, window=\"60s\"}, shorten={limit=10, window=\"60s\"}, \
+             redirect={limit=100, window=\"60s\"}}}"
+        );
+    }
+}

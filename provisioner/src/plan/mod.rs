@@ -149,7 +149,12 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
     tera.add_raw_templates(TEMPLATES.iter().copied())
         .map_err(|e| template_error("templates/", e))?;
 
-    let width = cluster.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+    let width = cluster
+        .hosts
+        .iter()
+        .map(|h| h.name.len())
+        .max()
+        .unwrap_or(0);
     let hosts = cluster
         .hosts
         .iter()
@@ -158,7 +163,11 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
             key: format!("{:width$}", host.name),
             container: commands::container_name(cluster, host),
             volume: commands::volume_name(cluster, host),
-            run: hcl_string(&vm_run_command(cluster, host, "${trimspace(var.ssh_public_key)}")),
+            run: hcl_string(&vm_run_command(
+                cluster,
+                host,
+                "${trimspace(var.ssh_public_key)}",
+            )),
         })
         .collect();
     let view = View {
@@ -181,8 +190,7 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
         rocket_databases: rocket_databases(cluster),
         rocket_limiter: rocket_limiter(cluster),
     };
-    let context =
-        tera::Context::from_serialize(&view).map_err(|e| template_error("context", e))?;
+    let context = tera::Context::from_serialize(&view).map_err(|e| template_error("context", e))?;
 
     let flavour = match (cluster.target, cluster.proxmox.as_ref().map(|p| p.provider)) {
         (Target::Local, _) => "local",
@@ -229,8 +237,8 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
             host,
             volume,
         };
-        let context = tera::Context::from_serialize(&host_view)
-            .map_err(|e| template_error("context", e))?;
+        let context =
+            tera::Context::from_serialize(&host_view).map_err(|e| template_error("context", e))?;
         add(
             "compose/host.yml".into(),
             format!("compose/{}.yml", host.name),

@@ -47,6 +47,15 @@ pub enum Target {
     Proxmox,
 }
 
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Local => "local",
+            Target::Proxmox => "proxmox",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Network {
@@ -266,7 +275,9 @@ impl Window {
         } else if let Some(d) = text.strip_suffix('s') {
             (d, 1000)
         } else {
-            return Err(format!("expected a duration like 60s or 500ms, found {text:?}"));
+            return Err(format!(
+                "expected a duration like 60s or 500ms, found {text:?}"
+            ));
         };
         let n: u64 = digits
             .parse()
@@ -279,7 +290,7 @@ impl Window {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.millis % 1000 == 0 {
+        if self.millis.is_multiple_of(1000) {
             write!(f, "{}s", self.millis / 1000)
         } else {
             write!(f, "{}ms", self.millis)
@@ -484,4 +495,20 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Invalid(#[from] SpecErrors),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_and_print_in_the_contract_syntax() {
+        assert_eq!(Window::parse("60s"), Ok(Window { millis: 60_000 }));
+        assert_eq!(Window::parse("250ms"), Ok(Window { millis: 250 }));
+        assert_eq!(Window { millis: 60_000 }.to_string(), "60s");
+        assert_eq!(Window { millis: 1_500 }.to_string(), "1500ms");
+        assert!(Window::parse("60").is_err());
+        assert!(Window::parse("s").is_err());
+        assert!(Window::parse("-5s").is_err());
+    }
 }

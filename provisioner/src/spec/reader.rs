@@ -13,8 +13,8 @@ use marked_yaml::{LoaderOptions, Node, Span};
 use super::validate::rules;
 use super::{
     defaults, Algorithm, App, Cluster, FailMode, Host, ImageMode, Images, Limiter, LoadBalancer,
-    Network, Policies, Policy, Proxmox, ProxmoxProvider, ProxmoxTemplate, Role, SecretRef,
-    Secrets, SpecError, Ssh, Target, Window,
+    Network, Policies, Policy, Proxmox, ProxmoxProvider, ProxmoxTemplate, Role, SecretRef, Secrets,
+    SpecError, Ssh, Target, Window,
 };
 
 /// Key path -> (line, column) of the value found there, and of its key.
@@ -81,8 +81,16 @@ fn load_error(error: &marked_yaml::LoadError) -> SpecError {
             "YAML anchors and aliases are not supported".into(),
         ),
         E::MappingKeyMustBeScalar(m) => (Some(*m), String::new(), "keys must be plain".into()),
-        E::UnexpectedTag(m) => (Some(*m), String::new(), "YAML tags are not supported".into()),
-        E::ScanError(m, scan) => (Some(*m), String::new(), format!("invalid YAML: {}", scan.info())),
+        E::UnexpectedTag(m) => (
+            Some(*m),
+            String::new(),
+            "YAML tags are not supported".into(),
+        ),
+        E::ScanError(m, scan) => (
+            Some(*m),
+            String::new(),
+            format!("invalid YAML: {}", scan.info()),
+        ),
         E::DuplicateKey(inner) => (
             inner.key.span().start().copied(),
             inner.key.as_str().to_owned(),
@@ -255,7 +263,7 @@ impl Reader {
         }
     }
 
-    fn from_str<T: FromStr>(&mut self, node: &Node, path: &str, what: &str) -> Option<T> {
+    fn parsed<T: FromStr>(&mut self, node: &Node, path: &str, what: &str) -> Option<T> {
         let text = self.scalar(node, path, what)?;
         match text.parse() {
             Ok(value) => Some(value),
@@ -309,7 +317,9 @@ impl Reader {
     }
 
     fn cluster(&mut self, root: &Node) -> Option<Cluster> {
-        self.locations.values.insert(String::new(), node_start(root));
+        self.locations
+            .values
+            .insert(String::new(), node_start(root));
         let f = self.mapping(
             root,
             "",
@@ -352,7 +362,9 @@ impl Reader {
     }
 }
 
-/// Applies a single-value rule to a parsed value, reporting at the value.
+/// Applies a single-value rule to a parsed value, reporting at the value. The value is kept
+/// even when the rule fails: it has its type, so the cross-value checks can still run and
+/// report their own errors in the same pass.
 fn checked<T>(
     r: &mut Reader,
     node: &Node,
@@ -361,13 +373,10 @@ fn checked<T>(
     rule: impl FnOnce(&T) -> Result<(), String>,
 ) -> Option<T> {
     let value = value?;
-    match rule(&value) {
-        Ok(()) => Some(value),
-        Err(message) => {
-            r.error(path, node_start(node), message);
-            None
-        }
+    if let Err(message) = rule(&value) {
+        r.error(path, node_start(node), message);
     }
+    Some(value)
 }
 
 fn cluster_name(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
@@ -409,21 +418,21 @@ fn path_buf(r: &mut Reader, node: &Node, path: &str) -> Option<PathBuf> {
 }
 
 fn u32_value(r: &mut Reader, node: &Node, path: &str) -> Option<u32> {
-    r.from_str(node, path, "a whole number")
+    r.parsed(node, path, "a whole number")
 }
 
 fn port(r: &mut Reader, node: &Node, path: &str) -> Option<u16> {
-    let value = r.from_str(node, path, "a port number (1-65535)");
+    let value = r.parsed(node, path, "a port number (1-65535)");
     checked(r, node, path, value, |v| rules::positive((*v).into()))
 }
 
 fn status(r: &mut Reader, node: &Node, path: &str) -> Option<u16> {
-    let value = r.from_str(node, path, "an HTTP status code");
+    let value = r.parsed(node, path, "an HTTP status code");
     checked(r, node, path, value, |v| rules::redirect_status(*v))
 }
 
 fn prefix_len(r: &mut Reader, node: &Node, path: &str) -> Option<u8> {
-    let value = r.from_str(node, path, "a prefix length (1-128)");
+    let value = r.parsed(node, path, "a prefix length (1-128)");
     checked(r, node, path, value, |v| rules::ipv6_prefix(*v))
 }
 
@@ -433,11 +442,11 @@ fn vm_id(r: &mut Reader, node: &Node, path: &str) -> Option<u32> {
 }
 
 fn boolean(r: &mut Reader, node: &Node, path: &str) -> Option<bool> {
-    r.from_str(node, path, "true or false")
+    r.parsed(node, path, "true or false")
 }
 
 fn ipv4(r: &mut Reader, node: &Node, path: &str) -> Option<Ipv4Addr> {
-    r.from_str(node, path, "an IPv4 address")
+    r.parsed(node, path, "an IPv4 address")
 }
 
 fn cidr(r: &mut Reader, node: &Node, path: &str) -> Option<Ipv4Net> {
@@ -577,7 +586,15 @@ fn host(r: &mut Reader, node: &Node, path: &str) -> Option<Host> {
     let f = r.mapping(
         node,
         path,
-        &["name", "role", "ip", "vm_id", "cores", "memory_mb", "disk_gb"],
+        &[
+            "name",
+            "role",
+            "ip",
+            "vm_id",
+            "cores",
+            "memory_mb",
+            "disk_gb",
+        ],
     )?;
     let name = r.required(&f, "name", host_name);
     let role = r.required(&f, "role", role);
@@ -788,8 +805,12 @@ fn proxmox(r: &mut Reader, node: &Node, path: &str) -> Option<Proxmox> {
     let node_name = r.required(&f, "node", proxmox_word);
     let template = r.required(&f, "template", template);
     let storage = r.required(&f, "storage", proxmox_word);
-    let snippets_storage =
-        r.or_default(&f, "snippets_storage", proxmox_word, defaults::snippets_storage);
+    let snippets_storage = r.or_default(
+        &f,
+        "snippets_storage",
+        proxmox_word,
+        defaults::snippets_storage,
+    );
     let bridge = r.required(&f, "bridge", proxmox_word);
     let provider = r.or_default(&f, "provider", provider, defaults::provider);
     let api_token = r.required(&f, "api_token", secret);

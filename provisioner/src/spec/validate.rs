@@ -193,7 +193,10 @@ fn network(c: &mut Checker, cluster: &Cluster) {
     if net.cidr.prefix_len() > 29 {
         c.error(
             "network.cidr",
-            format!("{} is too small for a cluster (use /29 or larger)", net.cidr),
+            format!(
+                "{} is too small for a cluster (use /29 or larger)",
+                net.cidr
+            ),
         );
     }
     let gateway = net.gateway;
@@ -232,7 +235,10 @@ fn hosts(c: &mut Checker, cluster: &Cluster) {
 
         let ip = host.ip;
         if !net.cidr.contains(&ip) {
-            c.error(at("ip"), format!("{ip} is outside the network {}", net.cidr));
+            c.error(
+                at("ip"),
+                format!("{ip} is outside the network {}", net.cidr),
+            );
         } else if ip == net.cidr.network() {
             c.error(
                 at("ip"),
@@ -299,11 +305,7 @@ fn roles(c: &mut Checker, cluster: &Cluster) {
 }
 
 /// Files the commands that reach hosts need: SSH keys and `file:` secrets.
-pub(super) fn check_files(
-    cluster: &Cluster,
-    locations: &Locations,
-    base: &Path,
-) -> Vec<SpecError> {
+pub(super) fn check_files(cluster: &Cluster, locations: &Locations, base: &Path) -> Vec<SpecError> {
     let mut c = Checker {
         locations,
         errors: Vec::new(),
