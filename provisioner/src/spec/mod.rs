@@ -91,14 +91,18 @@ pub struct Host {
     pub ip: Ipv4Addr,
     /// Proxmox VM id (100 or more, unique); required when `target: proxmox`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 999_999_999))]
     pub vm_id: Option<u32>,
     #[schemars(default = "defaults::cores")]
+    #[schemars(range(min = 1))]
     pub cores: u32,
     /// Memory in MiB.
     #[schemars(default = "defaults::memory_mb")]
+    #[schemars(range(min = 256))]
     pub memory_mb: u32,
     /// Disk size in GiB.
     #[schemars(default = "defaults::disk_gb")]
+    #[schemars(range(min = 1))]
     pub disk_gb: u32,
 }
 
@@ -137,15 +141,18 @@ impl Role {
 pub struct LoadBalancer {
     /// Host port that reaches the load balancer's port 80 (local target only).
     #[schemars(default = "defaults::published_port")]
+    #[schemars(range(min = 1))]
     pub published_port: u16,
     /// nginx `client_max_body_size` (e.g. `64k`, `1m`).
     #[schemars(default = "defaults::client_max_body_size")]
     pub client_max_body_size: String,
     /// Passive health: failures within `fail_timeout_s` before a web host is skipped.
     #[schemars(default = "defaults::max_fails")]
+    #[schemars(range(min = 1))]
     pub max_fails: u32,
     /// Passive health: seconds a failed web host is skipped.
     #[schemars(default = "defaults::fail_timeout_s")]
+    #[schemars(range(min = 1))]
     pub fail_timeout_s: u32,
 }
 
@@ -181,6 +188,7 @@ pub struct App {
     #[schemars(default = "defaults::redirect_status")]
     pub redirect_status: u16,
     #[schemars(default = "defaults::max_url_length")]
+    #[schemars(range(min = 1))]
     pub max_url_length: u32,
     /// PostgreSQL database (and user) of the app.
     #[schemars(default = "defaults::database")]
@@ -198,9 +206,11 @@ pub struct Limiter {
     pub fail_mode: FailMode,
     /// How long a request waits for Redis before `fail_mode` applies.
     #[schemars(default = "defaults::timeout_ms")]
+    #[schemars(range(min = 1))]
     pub timeout_ms: u32,
     /// IPv6 clients are limited per prefix of this length.
     #[schemars(default = "defaults::ipv6_prefix")]
+    #[schemars(range(min = 1, max = 128))]
     pub ipv6_prefix: u8,
     #[schemars(default = "defaults::key_prefix")]
     pub key_prefix: String,
@@ -256,6 +266,7 @@ pub struct Policies {
 #[schemars(deny_unknown_fields)]
 pub struct Policy {
     /// Requests admitted per window (positive).
+    #[schemars(range(min = 1))]
     pub limit: u32,
     /// Window length, `<n>s` or `<n>ms`.
     #[schemars(with = "String", pattern(r"^[1-9][0-9]*(s|ms)$"))]
