@@ -28,7 +28,7 @@ resource "terraform_data" "vm_lb" {
     volume     = "clusterlab-lb-docker"
     ip         = "10.77.0.10"
     image      = "clusterlab/vm:latest"
-    public_key = sha256(var.ssh_public_key)
+    public_key = sha256(trimspace(var.ssh_public_key))
   }
 
   provisioner "local-exec" {
@@ -54,7 +54,7 @@ resource "terraform_data" "vm_web1" {
     volume     = "clusterlab-web1-docker"
     ip         = "10.77.0.11"
     image      = "clusterlab/vm:latest"
-    public_key = sha256(var.ssh_public_key)
+    public_key = sha256(trimspace(var.ssh_public_key))
   }
 
   provisioner "local-exec" {
@@ -80,7 +80,7 @@ resource "terraform_data" "vm_web2" {
     volume     = "clusterlab-web2-docker"
     ip         = "10.77.0.12"
     image      = "clusterlab/vm:latest"
-    public_key = sha256(var.ssh_public_key)
+    public_key = sha256(trimspace(var.ssh_public_key))
   }
 
   provisioner "local-exec" {
@@ -106,7 +106,7 @@ resource "terraform_data" "vm_redis" {
     volume     = "clusterlab-redis-docker"
     ip         = "10.77.0.20"
     image      = "clusterlab/vm:latest"
-    public_key = sha256(var.ssh_public_key)
+    public_key = sha256(trimspace(var.ssh_public_key))
   }
 
   provisioner "local-exec" {
@@ -132,7 +132,7 @@ resource "terraform_data" "vm_postgres" {
     volume     = "clusterlab-postgres-docker"
     ip         = "10.77.0.21"
     image      = "clusterlab/vm:latest"
-    public_key = sha256(var.ssh_public_key)
+    public_key = sha256(trimspace(var.ssh_public_key))
   }
 
   provisioner "local-exec" {
@@ -158,7 +158,7 @@ resource "terraform_data" "vm_tester" {
     volume     = "clusterlab-tester-docker"
     ip         = "10.77.0.30"
     image      = "clusterlab/vm:latest"
-    public_key = sha256(var.ssh_public_key)
+    public_key = sha256(trimspace(var.ssh_public_key))
   }
 
   provisioner "local-exec" {
