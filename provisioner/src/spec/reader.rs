@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use ipnet::Ipv4Net;
+use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{LoaderOptions, Node, Span};
 
 use super::validate::rules;
@@ -117,12 +118,15 @@ fn start(span: &Span) -> (usize, usize) {
 /// Where a node begins. A mapping's own mark lies past its first key, so use that key.
 fn node_start(node: &Node) -> (usize, usize) {
     match node {
-        Node::Mapping(map) => map
-            .keys()
-            .next()
-            .map_or_else(|| start(map.span()), |key| start(key.span())),
+        Node::Mapping(map) => mapping_start(map),
         other => start(other.span()),
     }
+}
+
+fn mapping_start(map: &MarkedMappingNode) -> (usize, usize) {
+    map.keys()
+        .next()
+        .map_or_else(|| start(map.span()), |key| start(key.span()))
 }
 
 fn child(path: &str, key: &str) -> String {
@@ -144,7 +148,7 @@ fn describe(node: &Node) -> String {
 
 /// The keys of one mapping, checked against what is allowed there.
 struct Fields<'n> {
-    map: &'n marked_yaml::types::MarkedMappingNode,
+    map: &'n MarkedMappingNode,
     path: String,
 }
 
@@ -212,7 +216,7 @@ impl Reader {
             None => {
                 self.error(
                     &path,
-                    node_start(&Node::Mapping(fields.map.clone())),
+                    mapping_start(fields.map),
                     format!("missing required key `{key}`"),
                 );
                 None
