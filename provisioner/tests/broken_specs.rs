@@ -321,6 +321,19 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "a broken host or section does not hide the other hosts' errors",
+        edits: &[
+            ("ip: 10.1.0.10", "ip: 10.1.0.999"),
+            ("ip: 10.1.0.20", "ip: 10.1.0.11"),
+            ("  webapp: web:1\n", ""),
+        ],
+        errors: &[
+            "11:42: hosts[0].ip: expected an IPv4 address, found \"10.1.0.999\"",
+            "13:37: hosts[2].ip: duplicate IP 10.1.0.11 (also hosts[1])",
+            "17:3: images.webapp: missing required key `webapp`",
+        ],
+    },
+    Case {
         name: "image name with a space",
         edits: &[("nginx: nginx:1", "nginx: \"nginx 1\"")],
         errors: &[

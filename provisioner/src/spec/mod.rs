@@ -460,11 +460,16 @@ impl Cluster {
     /// [`FileCheck::RequireFiles`].
     pub fn parse(source: &str, path: &Path, files: FileCheck) -> Result<Cluster, SpecErrors> {
         let fail = |errors| SpecErrors::new(path, source, errors);
-        let (cluster, locations, mut errors) = reader::read(source);
+        let reader::Read {
+            cluster,
+            parts,
+            locations,
+            mut errors,
+        } = reader::read(source);
+        errors.extend(validate::validate(&parts, &locations));
         let Some(cluster) = cluster else {
             return Err(fail(errors));
         };
-        errors.extend(validate::validate(&cluster, &locations));
         if files == FileCheck::RequireFiles {
             let base = path.parent().unwrap_or(Path::new("."));
             errors.extend(validate::check_files(&cluster, &locations, base));

@@ -49,12 +49,45 @@ impl Locations {
     }
 }
 
-/// Builds the typed spec (None when any part is missing or mistyped), where each value was
-/// found, and the errors of this pass.
-pub(super) fn read(source: &str) -> (Option<Cluster>, Locations, Vec<SpecError>) {
+/// What the cross-value checks need, kept even when other parts of the spec failed to
+/// parse, so those checks still report in the same run.
+#[derive(Debug, Default)]
+pub(super) struct Parts {
+    pub target: Option<Target>,
+    pub network: Option<Network>,
+    /// Every host that parsed, with its index in `hosts`.
+    pub hosts: Vec<(usize, Host)>,
+    /// Whether every entry of `hosts` parsed (role counts are only meaningful then).
+    pub hosts_complete: bool,
+    pub proxmox: ProxmoxState,
+}
+
+#[derive(Debug, Default)]
+pub(super) enum ProxmoxState {
+    #[default]
+    Absent,
+    /// Present and parsed; its template's VM id.
+    Parsed(u32),
+    /// Present but broken (already reported).
+    Broken,
+}
+
+/// The result of the first pass.
+pub(super) struct Read {
+    /// The typed spec; None when any part is missing or mistyped.
+    pub cluster: Option<Cluster>,
+    pub parts: Parts,
+    pub locations: Locations,
+    pub errors: Vec<SpecError>,
+}
+
+/// Builds the typed spec, what the cross-value checks need, where each value was found, and
+/// the errors of this pass.
+pub(super) fn read(source: &str) -> Read {
     let mut reader = Reader {
         errors: Vec::new(),
         locations: Locations::default(),
+        parts: Parts::default(),
     };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let cluster = match marked_yaml::parse_yaml_with_options(0, source, options) {
@@ -64,7 +97,12 @@ pub(super) fn read(source: &str) -> (Option<Cluster>, Locations, Vec<SpecError>)
             None
         }
     };
-    (cluster, reader.locations, reader.errors)
+    Read {
+        cluster,
+        parts: reader.parts,
+        locations: reader.locations,
+        errors: reader.errors,
+    }
 }
 
 fn load_error(error: &marked_yaml::LoadError) -> SpecError {
@@ -155,6 +193,7 @@ struct Fields<'n> {
 struct Reader {
     errors: Vec<SpecError>,
     locations: Locations,
+    parts: Parts,
 }
 
 type Parse<T> = fn(&mut Reader, &Node, &str) -> Option<T>;
@@ -344,13 +383,20 @@ impl Reader {
         let target = self.required(&f, "target", target);
         let network = self.required(&f, "network", network);
         let ssh = self.required(&f, "ssh", ssh);
-        let hosts = self.required(&f, "hosts", |r, n, p| r.list(n, p, host));
+        let hosts = self.required(&f, "hosts", hosts);
         let load_balancer =
             self.or_default(&f, "load_balancer", load_balancer, defaults::load_balancer);
         let images = self.required(&f, "images", images);
         let app = self.required(&f, "app", app);
         let secrets = self.required(&f, "secrets", secrets);
         let proxmox = self.optional(&f, "proxmox", proxmox);
+        self.parts.target = target;
+        self.parts.network = network.clone();
+        self.parts.proxmox = match &proxmox {
+            Some(None) => ProxmoxState::Absent,
+            Some(Some(p)) => ProxmoxState::Parsed(p.template.vm_id),
+            None => ProxmoxState::Broken,
+        };
         Some(Cluster {
             name: name?,
             target: target?,
@@ -560,6 +606,29 @@ fn provider(r: &mut Reader, node: &Node, path: &str) -> Option<ProxmoxProvider> 
             ("telmate", ProxmoxProvider::Telmate),
         ],
     )
+}
+
+/// Like [`Reader::list`], but keeps every host that parsed for the cross-value checks.
+fn hosts(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Host>> {
+    let Node::Sequence(items) = node else {
+        r.error(
+            path,
+            node_start(node),
+            format!("expected a list, found {}", describe(node)),
+        );
+        return None;
+    };
+    let mut complete = true;
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("{path}[{i}]");
+        r.locations.values.insert(path.clone(), node_start(item));
+        match host(r, item, &path) {
+            Some(parsed) => r.parts.hosts.push((i, parsed)),
+            None => complete = false,
+        }
+    }
+    r.parts.hosts_complete = complete;
+    complete.then(|| r.parts.hosts.iter().map(|(_, h)| h.clone()).collect())
 }
 
 fn network(r: &mut Reader, node: &Node, path: &str) -> Option<Network> {

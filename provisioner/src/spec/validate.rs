@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::reader::Locations;
-use super::{Cluster, Role, SecretRef, SpecError, Target};
+use super::reader::{Locations, Parts, ProxmoxState};
+use super::{Cluster, Host, Network, Role, SecretRef, SpecError, Target};
 
 /// Rules about one value; each returns the message to report.
 pub(super) mod rules {
@@ -170,16 +170,20 @@ impl Checker<'_> {
     }
 }
 
-/// Rules spanning several values; run once the whole spec has its types.
-pub(super) fn validate(cluster: &Cluster, locations: &Locations) -> Vec<SpecError> {
+/// Rules spanning several values, run on whatever parsed (see [`Parts`]).
+pub(super) fn validate(parts: &Parts, locations: &Locations) -> Vec<SpecError> {
     let mut c = Checker {
         locations,
         errors: Vec::new(),
     };
-    network(&mut c, cluster);
-    hosts(&mut c, cluster);
-    roles(&mut c, cluster);
-    if cluster.target == Target::Proxmox && cluster.proxmox.is_none() {
+    if let Some(network) = &parts.network {
+        check_network(&mut c, network);
+    }
+    hosts(&mut c, parts);
+    if parts.hosts_complete {
+        roles(&mut c, &parts.hosts);
+    }
+    if parts.target == Some(Target::Proxmox) && matches!(parts.proxmox, ProxmoxState::Absent) {
         c.error(
             "proxmox",
             "missing required key `proxmox` (target is proxmox)",
@@ -188,8 +192,7 @@ pub(super) fn validate(cluster: &Cluster, locations: &Locations) -> Vec<SpecErro
     c.errors
 }
 
-fn network(c: &mut Checker, cluster: &Cluster) {
-    let net = &cluster.network;
+fn check_network(c: &mut Checker, net: &Network) {
     if net.cidr.prefix_len() > 29 {
         c.error(
             "network.cidr",
@@ -216,17 +219,16 @@ fn network(c: &mut Checker, cluster: &Cluster) {
     }
 }
 
-fn hosts(c: &mut Checker, cluster: &Cluster) {
-    let net = &cluster.network;
+fn hosts(c: &mut Checker, parts: &Parts) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut ips = HashMap::new();
     let mut vm_ids = HashMap::new();
-    if let Some(template) = cluster.proxmox.as_ref().map(|p| p.template.vm_id) {
+    if let ProxmoxState::Parsed(template) = parts.proxmox {
         vm_ids.insert(template, "proxmox.template".to_owned());
     }
-    for (i, host) in cluster.hosts.iter().enumerate() {
+    for (i, host) in &parts.hosts {
         let at = |key: &str| format!("hosts[{i}].{key}");
-        if let Some(first) = names.insert(&host.name, i) {
+        if let Some(first) = names.insert(&host.name, *i) {
             c.error(
                 at("name"),
                 format!("duplicate host name {:?} (also hosts[{first}])", host.name),
@@ -234,25 +236,19 @@ fn hosts(c: &mut Checker, cluster: &Cluster) {
         }
 
         let ip = host.ip;
-        if !net.cidr.contains(&ip) {
-            c.error(
-                at("ip"),
-                format!("{ip} is outside the network {}", net.cidr),
-            );
-        } else if ip == net.cidr.network() {
-            c.error(
-                at("ip"),
-                format!("{ip} is the network address of {}", net.cidr),
-            );
-        } else if ip == net.cidr.broadcast() {
-            c.error(
-                at("ip"),
-                format!("{ip} is the broadcast address of {}", net.cidr),
-            );
-        } else if ip == net.gateway {
-            c.error(at("ip"), format!("{ip} is the gateway address"));
+        if let Some(net) = &parts.network {
+            let cidr = net.cidr;
+            if !cidr.contains(&ip) {
+                c.error(at("ip"), format!("{ip} is outside the network {cidr}"));
+            } else if ip == cidr.network() {
+                c.error(at("ip"), format!("{ip} is the network address of {cidr}"));
+            } else if ip == cidr.broadcast() {
+                c.error(at("ip"), format!("{ip} is the broadcast address of {cidr}"));
+            } else if ip == net.gateway {
+                c.error(at("ip"), format!("{ip} is the gateway address"));
+            }
         }
-        if let Some(first) = ips.insert(ip, i) {
+        if let Some(first) = ips.insert(ip, *i) {
             c.error(at("ip"), format!("duplicate IP {ip} (also hosts[{first}])"));
         }
 
@@ -262,7 +258,7 @@ fn hosts(c: &mut Checker, cluster: &Cluster) {
                     c.error(at("vm_id"), format!("duplicate VM id {id} (also {first})"));
                 }
             }
-            None if cluster.target == Target::Proxmox => {
+            None if parts.target == Some(Target::Proxmox) => {
                 c.error(
                     at("vm_id"),
                     "missing required key `vm_id` (target is proxmox)",
@@ -273,14 +269,12 @@ fn hosts(c: &mut Checker, cluster: &Cluster) {
     }
 }
 
-fn roles(c: &mut Checker, cluster: &Cluster) {
+fn roles(c: &mut Checker, hosts: &[(usize, Host)]) {
     for role in Role::ALL {
-        let of_role: Vec<usize> = cluster
-            .hosts
+        let of_role: Vec<usize> = hosts
             .iter()
-            .enumerate()
             .filter(|(_, h)| h.role == role)
-            .map(|(i, _)| i)
+            .map(|(i, _)| *i)
             .collect();
         match (role, of_role.as_slice()) {
             (Role::Web, []) => c.error_at_key("hosts", "at least one host needs role web"),
