@@ -223,5 +223,5 @@ fn render_of_the_default_spec_is_fast() {
         .expect("run");
     assert!(status.success());
     let took = start.elapsed();
-    assert!(took.as_millis() < 500, "render took {took:?}");
+    assert!(took.as_millis() < 1000, "render took {took:?}");
 }
