@@ -1,0 +1,121 @@
+//! CLI layer: the `provisioner` command line. One enum of subcommands, one module per
+//! command; each command returns `Result<(), CliError>` and [`run`] maps that to an exit code.
+
+mod render;
+mod schema;
+mod validate;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::OutputError;
+use crate::plan::PlanError;
+use crate::spec::{Cluster, FileCheck, LoadError};
+
+/// Exit code for an invalid cluster.yaml (usage errors from clap use it too).
+pub const EXIT_INVALID_SPEC: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "provisioner",
+    version,
+    about = "clusterlab: cluster.yaml -> Terraform -> services over SSH"
+)]
+pub struct Cli {
+    /// The cluster spec; rendered files go next to it unless --out says otherwise.
+    #[arg(
+        long,
+        short = 'f',
+        global = true,
+        default_value = "cluster.yaml",
+        env = "CLUSTERLAB_SPEC"
+    )]
+    pub spec: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check cluster.yaml and report every problem with its line:column.
+    Validate(validate::Args),
+    /// Render terraform/*.tf, compose/*.yml and compose/nginx.conf from cluster.yaml.
+    Render(render::Args),
+    /// Print the JSON Schema of cluster.yaml (for editor completion).
+    Schema(schema::Args),
+}
+
+/// Why a command failed; each variant knows its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("{0} rendered file(s) differ from cluster.yaml; run `provisioner render`")]
+    Drift(usize),
+    #[error("cannot print: {0}")]
+    Print(#[from] serde_json::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Load(LoadError::Invalid(_)) => EXIT_INVALID_SPEC,
+            _ => 1,
+        }
+    }
+}
+
+/// Parses the arguments, runs the command and returns the process exit code.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap prints help/version to stdout and usage errors to stderr itself.
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1));
+        }
+    };
+    match dispatch(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprint!("{error}");
+            if !error.to_string().ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Validate(args) => validate::run(cli, args),
+        Command::Render(args) => render::run(cli, args),
+        Command::Schema(args) => schema::run(args),
+    }
+}
+
+/// Loads the spec named on the command line.
+pub fn load(cli: &Cli, files: FileCheck) -> Result<Cluster, CliError> {
+    Ok(Cluster::load(&cli.spec, files)?)
+}
+
+/// The directory of the spec: where relative paths in it, and rendered files, live.
+pub fn spec_dir(cli: &Cli) -> &Path {
+    match cli.spec.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}

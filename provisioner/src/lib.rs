@@ -1,0 +1,14 @@
+//! clusterlab's provisioner: one cluster.yaml in, a running cluster out.
+//!
+//! # Layout
+//! - [`spec`]: parse and validate cluster.yaml into a typed [`spec::Cluster`] (all errors at
+//!   once, each with key path and line:column).
+//! - [`plan`]: pure functions from a spec to the files it renders (Terraform workspace,
+//!   compose files, nginx config) as data.
+//! - [`output`]: the thin I/O that writes rendered files atomically or compares them with
+//!   what is on disk (`render --check`).
+//! - [`cli`]: the `provisioner` command line; `main.rs` only calls [`cli::run`].
+pub mod cli;
+pub mod output;
+pub mod plan;
+pub mod spec;

@@ -1,0 +1,156 @@
+//! Plan layer: the shell commands and connection strings the rendered files carry, built as
+//! values from the spec so they are tested by equality (and match the deploy layer's flags).
+
+use crate::spec::{Cluster, Host, Role};
+
+/// The web app's port on every web host (contract with the webapp).
+pub const WEB_PORT: u16 = 8000;
+pub const REDIS_PORT: u16 = 6379;
+pub const POSTGRES_PORT: u16 = 5432;
+
+pub(crate) fn network_name(cluster: &Cluster) -> String {
+    format!("{}-net", cluster.name)
+}
+
+pub(crate) fn container_name(cluster: &Cluster, host: &Host) -> String {
+    format!("{}-{}", cluster.name, host.name)
+}
+
+pub(crate) fn volume_name(cluster: &Cluster, host: &Host) -> String {
+    format!("{}-{}-docker", cluster.name, host.name)
+}
+
+/// `docker network create` for the local target's network.
+pub fn network_create_command(cluster: &Cluster) -> String {
+    format!(
+        "docker network create --subnet {} --gateway {} {}",
+        cluster.network.cidr,
+        cluster.network.gateway,
+        network_name(cluster)
+    )
+}
+
+/// `docker run` of one local-target VM container; `public_key` is inserted as is (the
+/// rendered Terraform passes `${var.ssh_public_key}` so the key never lands in the file).
+pub fn vm_run_command(cluster: &Cluster, host: &Host, public_key: &str) -> String {
+    let publish = if host.role == Role::LoadBalancer {
+        format!("-p {}:80 ", cluster.load_balancer.published_port)
+    } else {
+        String::new()
+    };
+    format!(
+        "docker run -d --name {container} --hostname {host} --network {network} --ip {ip} \
+         --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
+         --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' \
+         --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
+         -v {volume}:/var/lib/docker --label clusterlab.cluster={cluster} \
+         -e SSH_USER={user} -e SSH_PUBKEY=\"{public_key}\" {publish}{image}",
+        container = container_name(cluster, host),
+        host = host.name,
+        network = network_name(cluster),
+        ip = host.ip,
+        volume = volume_name(cluster, host),
+        cluster = cluster.name,
+        user = cluster.ssh.user,
+        image = cluster.images.vm,
+    )
+}
+
+/// `ROCKET_DATABASES` for the web app; the password stays a compose `${VAR}` placeholder.
+pub fn rocket_databases(cluster: &Cluster) -> String {
+    let host = cluster
+        .the(Role::Postgres)
+        .map_or_else(String::new, |h| h.ip.to_string());
+    let db = &cluster.app.database;
+    format!(
+        "{{shortener={{url=\"postgres://{db}:${{CLUSTERLAB_POSTGRES_PASSWORD}}@{host}:{POSTGRES_PORT}/{db}\"}}}}"
+    )
+}
+
+/// `ROCKET_LIMITER` for the web app, in the contract's figment dictionary syntax.
+pub fn rocket_limiter(cluster: &Cluster) -> String {
+    let limiter = &cluster.app.limiter;
+    let redis = cluster
+        .the(Role::Redis)
+        .map_or_else(String::new, |h| h.ip.to_string());
+    let proxies: Vec<String> = cluster
+        .hosts_with(Role::LoadBalancer)
+        .map(|h| format!("\"{}/32\"", h.ip))
+        .collect();
+    let p = &limiter.policies;
+    format!(
+        "{{redis_url=\"redis://:${{CLUSTERLAB_REDIS_PASSWORD}}@{redis}:{REDIS_PORT}/\", \
+         algorithm=\"{algorithm}\", fail_mode=\"{fail_mode}\", timeout_ms={timeout}, \
+         trusted_proxies=[{proxies}], ipv6_prefix={ipv6}, key_prefix=\"{prefix}\", \
+         policies={{default={{limit={dl}, window=\"{dw}\"}}, shorten={{limit={sl}, window=\"{sw}\"}}, \
+         redirect={{limit={rl}, window=\"{rw}\"}}}}}}",
+        algorithm = limiter.algorithm.as_str(),
+        fail_mode = limiter.fail_mode.as_str(),
+        timeout = limiter.timeout_ms,
+        proxies = proxies.join(", "),
+        ipv6 = limiter.ipv6_prefix,
+        prefix = limiter.key_prefix,
+        dl = p.default.limit,
+        dw = p.default.window,
+        sl = p.shorten.limit,
+        sw = p.shorten.window,
+        rl = p.redirect.limit,
+        rw = p.redirect.window,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::spec::FileCheck;
+
+    fn default_cluster() -> Cluster {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
+        let text = std::fs::read_to_string(&path).expect("read cluster.yaml");
+        Cluster::parse(&text, &path, FileCheck::SpecOnly).expect("valid default spec")
+    }
+
+    #[test]
+    fn vm_containers_run_with_the_contract_flags() {
+        let cluster = default_cluster();
+        let lb = cluster.the(Role::LoadBalancer).expect("lb");
+        assert_eq!(
+            vm_run_command(&cluster, lb, "ssh-ed25519 AAAA test"),
+            "docker run -d --name clusterlab-lb --hostname lb --network clusterlab-net \
+             --ip 10.77.0.10 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
+             --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run \
+             --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-lb-docker:/var/lib/docker \
+             --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab \
+             -e SSH_PUBKEY=\"ssh-ed25519 AAAA test\" -p 8080:80 clusterlab/vm:latest"
+        );
+        let web = cluster.hosts_with(Role::Web).next().expect("web");
+        let run = vm_run_command(&cluster, web, "k");
+        assert!(
+            !run.contains(" -p "),
+            "only the load balancer publishes a port: {run}"
+        );
+        assert_eq!(
+            network_create_command(&cluster),
+            "docker network create --subnet 10.77.0.0/24 --gateway 10.77.0.1 clusterlab-net"
+        );
+    }
+
+    #[test]
+    fn web_app_settings_follow_the_contract() {
+        let cluster = default_cluster();
+        assert_eq!(
+            rocket_databases(&cluster),
+            "{shortener={url=\"postgres://shortener:${CLUSTERLAB_POSTGRES_PASSWORD}@10.77.0.21:5432/shortener\"}}"
+        );
+        assert_eq!(
+            rocket_limiter(&cluster),
+            "{redis_url=\"redis://:${CLUSTERLAB_REDIS_PASSWORD}@10.77.0.20:6379/\", \
+             algorithm=\"sliding_log\", fail_mode=\"open\", timeout_ms=50, \
+             trusted_proxies=[\"10.77.0.10/32\"], ipv6_prefix=64, key_prefix=\"rl:\", \
+             policies={default={limit=100, window=\"60s\"}, shorten={limit=10, window=\"60s\"}, \
+             redirect={limit=100, window=\"60s\"}}}"
+        );
+    }
+}

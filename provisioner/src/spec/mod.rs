@@ -1,0 +1,530 @@
+//! Spec layer: what cluster.yaml says, parsed from a position-keeping YAML tree into a typed,
+//! validated [`Cluster`]. Every problem is collected (with key path and line:column) before
+//! anything is rejected, so one run shows the user the whole list.
+
+mod error;
+mod reader;
+mod secret;
+mod validate;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use schemars::JsonSchema;
+use serde::{Serialize, Serializer};
+
+pub use error::{SpecError, SpecErrors};
+pub use secret::{Secret, SecretError, SecretRef};
+
+/// The whole cluster, as cluster.yaml describes it.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Cluster {
+    /// Cluster name: prefixes container, network and VM names (lowercase letters, digits, `-`).
+    pub name: String,
+    /// Where the machines run: `local` (Docker containers acting as VMs) or `proxmox`.
+    pub target: Target,
+    pub network: Network,
+    pub ssh: Ssh,
+    /// Every machine of the cluster.
+    pub hosts: Vec<Host>,
+    #[schemars(default = "defaults::load_balancer")]
+    pub load_balancer: LoadBalancer,
+    pub images: Images,
+    pub app: App,
+    pub secrets: Secrets,
+    /// Required when `target: proxmox`, ignored otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxmox: Option<Proxmox>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Local,
+    Proxmox,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Local => "local",
+            Target::Proxmox => "proxmox",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Network {
+    /// The private IPv4 network of the cluster, e.g. `10.77.0.0/24`.
+    #[serde(serialize_with = "display")]
+    #[schemars(with = "String")]
+    pub cidr: Ipv4Net,
+    /// The network's gateway; no host may use it.
+    pub gateway: Ipv4Addr,
+    /// DNS servers given to the VMs (Proxmox cloud-init).
+    #[schemars(default = "defaults::dns")]
+    pub dns: Vec<Ipv4Addr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Ssh {
+    /// The login user created on every host (member of `docker`, passwordless sudo).
+    pub user: String,
+    /// Private key path, relative to cluster.yaml.
+    pub private_key: PathBuf,
+    /// Public key path, relative to cluster.yaml.
+    pub public_key: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Host {
+    /// Host name (lowercase letters, digits, `-`; starts with a letter).
+    pub name: String,
+    pub role: Role,
+    /// Static address inside `network.cidr`.
+    pub ip: Ipv4Addr,
+    /// Proxmox VM id (100 or more, unique); required when `target: proxmox`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 999_999_999))]
+    pub vm_id: Option<u32>,
+    #[schemars(default = "defaults::cores")]
+    #[schemars(range(min = 1))]
+    pub cores: u32,
+    /// Memory in MiB.
+    #[schemars(default = "defaults::memory_mb")]
+    #[schemars(range(min = 256))]
+    pub memory_mb: u32,
+    /// Disk size in GiB.
+    #[schemars(default = "defaults::disk_gb")]
+    #[schemars(range(min = 1))]
+    pub disk_gb: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    LoadBalancer,
+    Web,
+    Redis,
+    Postgres,
+    LoadTester,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::LoadBalancer,
+        Role::Web,
+        Role::Redis,
+        Role::Postgres,
+        Role::LoadTester,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::LoadBalancer => "load_balancer",
+            Role::Web => "web",
+            Role::Redis => "redis",
+            Role::Postgres => "postgres",
+            Role::LoadTester => "load_tester",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LoadBalancer {
+    /// Host port that reaches the load balancer's port 80 (local target only).
+    #[schemars(default = "defaults::published_port")]
+    #[schemars(range(min = 1))]
+    pub published_port: u16,
+    /// nginx `client_max_body_size` (e.g. `64k`, `1m`).
+    #[schemars(default = "defaults::client_max_body_size")]
+    pub client_max_body_size: String,
+    /// Passive health: failures within `fail_timeout_s` before a web host is skipped.
+    #[schemars(default = "defaults::max_fails")]
+    #[schemars(range(min = 1))]
+    pub max_fails: u32,
+    /// Passive health: seconds a failed web host is skipped.
+    #[schemars(default = "defaults::fail_timeout_s")]
+    #[schemars(range(min = 1))]
+    pub fail_timeout_s: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Images {
+    /// `ship`: export from the local Docker engine and stream to each host (no registry);
+    /// `pull`: each host pulls the image names from a registry.
+    #[schemars(default = "defaults::image_mode")]
+    pub mode: ImageMode,
+    /// The local target's VM image.
+    pub vm: String,
+    pub webapp: String,
+    pub redis: String,
+    pub postgres: String,
+    pub nginx: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageMode {
+    Ship,
+    Pull,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct App {
+    /// Prefix of the short URLs the app hands out; unset means relative (`/code`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_base_url: Option<String>,
+    /// 301, 302, 307 or 308.
+    #[schemars(default = "defaults::redirect_status")]
+    pub redirect_status: u16,
+    #[schemars(default = "defaults::max_url_length")]
+    #[schemars(range(min = 1))]
+    pub max_url_length: u32,
+    /// PostgreSQL database (and user) of the app.
+    #[schemars(default = "defaults::database")]
+    pub database: String,
+    pub limiter: Limiter,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Limiter {
+    #[schemars(default = "defaults::algorithm")]
+    pub algorithm: Algorithm,
+    /// What happens when Redis cannot answer: `open` serves, `closed` answers 503.
+    #[schemars(default = "defaults::fail_mode")]
+    pub fail_mode: FailMode,
+    /// How long a request waits for Redis before `fail_mode` applies.
+    #[schemars(default = "defaults::timeout_ms")]
+    #[schemars(range(min = 1))]
+    pub timeout_ms: u32,
+    /// IPv6 clients are limited per prefix of this length.
+    #[schemars(default = "defaults::ipv6_prefix")]
+    #[schemars(range(min = 1, max = 128))]
+    pub ipv6_prefix: u8,
+    #[schemars(default = "defaults::key_prefix")]
+    pub key_prefix: String,
+    pub policies: Policies,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    SlidingLog,
+    SlidingWindow,
+    Gcra,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::SlidingLog => "sliding_log",
+            Algorithm::SlidingWindow => "sliding_window",
+            Algorithm::Gcra => "gcra",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    Open,
+    Closed,
+}
+
+impl FailMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailMode::Open => "open",
+            FailMode::Closed => "closed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Policies {
+    /// Every request not covered by a more specific policy.
+    pub default: Policy,
+    /// `POST /shorten`.
+    pub shorten: Policy,
+    /// `GET /<code>`.
+    pub redirect: Policy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Policy {
+    /// Requests admitted per window (positive).
+    #[schemars(range(min = 1))]
+    pub limit: u32,
+    /// Window length, `<n>s` or `<n>ms`.
+    #[schemars(with = "String", pattern(r"^[1-9][0-9]*(s|ms)$"))]
+    pub window: Window,
+}
+
+/// A positive duration written `<n>s` or `<n>ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub millis: u64,
+}
+
+impl Window {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (digits, scale) = if let Some(d) = text.strip_suffix("ms") {
+            (d, 1)
+        } else if let Some(d) = text.strip_suffix('s') {
+            (d, 1000)
+        } else {
+            return Err(format!(
+                "expected a duration like 60s or 500ms, found {text:?}"
+            ));
+        };
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("expected a duration like 60s or 500ms, found {text:?}"))?;
+        Ok(Window {
+            millis: n.saturating_mul(scale),
+        })
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.millis.is_multiple_of(1000) {
+            write!(f, "{}s", self.millis / 1000)
+        } else {
+            write!(f, "{}ms", self.millis)
+        }
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Secrets {
+    /// `env:NAME` or `file:path`.
+    #[schemars(with = "String", pattern(r"^(env:[A-Z_][A-Z0-9_]*|file:.+)$"))]
+    pub redis_password: SecretRef,
+    /// `env:NAME` or `file:path`.
+    #[schemars(with = "String", pattern(r"^(env:[A-Z_][A-Z0-9_]*|file:.+)$"))]
+    pub postgres_password: SecretRef,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Proxmox {
+    /// API endpoint, e.g. `https://pve.example.lan:8006/`.
+    pub endpoint: String,
+    /// Whether to accept a self-signed TLS certificate.
+    #[schemars(default)]
+    pub insecure: bool,
+    /// Node the VMs are created on.
+    pub node: String,
+    pub template: ProxmoxTemplate,
+    /// Datastore of the VM disks and cloud-init drives.
+    pub storage: String,
+    /// Datastore (with the `snippets` content type) for cloud-init user data (bpg only).
+    #[schemars(default = "defaults::snippets_storage")]
+    pub snippets_storage: String,
+    /// Bridge the VMs' NIC is attached to.
+    pub bridge: String,
+    #[schemars(default = "defaults::provider")]
+    pub provider: ProxmoxProvider,
+    /// API token `user@realm!tokenid=secret`, by reference (`env:NAME` or `file:path`).
+    #[schemars(with = "String", pattern(r"^(env:[A-Z_][A-Z0-9_]*|file:.+)$"))]
+    pub api_token: SecretRef,
+}
+
+/// The cloud-init enabled VM template that hosts are cloned from.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ProxmoxTemplate {
+    /// Template name (telmate clones by name).
+    pub name: String,
+    /// Template VM id (bpg clones by id).
+    pub vm_id: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxmoxProvider {
+    /// `bpg/proxmox`, the maintained provider.
+    Bpg,
+    /// `telmate/proxmox`.
+    Telmate,
+}
+
+/// Defaults for keys cluster.yaml may leave out (also shown in the JSON Schema).
+pub mod defaults {
+    use super::*;
+
+    pub fn dns() -> Vec<Ipv4Addr> {
+        vec![Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(9, 9, 9, 9)]
+    }
+    pub fn cores() -> u32 {
+        1
+    }
+    pub fn memory_mb() -> u32 {
+        1024
+    }
+    pub fn disk_gb() -> u32 {
+        10
+    }
+    pub fn published_port() -> u16 {
+        8080
+    }
+    pub fn client_max_body_size() -> String {
+        "64k".to_owned()
+    }
+    pub fn max_fails() -> u32 {
+        3
+    }
+    pub fn fail_timeout_s() -> u32 {
+        10
+    }
+    pub fn load_balancer() -> LoadBalancer {
+        LoadBalancer {
+            published_port: published_port(),
+            client_max_body_size: client_max_body_size(),
+            max_fails: max_fails(),
+            fail_timeout_s: fail_timeout_s(),
+        }
+    }
+    pub fn image_mode() -> ImageMode {
+        ImageMode::Ship
+    }
+    pub fn redirect_status() -> u16 {
+        302
+    }
+    pub fn max_url_length() -> u32 {
+        2048
+    }
+    pub fn database() -> String {
+        "shortener".to_owned()
+    }
+    pub fn algorithm() -> Algorithm {
+        Algorithm::SlidingLog
+    }
+    pub fn fail_mode() -> FailMode {
+        FailMode::Open
+    }
+    pub fn timeout_ms() -> u32 {
+        50
+    }
+    pub fn ipv6_prefix() -> u8 {
+        64
+    }
+    pub fn key_prefix() -> String {
+        "rl:".to_owned()
+    }
+    pub fn snippets_storage() -> String {
+        "local".to_owned()
+    }
+    pub fn provider() -> ProxmoxProvider {
+        ProxmoxProvider::Bpg
+    }
+}
+
+fn display<T: fmt::Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// How much of the outside world validation may look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileCheck {
+    /// Only the text of the spec (validate, render).
+    SpecOnly,
+    /// Also require the SSH key files and `file:` secrets to exist (commands that use them).
+    RequireFiles,
+}
+
+impl Cluster {
+    /// Parses and validates cluster.yaml text; `path` only names the file in messages, and its
+    /// directory is where relative key and secret paths are looked up for
+    /// [`FileCheck::RequireFiles`].
+    pub fn parse(source: &str, path: &Path, files: FileCheck) -> Result<Cluster, SpecErrors> {
+        let fail = |errors| SpecErrors::new(path, source, errors);
+        let reader::Read {
+            cluster,
+            parts,
+            locations,
+            mut errors,
+        } = reader::read(source);
+        errors.extend(validate::validate(&parts, &locations));
+        let Some(cluster) = cluster else {
+            return Err(fail(errors));
+        };
+        if files == FileCheck::RequireFiles {
+            let base = path.parent().unwrap_or(Path::new("."));
+            errors.extend(validate::check_files(&cluster, &locations, base));
+        }
+        if errors.is_empty() {
+            Ok(cluster)
+        } else {
+            Err(fail(errors))
+        }
+    }
+
+    /// Reads and validates a cluster.yaml file.
+    pub fn load(path: &Path, files: FileCheck) -> Result<Cluster, LoadError> {
+        let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Cluster::parse(&source, path, files)?)
+    }
+
+    pub fn hosts_with(&self, role: Role) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(move |h| h.role == role)
+    }
+
+    /// The host of a role the spec has exactly one of (validation guarantees it).
+    pub fn the(&self, role: Role) -> Option<&Host> {
+        self.hosts_with(role).next()
+    }
+}
+
+/// Why cluster.yaml could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] SpecErrors),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_and_print_in_the_contract_syntax() {
+        assert_eq!(Window::parse("60s"), Ok(Window { millis: 60_000 }));
+        assert_eq!(Window::parse("250ms"), Ok(Window { millis: 250 }));
+        assert_eq!(Window { millis: 60_000 }.to_string(), "60s");
+        assert_eq!(Window { millis: 1_500 }.to_string(), "1500ms");
+        assert!(Window::parse("60").is_err());
+        assert!(Window::parse("s").is_err());
+        assert!(Window::parse("-5s").is_err());
+    }
+}

@@ -1,0 +1,448 @@
+//! A table of broken cluster.yaml files, each asserting every reported error exactly:
+//! line:column, key path and message. They all start from one small valid spec and edit it.
+
+use std::path::Path;
+
+use provisioner::spec::{Cluster, FileCheck};
+
+const BASE: &str = "\
+name: demo
+target: local
+network:
+  cidr: 10.1.0.0/24
+  gateway: 10.1.0.1
+ssh:
+  user: ops
+  private_key: keys/id
+  public_key: keys/id.pub
+hosts:
+  - { name: lb, role: load_balancer, ip: 10.1.0.10 }
+  - { name: web1, role: web, ip: 10.1.0.11 }
+  - { name: redis, role: redis, ip: 10.1.0.20 }
+  - { name: pg, role: postgres, ip: 10.1.0.21 }
+  - { name: tester, role: load_tester, ip: 10.1.0.30 }
+images:
+  vm: vm:1
+  webapp: web:1
+  redis: redis:7
+  postgres: postgres:15
+  nginx: nginx:1
+app:
+  limiter:
+    policies:
+      default: { limit: 100, window: 60s }
+      shorten: { limit: 10, window: 60s }
+      redirect: { limit: 100, window: 60s }
+secrets:
+  redis_password: env:REDIS_PW
+  postgres_password: file:pg.txt
+";
+
+const PROXMOX: &str = "\
+proxmox:
+  endpoint: https://pve:8006/
+  node: pve
+  template: { name: tpl, vm_id: 9000 }
+  storage: local-lvm
+  bridge: vmbr0
+  api_token: env:PVE_TOKEN
+";
+
+struct Case {
+    name: &'static str,
+    /// (text to find exactly once, replacement); a find of "" appends the replacement.
+    edits: &'static [(&'static str, &'static str)],
+    /// `line:column: path: message`, in report order.
+    errors: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "unknown top-level key",
+        edits: &[("target: local\n", "target: local\ncolour: blue\n")],
+        errors: &["3:1: colour: unknown key `colour` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, proxmox)"],
+    },
+    Case {
+        name: "unknown nested key",
+        edits: &[("  gateway: 10.1.0.1\n", "  gateway: 10.1.0.1\n  mtu: 1500\n")],
+        errors: &["6:3: network.mtu: unknown key `mtu` (expected one of: cidr, gateway, dns)"],
+    },
+    Case {
+        name: "unknown key in a host",
+        edits: &[("ip: 10.1.0.11 }", "ip: 10.1.0.11, ram: 4 }")],
+        errors: &[
+            "12:45: hosts[1].ram: unknown key `ram` (expected one of: name, role, ip, vm_id, cores, memory_mb, disk_gb)",
+        ],
+    },
+    Case {
+        name: "missing required key",
+        edits: &[("name: demo\n", "")],
+        errors: &["1:1: name: missing required key `name`"],
+    },
+    Case {
+        name: "missing nested key",
+        edits: &[("  public_key: keys/id.pub\n", "")],
+        errors: &["7:3: ssh.public_key: missing required key `public_key`"],
+    },
+    Case {
+        name: "mapping where a string belongs",
+        edits: &[("name: demo", "name: { first: demo }")],
+        errors: &[
+            "1:9: name: expected a string, found a mapping",
+        ],
+    },
+    Case {
+        name: "list where a mapping belongs",
+        edits: &[("ssh:\n  user: ops\n  private_key: keys/id\n  public_key: keys/id.pub\n", "ssh: [ops]\n")],
+        errors: &["6:6: ssh: expected a mapping, found a list"],
+    },
+    Case {
+        name: "hosts not a list",
+        edits: &[("hosts:\n", "hosts: many\nx_hosts:\n")],
+        errors: &[
+            "10:8: hosts: expected a list, found \"many\"",
+            "11:1: x_hosts: unknown key `x_hosts` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, proxmox)",
+        ],
+    },
+    Case {
+        name: "not a number",
+        edits: &[("limit: 10,", "limit: ten,")],
+        errors: &["26:25: app.limiter.policies.shorten.limit: expected a whole number, found \"ten\""],
+    },
+    Case {
+        name: "negative limit",
+        edits: &[("limit: 10,", "limit: -10,")],
+        errors: &["26:25: app.limiter.policies.shorten.limit: expected a whole number, found \"-10\""],
+    },
+    Case {
+        name: "zero limit",
+        edits: &[("limit: 10,", "limit: 0,")],
+        errors: &["26:25: app.limiter.policies.shorten.limit: must be greater than 0"],
+    },
+    Case {
+        name: "zero window",
+        edits: &[("limit: 100, window: 60s }\nsecrets", "limit: 100, window: 0ms }\nsecrets")],
+        errors: &[
+            "27:39: app.limiter.policies.redirect.window: must be greater than 0",
+        ],
+    },
+    Case {
+        name: "window without unit",
+        edits: &[("default: { limit: 100, window: 60s }", "default: { limit: 100, window: 60 }")],
+        errors: &[
+            "25:38: app.limiter.policies.default.window: expected a duration like 60s or 500ms, found \"60\"",
+        ],
+    },
+    Case {
+        name: "unknown algorithm",
+        edits: &[("  limiter:\n", "  limiter:\n    algorithm: token_bucket\n")],
+        errors: &["24:16: app.limiter.algorithm: unknown algorithm \"token_bucket\" (expected one of: sliding_log, sliding_window, gcra)"],
+    },
+    Case {
+        name: "unknown fail mode",
+        edits: &[("  limiter:\n", "  limiter:\n    fail_mode: maybe\n")],
+        errors: &["24:16: app.limiter.fail_mode: unknown fail mode \"maybe\" (expected one of: open, closed)"],
+    },
+    Case {
+        name: "unknown role",
+        edits: &[("role: web,", "role: webserver,")],
+        errors: &[
+            "12:25: hosts[1].role: unknown role \"webserver\" (expected one of: load_balancer, web, redis, postgres, load_tester)",
+        ],
+    },
+    Case {
+        name: "unknown target",
+        edits: &[("target: local", "target: aws")],
+        errors: &["2:9: target: unknown target \"aws\" (expected one of: local, proxmox)"],
+    },
+    Case {
+        name: "bad IP address",
+        edits: &[("ip: 10.1.0.20", "ip: 10.1.0.300")],
+        errors: &[
+            "13:37: hosts[2].ip: expected an IPv4 address, found \"10.1.0.300\"",
+        ],
+    },
+    Case {
+        name: "IP outside the network",
+        edits: &[("ip: 10.1.0.20", "ip: 10.2.0.20")],
+        errors: &[
+            "13:37: hosts[2].ip: 10.2.0.20 is outside the network 10.1.0.0/24",
+        ],
+    },
+    Case {
+        name: "network address as IP",
+        edits: &[("ip: 10.1.0.20", "ip: 10.1.0.0")],
+        errors: &[
+            "13:37: hosts[2].ip: 10.1.0.0 is the network address of 10.1.0.0/24",
+        ],
+    },
+    Case {
+        name: "broadcast address as IP",
+        edits: &[("ip: 10.1.0.20", "ip: 10.1.0.255")],
+        errors: &[
+            "13:37: hosts[2].ip: 10.1.0.255 is the broadcast address of 10.1.0.0/24",
+        ],
+    },
+    Case {
+        name: "gateway address as IP",
+        edits: &[("ip: 10.1.0.20", "ip: 10.1.0.1")],
+        errors: &[
+            "13:37: hosts[2].ip: 10.1.0.1 is the gateway address",
+        ],
+    },
+    Case {
+        name: "duplicate IP",
+        edits: &[("ip: 10.1.0.21", "ip: 10.1.0.20")],
+        errors: &[
+            "14:37: hosts[3].ip: duplicate IP 10.1.0.20 (also hosts[2])",
+        ],
+    },
+    Case {
+        name: "duplicate host name",
+        edits: &[("name: pg,", "name: redis,")],
+        errors: &["14:13: hosts[3].name: duplicate host name \"redis\" (also hosts[2])"],
+    },
+    Case {
+        name: "invalid host name",
+        edits: &[("name: web1,", "name: Web_1,")],
+        errors: &["12:13: hosts[1].name: invalid host name \"Web_1\": use 1-32 lowercase letters, digits and '-', starting with a letter"],
+    },
+    Case {
+        name: "two load balancers",
+        edits: &[("role: web,", "role: load_balancer,")],
+        errors: &[
+            "10:1: hosts: at least one host needs role web",
+            "12:25: hosts[1].role: exactly one host may have role load_balancer (also hosts[0])",
+        ],
+    },
+    Case {
+        name: "no redis",
+        edits: &[("  - { name: redis, role: redis, ip: 10.1.0.20 }\n", "")],
+        errors: &["10:1: hosts: exactly one host needs role redis, found none"],
+    },
+    Case {
+        name: "two postgres and no tester",
+        edits: &[("role: load_tester", "role: postgres")],
+        errors: &[
+            "10:1: hosts: exactly one host needs role load_tester, found none",
+            "15:27: hosts[4].role: exactly one host may have role postgres (also hosts[3])",
+        ],
+    },
+    Case {
+        name: "CIDR with host bits",
+        edits: &[("cidr: 10.1.0.0/24", "cidr: 10.1.0.5/24")],
+        errors: &["4:9: network.cidr: 10.1.0.5/24 has host bits set; did you mean 10.1.0.0/24?"],
+    },
+    Case {
+        name: "gateway outside the network",
+        edits: &[("gateway: 10.1.0.1", "gateway: 10.9.0.1")],
+        errors: &["5:12: network.gateway: 10.9.0.1 is outside the network 10.1.0.0/24"],
+    },
+    Case {
+        name: "inline secret",
+        edits: &[("redis_password: env:REDIS_PW", "redis_password: hunter2")],
+        errors: &["29:19: secrets.redis_password: must be a reference (env:NAME or file:path), never the secret itself"],
+    },
+    Case {
+        name: "bad env secret name",
+        edits: &[("env:REDIS_PW", "env:redis-pw")],
+        errors: &["29:19: secrets.redis_password: invalid environment variable name \"redis-pw\" (use A-Z, 0-9 and _)"],
+    },
+    Case {
+        name: "redirect status that is not a redirect",
+        edits: &[("app:\n", "app:\n  redirect_status: 200\n")],
+        errors: &["23:20: app.redirect_status: 200 is not a redirect status (expected 301, 302, 307 or 308)"],
+    },
+    Case {
+        name: "port out of range",
+        edits: &[("images:\n", "load_balancer:\n  published_port: 70000\nimages:\n")],
+        errors: &["17:19: load_balancer.published_port: expected a port number (1-65535), found \"70000\""],
+    },
+    Case {
+        name: "duplicate key",
+        edits: &[("  user: ops\n", "  user: ops\n  user: root\n")],
+        errors: &["8:3: user: duplicate key `user` (first defined at line 7)"],
+    },
+    Case {
+        name: "YAML syntax error",
+        edits: &[("  gateway: 10.1.0.1\n", "  gateway: [10.1.0.1\n")],
+        errors: &[
+            "6:4: invalid YAML: illegal placement of ':' indicator",
+        ],
+    },
+    Case {
+        name: "proxmox target without proxmox section",
+        edits: &[("target: local", "target: proxmox")],
+        errors: &[
+            "1:1: proxmox: missing required key `proxmox` (target is proxmox)",
+            "11:7: hosts[0].vm_id: missing required key `vm_id` (target is proxmox)",
+            "12:7: hosts[1].vm_id: missing required key `vm_id` (target is proxmox)",
+            "13:7: hosts[2].vm_id: missing required key `vm_id` (target is proxmox)",
+            "14:7: hosts[3].vm_id: missing required key `vm_id` (target is proxmox)",
+            "15:7: hosts[4].vm_id: missing required key `vm_id` (target is proxmox)",
+        ],
+    },
+    Case {
+        name: "duplicate VM ids, one clashing with the template",
+        edits: &[
+            ("ip: 10.1.0.10 }", "ip: 10.1.0.10, vm_id: 101 }"),
+            ("ip: 10.1.0.11 }", "ip: 10.1.0.11, vm_id: 101 }"),
+            ("ip: 10.1.0.20 }", "ip: 10.1.0.20, vm_id: 9000 }"),
+            ("", PROXMOX),
+        ],
+        errors: &[
+            "12:52: hosts[1].vm_id: duplicate VM id 101 (also hosts[0])",
+            "13:55: hosts[2].vm_id: duplicate VM id 9000 (also proxmox.template)",
+        ],
+    },
+    Case {
+        name: "proxmox endpoint over plain http and unknown provider",
+        edits: &[("", PROXMOX), ("https://pve:8006/", "http://pve:8006/"), ("  node: pve\n", "  node: pve\n  provider: libvirt\n")],
+        errors: &[
+            "32:13: proxmox.endpoint: expected an https:// URL, found \"http://pve:8006/\"",
+            "34:13: proxmox.provider: unknown provider \"libvirt\" (expected one of: bpg, telmate)",
+        ],
+    },
+    Case {
+        name: "several errors at once",
+        edits: &[("name: demo", "name: Demo"), ("ip: 10.1.0.30", "ip: 10.1.0.999"), ("nginx: nginx:1", "nginx: \"nginx 1\"")],
+        errors: &[
+            "1:7: name: invalid cluster name \"Demo\": use 1-32 lowercase letters, digits and '-', starting with a letter",
+            "15:44: hosts[4].ip: expected an IPv4 address, found \"10.1.0.999\"",
+            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -",
+        ],
+    },
+    Case {
+        name: "a rule error does not hide cross-value errors",
+        edits: &[("name: web1,", "name: Web1,"), ("ip: 10.1.0.20", "ip: 10.2.0.20")],
+        errors: &[
+            "12:13: hosts[1].name: invalid host name \"Web1\": use 1-32 lowercase letters, digits and '-', starting with a letter",
+            "13:37: hosts[2].ip: 10.2.0.20 is outside the network 10.1.0.0/24",
+        ],
+    },
+    Case {
+        name: "a broken host or section does not hide the other hosts' errors",
+        edits: &[
+            ("ip: 10.1.0.10", "ip: 10.1.0.999"),
+            ("ip: 10.1.0.20", "ip: 10.1.0.11"),
+            ("  webapp: web:1\n", ""),
+        ],
+        errors: &[
+            "11:42: hosts[0].ip: expected an IPv4 address, found \"10.1.0.999\"",
+            "13:37: hosts[2].ip: duplicate IP 10.1.0.11 (also hosts[1])",
+            "17:3: images.webapp: missing required key `webapp`",
+        ],
+    },
+    Case {
+        name: "image name with a space",
+        edits: &[("nginx: nginx:1", "nginx: \"nginx 1\"")],
+        errors: &[
+            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -",
+        ],
+    },
+    Case {
+        name: "boolean where a mapping belongs, and an empty value",
+        edits: &[("app:\n  limiter:\n", "app:\n  public_base_url:\n  limiter:\n"), ("", "proxmox: true\n")],
+        errors: &[
+            "23:3: app.public_base_url: expected a string, found nothing",
+            "32:10: proxmox: expected a mapping, found \"true\"",
+        ],
+    },
+];
+
+fn apply(case: &Case) -> String {
+    let mut text = BASE.to_owned();
+    for (find, replace) in case.edits {
+        if find.is_empty() {
+            text.push_str(replace);
+        } else {
+            assert_eq!(
+                text.matches(find).count(),
+                1,
+                "case {:?}: {find:?} must occur exactly once",
+                case.name
+            );
+            text = text.replacen(find, replace, 1);
+        }
+    }
+    text
+}
+
+#[test]
+fn base_spec_is_valid() {
+    if let Err(e) = Cluster::parse(BASE, Path::new("base.yaml"), FileCheck::SpecOnly) {
+        panic!("{e}");
+    }
+    let with_proxmox = format!("{BASE}{PROXMOX}");
+    if let Err(e) = Cluster::parse(&with_proxmox, Path::new("base.yaml"), FileCheck::SpecOnly) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn every_broken_spec_reports_exactly_its_errors() {
+    assert!(CASES.len() >= 30, "the table needs at least 30 cases");
+    let mut failures = Vec::new();
+    for case in CASES {
+        let text = apply(case);
+        let got: Vec<String> =
+            match Cluster::parse(&text, Path::new("broken.yaml"), FileCheck::SpecOnly) {
+                Ok(_) => vec!["<valid>".to_owned()],
+                Err(errors) => errors.errors.iter().map(ToString::to_string).collect(),
+            };
+        if got != case.errors {
+            failures.push(format!(
+                "case {:?}\n  expected: {:#?}\n  got:      {:#?}",
+                case.name, case.errors, got
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn missing_key_files_and_secret_files_are_reported_when_required() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("cluster.yaml");
+    std::fs::write(&spec, BASE).expect("write spec");
+    let text = std::fs::read_to_string(&spec).expect("read spec");
+    assert!(Cluster::parse(&text, &spec, FileCheck::SpecOnly).is_ok());
+    let errors = Cluster::parse(&text, &spec, FileCheck::RequireFiles)
+        .expect_err("files are missing")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        errors,
+        [
+            "8:16: ssh.private_key: key file keys/id does not exist",
+            "9:15: ssh.public_key: key file keys/id.pub does not exist",
+            "30:22: secrets.postgres_password: secret file pg.txt does not exist",
+        ]
+    );
+    std::fs::create_dir(dir.path().join("keys")).expect("mkdir");
+    for file in ["keys/id", "keys/id.pub", "pg.txt"] {
+        std::fs::write(dir.path().join(file), "x\n").expect("write");
+    }
+    if let Err(e) = Cluster::parse(&text, &spec, FileCheck::RequireFiles) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn the_report_quotes_the_line_and_points_at_the_column() {
+    let text = BASE.replace("ip: 10.1.0.20", "ip: 10.2.0.20");
+    let report = Cluster::parse(&text, Path::new("cluster.yaml"), FileCheck::SpecOnly)
+        .expect_err("invalid")
+        .to_string();
+    let expected = "\
+cluster.yaml is invalid (1 error):
+error: 10.2.0.20 is outside the network 10.1.0.0/24
+  --> cluster.yaml:13:37 (hosts[2].ip)
+   |
+13 |   - { name: redis, role: redis, ip: 10.2.0.20 }
+   |                                     ^
+";
+    assert_eq!(report, expected);
+}

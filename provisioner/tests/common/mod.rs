@@ -1,0 +1,67 @@
+//! Shared helpers for the integration tests: paths of the repository's specs, loading and
+//! rendering them, and running the real `provisioner` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use provisioner::plan::{self, RenderedFile};
+use provisioner::spec::{Cluster, FileCheck};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate lives inside the repository")
+        .to_owned()
+}
+
+pub fn load(relative: &str) -> Cluster {
+    let path = repo_root().join(relative);
+    match Cluster::load(&path, FileCheck::SpecOnly) {
+        Ok(cluster) => cluster,
+        Err(e) => panic!("{relative} must be valid:\n{e}"),
+    }
+}
+
+/// The Proxmox example switched to the telmate provider.
+pub fn telmate() -> Cluster {
+    let mut cluster = load("examples/proxmox.yaml");
+    let proxmox = cluster
+        .proxmox
+        .as_mut()
+        .expect("the example has a proxmox section");
+    proxmox.provider = provisioner::spec::ProxmoxProvider::Telmate;
+    cluster
+}
+
+pub fn render(cluster: &Cluster) -> Vec<RenderedFile> {
+    plan::render(cluster).expect("the spec renders")
+}
+
+/// Writes rendered files under a fresh temporary directory.
+pub fn render_to_temp(cluster: &Cluster) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    provisioner::output::write_all(dir.path(), &render(cluster)).expect("write rendered files");
+    dir
+}
+
+/// Runs a tool and fails loudly (never skips) when it is missing or unhappy.
+pub fn run_tool(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    let output = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {shown} (is it installed? scripts/setup-host.sh installs it): {e}")
+    });
+    assert!(
+        output.status.success(),
+        "{shown} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn provisioner() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_provisioner"))
+}
