@@ -1,0 +1,2 @@
+//! clusterlab provisioner: cluster.yaml -> terraform -> hosts -> containers.
+pub mod exec;
