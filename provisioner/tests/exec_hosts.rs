@@ -120,7 +120,7 @@ impl TestCluster {
             &format!("SSH_USER={user}"),
             "-e",
             &format!("SSH_PUBKEY={public_key}"),
-            "clusterlab/vm:latest",
+            images::VM_IMAGE,
         ]);
         assert!(
             out.status.success(),
@@ -189,6 +189,86 @@ volumes:
     )
 }
 
+const LB_COMPOSE: &str = r#"services:
+  nginx:
+    image: clusterlab/nginx:1
+    container_name: nginx
+    network_mode: host
+    volumes:
+      - /etc/clusterlab/nginx.conf:/etc/nginx/nginx.conf:ro
+    restart: unless-stopped
+    healthcheck:
+      test: ["CMD", "curl", "-fsS", "http://127.0.0.1:8081/"]
+      interval: 1s
+      timeout: 2s
+      retries: 5
+"#;
+
+/// clusterlab/postgres:15 must honour POSTGRES_USER/PASSWORD/DB like the official image
+/// (password auth over TCP, the named database owned by that user).
+fn postgres_image_honours_its_environment() {
+    let name = format!("cltest-pg-{:06x}", rand::rng().random_range(0..0xffffff));
+    let out = docker_cli(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-e",
+        "POSTGRES_USER=shortener",
+        "-e",
+        "POSTGRES_PASSWORD=pg secret",
+        "-e",
+        "POSTGRES_DB=links",
+        "clusterlab/postgres:15",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let query = || {
+        docker_cli(&[
+            "exec", "-e", "PGPASSWORD=pg secret", &name, "psql", "-h", "127.0.0.1", "-U",
+            "shortener", "-d", "links", "-Atc",
+            "select current_user || ' ' || current_database() || ' ' || pg_get_userbyid(datdba) from pg_database where datname = 'links'",
+        ])
+    };
+    let mut answer = query();
+    for _ in 0..60 {
+        if answer.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        answer = query();
+    }
+    let wrong_password = docker_cli(&[
+        "exec",
+        "-e",
+        "PGPASSWORD=wrong",
+        &name,
+        "psql",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "shortener",
+        "-d",
+        "links",
+        "-c",
+        "select 1",
+    ]);
+    docker_cli(&["rm", "-f", "-v", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&answer.stdout).trim(),
+        "shortener links shortener",
+        "{}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
+    assert!(
+        !wrong_password.status.success(),
+        "a wrong password must be refused"
+    );
+}
+
 fn env_of(container: &str, vm: &str) -> Vec<String> {
     let out = docker_cli(&[
         "exec",
@@ -240,26 +320,24 @@ async fn two_vms_ship_images_and_converge_services() {
     let local_bar = progress.host("local");
     let local = docker::connect_local().await.expect("local docker engine");
 
-    // The VM image and the redis image, built (or found up to date by content hash).
-    let vm_context = images::vm_context(
-        &repo_root().join("templates/vm"),
-        &images::find_k6_binary().expect("k6 binary"),
-    )
-    .expect("vm context");
-    images::ensure_built(&local, "clusterlab/vm:latest", &vm_context, &local_bar)
+    // The VM image and the service images, built (or found up to date by content hash).
+    let templates = repo_root().join("templates");
+    images::ensure_vm_image(&local, &templates, &local_bar)
         .await
         .expect("build VM image");
-    let again = images::ensure_built(&local, "clusterlab/vm:latest", &vm_context, &local_bar)
+    let again = images::ensure_vm_image(&local, &templates, &local_bar)
         .await
         .expect("VM image again");
     assert!(matches!(again, BuildOutcome::UpToDate { .. }), "{again:?}");
-    let redis_context = images::BuildContext::from_dir(&repo_root().join("templates/images/redis"))
-        .expect("redis context");
-    let redis_id = images::ensure_built(&local, "clusterlab/redis:7", &redis_context, &local_bar)
+    let built = images::ensure_service_images(&local, &templates, &local_bar)
         .await
-        .expect("build redis image")
-        .id()
-        .to_owned();
+        .expect("build service images");
+    let redis_id = built
+        .iter()
+        .find(|(tag, _)| *tag == "clusterlab/redis:7")
+        .map(|(_, outcome)| outcome.id().to_owned())
+        .expect("redis image");
+    postgres_image_honours_its_environment();
 
     let keys = tempfile::tempdir().expect("temp dir");
     let key_path = keys.path().join("id_ed25519");
@@ -493,6 +571,58 @@ async fn two_vms_ship_images_and_converge_services() {
         }
         other => panic!("expected an SSH connect error, got {other}"),
     }
+    // The load balancer's path on vm2: upload nginx.conf, run nginx with it mounted,
+    // then a changed config is uploaded and picked up by a reload.
+    let nginx_shipped = images::ship(&local, &d2, "vm2", "clusterlab/nginx:1", &b2)
+        .await
+        .expect("ship nginx");
+    assert!(
+        matches!(nginx_shipped, ShipOutcome::Shipped { .. }),
+        "{nginx_shipped:?}"
+    );
+    let conf = |body: &str| {
+        format!(
+            "events {{}}\nhttp {{\n  server {{\n    listen 127.0.0.1:8081;\n    location / {{ return 200 \"{body}\\n\"; }}\n  }}\n}}\n"
+        )
+    };
+    assert_eq!(
+        s2.upload(path, conf("v1").as_bytes())
+            .await
+            .expect("upload"),
+        UploadOutcome::Written
+    );
+    let lb = compose::parse("vm2", LB_COMPOSE).expect("lb compose");
+    let created = converge::converge(&d2, "vm2", &lb, &BTreeMap::new(), &options, &b2)
+        .await
+        .expect("converge nginx");
+    assert_eq!(actions(created), vec![("nginx".into(), Action::Created)]);
+    let fetch = || {
+        converge::exec_in(
+            &d2,
+            "vm2",
+            "nginx",
+            &["curl", "-fsS", "http://127.0.0.1:8081/"],
+        )
+    };
+    assert_eq!(fetch().await.expect("curl v1"), "v1\n");
+    assert_eq!(
+        s2.upload(path, conf("v2").as_bytes())
+            .await
+            .expect("upload"),
+        UploadOutcome::Written
+    );
+    converge::exec_in(&d2, "vm2", "nginx", &["nginx", "-s", "reload"])
+        .await
+        .expect("reload");
+    let mut answer = String::new();
+    for _ in 0..50 {
+        answer = fetch().await.expect("curl after reload");
+        if answer == "v2\n" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer, "v2\n");
     s2.close().await.expect("close vm2");
     drop(cluster);
 }

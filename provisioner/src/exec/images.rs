@@ -141,6 +141,41 @@ impl BuildContext {
     }
 }
 
+/// The local target's "VM" image, built from `templates/vm/`.
+pub const VM_IMAGE: &str = "clusterlab/vm:latest";
+/// The web app image, built from a host-built binary by [`webapp_context`].
+pub const WEBAPP_IMAGE: &str = "clusterlab/webapp:latest";
+/// The service images: `templates/images/<dir>/` and the tag compose files use for it.
+pub const SERVICE_IMAGES: [(&str, &str); 3] = [
+    ("redis", "clusterlab/redis:7"),
+    ("postgres", "clusterlab/postgres:15"),
+    ("nginx", "clusterlab/nginx:1"),
+];
+
+/// Builds [`VM_IMAGE`] from `<templates>/vm` and the k6 binary unless it is up to date.
+pub async fn ensure_vm_image(
+    docker: &Docker,
+    templates: &Path,
+    progress: &HostProgress,
+) -> Result<BuildOutcome> {
+    let context = vm_context(&templates.join("vm"), &find_k6_binary()?)?;
+    ensure_built(docker, VM_IMAGE, &context, progress).await
+}
+
+/// Builds each of [`SERVICE_IMAGES`] from `<templates>/images/<dir>` unless up to date.
+pub async fn ensure_service_images(
+    docker: &Docker,
+    templates: &Path,
+    progress: &HostProgress,
+) -> Result<Vec<(&'static str, BuildOutcome)>> {
+    let mut outcomes = Vec::with_capacity(SERVICE_IMAGES.len());
+    for (dir, tag) in SERVICE_IMAGES {
+        let context = BuildContext::from_dir(&templates.join("images").join(dir))?;
+        outcomes.push((tag, ensure_built(docker, tag, &context, progress).await?));
+    }
+    Ok(outcomes)
+}
+
 /// The local target's VM image context: `templates/vm/` plus the k6 binary as `k6`.
 pub fn vm_context(vm_dir: &Path, k6_binary: &Path) -> Result<BuildContext> {
     let mut context = BuildContext::from_dir(vm_dir)?;

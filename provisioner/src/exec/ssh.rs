@@ -236,8 +236,10 @@ impl HostSession {
             .filter(|d| !d.is_empty())
             .unwrap_or("/");
         self.run("sudo", &["-n", "mkdir", "-p", "--", dir]).await?;
-        // tee via sudo because the SSH user may not own the directory; stdout is
-        // discarded so the file contents never come back over the wire.
+        // Written in place (truncate + write, not a rename) so a container that
+        // bind-mounts this single file sees the new contents: a rename would leave the
+        // mount pointing at the old inode. sudo because the SSH user may not own the
+        // directory.
         self.run_with_input(
             "sudo",
             &["-n", "sh", "-c", "cat > \"$1\"", "upload", remote_path],
