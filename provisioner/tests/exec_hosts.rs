@@ -384,10 +384,12 @@ async fn two_vms_ship_images_and_converge_services() {
         docker::connect_host(&s2).await.expect("docker vm2"),
     );
     let (b1, b2) = (progress.host("vm1"), progress.host("vm2"));
+    let ship_started = std::time::Instant::now();
     let (r1, r2) = tokio::join!(
         images::ship(&local, &d1, "vm1", "clusterlab/redis:7", &b1),
         images::ship(&local, &d2, "vm2", "clusterlab/redis:7", &b2)
     );
+    let ship_elapsed = ship_started.elapsed();
     for shipped in [r1.expect("ship vm1"), r2.expect("ship vm2")] {
         match shipped {
             ShipOutcome::Shipped { id, bytes } => {
@@ -395,6 +397,12 @@ async fn two_vms_ship_images_and_converge_services() {
                 assert!(
                     bytes > 10_000_000,
                     "the export should stream the image, got {bytes} bytes"
+                );
+                eprintln!(
+                    "shipped {} MB to each of 2 hosts in parallel in {:.1?} ({:.0} MB/s total)",
+                    bytes / 1_000_000,
+                    ship_elapsed,
+                    2.0 * bytes as f64 / 1e6 / ship_elapsed.as_secs_f64()
                 );
             }
             other => panic!("first ship should ship, got {other:?}"),

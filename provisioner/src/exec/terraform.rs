@@ -4,7 +4,7 @@
 //! text, which says far more than an exit code.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use serde::Deserialize;
@@ -211,11 +211,6 @@ pub fn parse_hosts_output(json: &str) -> std::result::Result<Vec<TerraformHost>,
     };
     hosts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(hosts)
-}
-
-/// True when `dir` has been initialised (so `init` can be skipped by callers that care).
-pub fn is_initialised(dir: &Path) -> bool {
-    dir.join(".terraform").is_dir()
 }
 
 #[cfg(test)]
