@@ -364,11 +364,12 @@ async fn two_vms_ship_images_and_converge_services() {
 
     // Both hosts are still booting: connect retries until sshd answers.
     let retry = RetryPolicy::default();
-    let (s1, s2) = tokio::join!(
-        HostSession::connect(&targets[0], &retry),
-        HostSession::connect(&targets[1], &retry)
+    let (h1, h2) = tokio::join!(
+        docker::connect(&targets[0], &retry),
+        docker::connect(&targets[1], &retry)
     );
-    let (s1, s2) = (s1.expect("ssh vm1"), s2.expect("ssh vm2"));
+    let (h1, h2) = (h1.expect("connect vm1"), h2.expect("connect vm2"));
+    let (s1, d1, s2, d2) = (h1.session, h1.docker, h2.session, h2.docker);
     // ssh may hash the names (Debian's default), so ask ssh-keygen rather than grep.
     for target in &targets {
         assert!(
@@ -379,10 +380,6 @@ async fn two_vms_ship_images_and_converge_services() {
     }
 
     // Ship the redis image to both hosts in parallel; the second round finds it there.
-    let (d1, d2) = (
-        docker::connect_host(&s1).await.expect("docker vm1"),
-        docker::connect_host(&s2).await.expect("docker vm2"),
-    );
     let (b1, b2) = (progress.host("vm1"), progress.host("vm2"));
     let ship_started = std::time::Instant::now();
     let (r1, r2) = tokio::join!(

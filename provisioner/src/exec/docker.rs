@@ -5,7 +5,7 @@
 use bollard::{Docker, API_DEFAULT_VERSION};
 
 use super::error::{ExecError, Result};
-use super::ssh::HostSession;
+use super::ssh::{HostSession, RetryPolicy, SshTarget};
 
 /// Seconds bollard waits for one request; image export/import of a few hundred MB over SSH
 /// must fit in it.
@@ -35,4 +35,18 @@ async fn connect_socket(host: &str, socket: &str) -> Result<Docker> {
         .negotiate_version()
         .await
         .map_err(|e| ExecError::docker(host, format!("negotiate API version over {socket}"), e))
+}
+
+/// A host ready to deploy to: its SSH session (kept open, since it carries the forward)
+/// and the Docker client that talks through it.
+pub struct ConnectedHost {
+    pub session: HostSession,
+    pub docker: Docker,
+}
+
+/// SSH in (retrying while the host boots), forward `docker.sock`, connect bollard.
+pub async fn connect(target: &SshTarget, retry: &RetryPolicy) -> Result<ConnectedHost> {
+    let session = HostSession::connect(target, retry).await?;
+    let docker = connect_host(&session).await?;
+    Ok(ConnectedHost { session, docker })
 }
