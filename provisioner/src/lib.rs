@@ -7,8 +7,10 @@
 //!   compose files, nginx config) as data.
 //! - [`output`]: the thin I/O that writes rendered files atomically or compares them with
 //!   what is on disk (`render --check`).
+//! - [`exec`]: the only code that runs terraform, opens SSH and talks to Docker.
 //! - [`cli`]: the `provisioner` command line; `main.rs` only calls [`cli::run`].
 pub mod cli;
+pub mod exec;
 pub mod output;
 pub mod plan;
 pub mod spec;

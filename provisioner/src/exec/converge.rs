@@ -1,0 +1,497 @@
+//! Converge a host's containers to its compose file. Each container carries the hash of
+//! its resolved spec plus the image ID; a matching hash means "leave it alone". A changed
+//! service is replaced in place: host networking means the old and new containers cannot
+//! both bind the port, so the new one is created, the old one stopped, the new one
+//! started and awaited until Docker calls it healthy, and only then is the old one
+//! removed. If the new one never gets healthy, the old one is started again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ExecConfig, HealthConfig, HealthStatusEnum,
+    HostConfig, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+    StartContainerOptions, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use super::compose::{ComposeFile, Restart, ServiceSpec};
+use super::error::{ExecError, Result};
+use super::images::image_id;
+use super::progress::HostProgress;
+
+/// Label with the hash of the resolved spec and the image ID a container was made from.
+pub const CONFIG_HASH_LABEL: &str = "clusterlab.config-hash";
+/// Label naming the compose service a container belongs to.
+pub const SERVICE_LABEL: &str = "clusterlab.service";
+
+/// What converging did to one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    /// Hash matched and the container was running.
+    Unchanged,
+    /// Hash matched but the container was stopped, so it was started.
+    Started,
+    Replaced,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Action::Created => "created",
+            Action::Unchanged => "unchanged",
+            Action::Started => "started",
+            Action::Replaced => "replaced",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceReport {
+    pub service: String,
+    pub container: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConvergeOptions {
+    /// How long a new container may take to become healthy before it is rolled back.
+    pub health_timeout: Duration,
+    pub poll_interval: Duration,
+    /// Seconds Docker waits after SIGTERM before SIGKILL when stopping the old container.
+    pub stop_timeout_secs: i32,
+}
+
+impl Default for ConvergeOptions {
+    fn default() -> Self {
+        ConvergeOptions {
+            health_timeout: Duration::from_secs(120),
+            poll_interval: Duration::from_millis(500),
+            stop_timeout_secs: 10,
+        }
+    }
+}
+
+/// The hash that decides whether a running container still matches its spec. `spec` is
+/// the resolved one, so a changed secret also replaces the container.
+pub fn config_hash(spec: &ServiceSpec, image_id: &str) -> String {
+    let mut hasher = Sha256::new();
+    // Serialising a struct of plain fields and BTreeMaps cannot fail.
+    hasher.update(serde_json::to_vec(spec).unwrap_or_default());
+    hasher.update([0]);
+    hasher.update(image_id.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+fn nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The create request for a resolved spec: host networking, restart policy, binds,
+/// healthcheck, and our labels on top of the file's.
+pub fn container_body(spec: &ServiceSpec, hash: &str) -> ContainerCreateBody {
+    let mut labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(SERVICE_LABEL.to_owned(), spec.name.clone());
+    labels.insert(CONFIG_HASH_LABEL.to_owned(), hash.to_owned());
+    let (restart, retries) = match spec.restart {
+        Restart::No => (RestartPolicyNameEnum::NO, None),
+        Restart::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        Restart::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Restart::OnFailure { max_retries } => (
+            RestartPolicyNameEnum::ON_FAILURE,
+            max_retries.map(i64::from),
+        ),
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        env: Some(
+            spec.environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
+        labels: Some(labels),
+        healthcheck: spec.healthcheck.as_ref().map(|check| HealthConfig {
+            test: Some(check.test.clone()),
+            interval: Some(nanos(check.interval)),
+            timeout: Some(nanos(check.timeout)),
+            retries: Some(i64::from(check.retries)),
+            start_period: Some(nanos(check.start_period)),
+            start_interval: None,
+        }),
+        host_config: Some(HostConfig {
+            network_mode: Some("host".to_owned()),
+            binds: Some(spec.volumes.iter().map(|m| m.bind_string()).collect()),
+            restart_policy: Some(RestartPolicy {
+                name: Some(restart),
+                maximum_retry_count: retries,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Converges every service of `file` on one host, in file order, stopping at the first
+/// failure (later services often depend on earlier ones).
+pub async fn converge(
+    docker: &Docker,
+    host: &str,
+    file: &ComposeFile,
+    secrets: &BTreeMap<String, String>,
+    options: &ConvergeOptions,
+    progress: &HostProgress,
+) -> Result<Vec<ServiceReport>> {
+    // Resolve everything first: a missing secret must fail before any container changes.
+    let resolved = file
+        .services
+        .iter()
+        .map(|s| s.resolve(host, secrets))
+        .collect::<Result<Vec<_>>>()?;
+    for volume in &file.volumes {
+        docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ExecError::docker(host, format!("create volume {volume}"), e))?;
+    }
+    let mut reports = Vec::with_capacity(resolved.len());
+    for spec in &resolved {
+        let report = converge_service(docker, host, spec, options, progress).await?;
+        progress.note(format!("{}: {}", report.service, report.action));
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+async fn inspect(
+    docker: &Docker,
+    host: &str,
+    name: &str,
+) -> Result<Option<ContainerInspectResponse>> {
+    match docker.inspect_container(name, None).await {
+        Ok(found) => Ok(Some(found)),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(ExecError::docker(
+            host,
+            format!("inspect container {name}"),
+            e,
+        )),
+    }
+}
+
+fn is_running(container: &ContainerInspectResponse) -> bool {
+    container
+        .state
+        .as_ref()
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+}
+
+async fn remove(docker: &Docker, host: &str, name: &str) -> Result<()> {
+    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+    match docker.remove_container(name, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(ExecError::docker(
+            host,
+            format!("remove container {name}"),
+            e,
+        )),
+    }
+}
+
+async fn start(docker: &Docker, host: &str, name: &str) -> Result<()> {
+    docker
+        .start_container(name, None::<StartContainerOptions>)
+        .await
+        .map_err(|e| ExecError::docker(host, format!("start container {name}"), e))
+}
+
+async fn create(docker: &Docker, host: &str, name: &str, body: ContainerCreateBody) -> Result<()> {
+    let options = CreateContainerOptionsBuilder::new().name(name).build();
+    docker
+        .create_container(Some(options), body)
+        .await
+        .map(|_| ())
+        .map_err(|e| ExecError::docker(host, format!("create container {name}"), e))
+}
+
+/// Converges one resolved service.
+pub async fn converge_service(
+    docker: &Docker,
+    host: &str,
+    spec: &ServiceSpec,
+    options: &ConvergeOptions,
+    progress: &HostProgress,
+) -> Result<ServiceReport> {
+    let name = spec.container_name.as_str();
+    let next = format!("{name}-next");
+    let image = image_id(docker, host, &spec.image)
+        .await?
+        .ok_or_else(|| ExecError::Service {
+            host: host.to_owned(),
+            service: spec.name.clone(),
+            operation: "find image".into(),
+            message: format!(
+                "image {} is not on the host (ship or pull it first)",
+                spec.image
+            ),
+        })?;
+    let hash = config_hash(spec, &image);
+    let report = |action| ServiceReport {
+        service: spec.name.clone(),
+        container: name.to_owned(),
+        action,
+    };
+    // A leftover from an interrupted replace would block the name we need.
+    remove(docker, host, &next).await?;
+
+    let Some(current) = inspect(docker, host, name).await? else {
+        progress.step(format!("{}: creating {name}", spec.name));
+        create(docker, host, name, container_body(spec, &hash)).await?;
+        start(docker, host, name).await?;
+        if let Err(reason) = wait_ready(docker, host, spec, name, options, progress).await {
+            let log = health_log(docker, host, name).await;
+            // Nothing to roll back to; removing it keeps the next run a clean create.
+            remove(docker, host, name).await?;
+            return Err(ExecError::Service {
+                host: host.to_owned(),
+                service: spec.name.clone(),
+                operation: "start new container".into(),
+                message: format!("{reason}. Health log:\n{log}"),
+            });
+        }
+        return Ok(report(Action::Created));
+    };
+
+    let current_hash = current
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get(CONFIG_HASH_LABEL));
+    if current_hash.map(String::as_str) == Some(hash.as_str()) {
+        if is_running(&current) {
+            return Ok(report(Action::Unchanged));
+        }
+        start(docker, host, name).await?;
+        return Ok(report(Action::Started));
+    }
+
+    progress.step(format!("{}: replacing {name}", spec.name));
+    let was_running = is_running(&current);
+    create(docker, host, &next, container_body(spec, &hash)).await?;
+    let stop = StopContainerOptionsBuilder::new()
+        .t(options.stop_timeout_secs)
+        .build();
+    docker
+        .stop_container(name, Some(stop))
+        .await
+        .map_err(|e| ExecError::docker(host, format!("stop container {name}"), e))?;
+    let started = start(docker, host, &next).await;
+    let ready = match started {
+        Ok(()) => wait_ready(docker, host, spec, &next, options, progress).await,
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(reason) = ready {
+        let log = health_log(docker, host, &next).await;
+        remove(docker, host, &next).await?;
+        if was_running {
+            start(docker, host, name).await?;
+        }
+        return Err(ExecError::RolledBack {
+            host: host.to_owned(),
+            service: spec.name.clone(),
+            reason,
+            log,
+        });
+    }
+    remove(docker, host, name).await?;
+    docker
+        .rename_container(
+            &next,
+            RenameContainerOptionsBuilder::new().name(name).build(),
+        )
+        .await
+        .map_err(|e| ExecError::docker(host, format!("rename container {next} to {name}"), e))?;
+    Ok(report(Action::Replaced))
+}
+
+/// Waits until Docker reports the container healthy (or, without a healthcheck, still
+/// running a moment after start). The error is the reason, for the caller's message.
+async fn wait_ready(
+    docker: &Docker,
+    host: &str,
+    spec: &ServiceSpec,
+    container: &str,
+    options: &ConvergeOptions,
+    progress: &HostProgress,
+) -> std::result::Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let state = inspect(docker, host, container)
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(|c| c.state)
+            .ok_or_else(|| format!("container {container} disappeared"))?;
+        if !state.running.unwrap_or(false) {
+            return Err(format!(
+                "container {container} exited with code {}",
+                state.exit_code.unwrap_or(-1)
+            ));
+        }
+        let health = state.health.and_then(|h| h.status);
+        match (&spec.healthcheck, health) {
+            (None, _) if started.elapsed() >= options.poll_interval => return Ok(()),
+            (Some(_), Some(HealthStatusEnum::HEALTHY)) => return Ok(()),
+            (Some(_), Some(HealthStatusEnum::UNHEALTHY)) => {
+                return Err(format!("Docker reports {container} unhealthy"))
+            }
+            _ => {}
+        }
+        if started.elapsed() > options.health_timeout {
+            return Err(format!(
+                "{container} not healthy after {:?}",
+                options.health_timeout
+            ));
+        }
+        progress.step(format!(
+            "{}: waiting for {container} to be healthy ({}s)",
+            spec.name,
+            started.elapsed().as_secs()
+        ));
+        tokio::time::sleep(options.poll_interval).await;
+    }
+}
+
+/// The healthcheck outputs Docker recorded, oldest first (best effort: this runs while
+/// reporting another error).
+async fn health_log(docker: &Docker, host: &str, container: &str) -> String {
+    let Ok(Some(found)) = inspect(docker, host, container).await else {
+        return "(container gone)".into();
+    };
+    let entries = found
+        .state
+        .and_then(|s| s.health)
+        .and_then(|h| h.log)
+        .unwrap_or_default();
+    if entries.is_empty() {
+        return "(no healthcheck results recorded)".into();
+    }
+    entries
+        .iter()
+        .map(|entry| {
+            format!(
+                "exit {}: {}",
+                entry.exit_code.unwrap_or(-1),
+                entry.output.as_deref().unwrap_or("").trim()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs a command inside a running container (e.g. `nginx -s reload`) and returns its
+/// output; a non-zero exit is an error with that output.
+pub async fn exec_in(docker: &Docker, host: &str, container: &str, cmd: &[&str]) -> Result<String> {
+    let command_text = cmd.join(" ");
+    let operation = || format!("exec `{command_text}` in {container}");
+    let created = docker
+        .create_exec(
+            container,
+            ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| ExecError::docker(host, operation(), e))?;
+    let mut text = String::new();
+    match docker
+        .start_exec(&created.id, None::<StartExecOptions>)
+        .await
+        .map_err(|e| ExecError::docker(host, operation(), e))?
+    {
+        StartExecResults::Attached { mut output, .. } => {
+            while let Some(chunk) = output.next().await {
+                let chunk = chunk.map_err(|e| ExecError::docker(host, operation(), e))?;
+                text.push_str(&chunk.to_string());
+            }
+        }
+        StartExecResults::Detached => {}
+    }
+    let inspected = docker
+        .inspect_exec(&created.id)
+        .await
+        .map_err(|e| ExecError::docker(host, operation(), e))?;
+    match inspected.exit_code {
+        Some(0) => Ok(text),
+        code => Err(ExecError::Service {
+            host: host.to_owned(),
+            service: container.to_owned(),
+            operation: operation(),
+            message: format!("exit code {}: {}", code.unwrap_or(-1), text.trim()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::compose::parse;
+
+    const FILE: &str = "services:\n  cache:\n    image: clusterlab/redis:7\n    network_mode: host\n    restart: on-failure:3\n    environment:\n      A: \"1\"\n    labels:\n      team: core\n    healthcheck:\n      test: redis-cli ping\n      interval: 1s\n";
+
+    #[test]
+    fn hash_changes_with_env_and_image_id_only() {
+        let spec = parse("h", FILE).expect("parse").services.remove(0);
+        let same = config_hash(&spec, "sha256:a");
+        assert_eq!(same, config_hash(&spec.clone(), "sha256:a"));
+        assert_ne!(same, config_hash(&spec, "sha256:b"));
+        let mut changed = spec.clone();
+        changed.environment.insert("A".into(), "2".into());
+        assert_ne!(same, config_hash(&changed, "sha256:a"));
+    }
+
+    #[test]
+    fn body_uses_host_network_and_carries_labels() {
+        let spec = parse("h", FILE).expect("parse").services.remove(0);
+        let body = container_body(&spec, "abc");
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.network_mode.as_deref(), Some("host"));
+        let restart = host.restart_policy.expect("restart");
+        assert_eq!(restart.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+        assert_eq!(restart.maximum_retry_count, Some(3));
+        let labels = body.labels.expect("labels");
+        assert_eq!(labels[CONFIG_HASH_LABEL], "abc");
+        assert_eq!(labels[SERVICE_LABEL], "cache");
+        assert_eq!(labels["team"], "core");
+        assert_eq!(body.env.expect("env"), vec!["A=1".to_owned()]);
+        let check = body.healthcheck.expect("healthcheck");
+        assert_eq!(
+            check.test.expect("test"),
+            vec!["CMD-SHELL", "redis-cli ping"]
+        );
+        assert_eq!(check.interval, Some(1_000_000_000));
+    }
+}

@@ -1,0 +1,52 @@
+//! bollard clients: the local engine (where images are built) and a host's engine reached
+//! through the SSH-forwarded `docker.sock`. Both negotiate the API version, because
+//! Debian's docker.io (20.10, API 1.41) is older than bollard's default.
+
+use bollard::{Docker, API_DEFAULT_VERSION};
+
+use super::error::{ExecError, Result};
+use super::ssh::{HostSession, RetryPolicy, SshTarget};
+
+/// Seconds bollard waits for one request; image export/import of a few hundred MB over SSH
+/// must fit in it.
+const REQUEST_TIMEOUT_SECS: u64 = 600;
+
+/// The engine on this machine, at `/var/run/docker.sock` (or `DOCKER_HOST` if it names a
+/// Unix socket).
+pub async fn connect_local() -> Result<Docker> {
+    let socket = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| h.starts_with("unix://"))
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
+    connect_socket("local", &socket).await
+}
+
+/// A host's engine over its SSH session: forwards the socket, then connects to the local
+/// end of the forward.
+pub async fn connect_host(session: &HostSession) -> Result<Docker> {
+    let socket = session.forward_docker_socket().await?;
+    connect_socket(session.host(), &socket.to_string_lossy()).await
+}
+
+async fn connect_socket(host: &str, socket: &str) -> Result<Docker> {
+    let docker = Docker::connect_with_unix(socket, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+        .map_err(|e| ExecError::docker(host, format!("connect to {socket}"), e))?;
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| ExecError::docker(host, format!("negotiate API version over {socket}"), e))
+}
+
+/// A host ready to deploy to: its SSH session (kept open, since it carries the forward)
+/// and the Docker client that talks through it.
+pub struct ConnectedHost {
+    pub session: HostSession,
+    pub docker: Docker,
+}
+
+/// SSH in (retrying while the host boots), forward `docker.sock`, connect bollard.
+pub async fn connect(target: &SshTarget, retry: &RetryPolicy) -> Result<ConnectedHost> {
+    let session = HostSession::connect(target, retry).await?;
+    let docker = connect_host(&session).await?;
+    Ok(ConnectedHost { session, docker })
+}

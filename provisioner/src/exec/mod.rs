@@ -1,0 +1,25 @@
+//! The exec layer: the only code in the provisioner that touches the outside world
+//! (terraform, SSH, Docker engines). Every function takes plain values (host name, IP,
+//! user, key path, file contents, secrets) so the spec/plan layers stay pure.
+//!
+//! # Layout
+//! - [`ssh`]: one multiplexed SSH session per host, known_hosts per cluster, retries,
+//!   file upload, and the forwarded `docker.sock`.
+//! - [`docker`]: bollard clients for the local engine and for a host over SSH.
+//! - [`images`]: build contexts hashed by content, ship (export -> import) or pull.
+//! - [`compose`]: the compose subset we render, read into typed service specs.
+//! - [`converge`]: make a host's containers match its compose file, rolling replace.
+//! - [`terraform`]: run terraform, stream its output, read the hosts it made.
+//! - [`progress`]: one indicatif bar per host.
+//! - [`error`]: the one error type; every variant names the host and the operation.
+
+pub mod compose;
+pub mod converge;
+pub mod docker;
+pub mod error;
+pub mod images;
+pub mod progress;
+pub mod ssh;
+pub mod terraform;
+
+pub use error::{ExecError, Result};

@@ -1,0 +1,339 @@
+//! SSH to a host: one multiplexed `openssh::Session` per host (native mux, so every
+//! command and every forwarded Docker connection is a channel on the same TCP
+//! connection). Host keys go to a known_hosts file per cluster with
+//! `StrictHostKeyChecking=accept-new`: the first contact records the key, every later
+//! contact must match it. A host that is still booting is retried with bounded backoff.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use openssh::{ForwardType, KnownHosts, Session, SessionBuilder, Socket};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::error::{chain, ExecError, Result};
+
+/// Where and how to log in to one host.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    /// The host's name in the cluster, used in every message and error.
+    pub host: String,
+    /// IP address or DNS name to connect to.
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub key_path: PathBuf,
+    /// One file per cluster, so keys of torn-down clusters never clash with a new one
+    /// that reuses the same addresses.
+    pub known_hosts: PathBuf,
+}
+
+/// Bounded exponential backoff for connecting to a host that may still be booting.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    /// ssh's own `ConnectTimeout` for each attempt.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 30,
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pauses between attempts (one fewer than the attempts): doubling from
+    /// `initial_delay`, capped at `max_delay`.
+    pub fn delays(&self) -> Vec<Duration> {
+        let mut delays = Vec::new();
+        let mut delay = self.initial_delay;
+        for _ in 1..self.attempts.max(1) {
+            delays.push(delay.min(self.max_delay));
+            delay = delay.saturating_mul(2);
+        }
+        delays
+    }
+}
+
+/// Whether an upload changed the file on the host, so the caller knows whether to
+/// reload the service that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadOutcome {
+    Unchanged,
+    Written,
+}
+
+/// An open SSH session to one host. The control socket and the forwarded Docker socket
+/// live in a private temporary directory that is removed when the session is dropped.
+pub struct HostSession {
+    host: String,
+    session: Session,
+    // Keeps the socket directory alive as long as the session; Unix socket paths must stay
+    // short (108 bytes), hence a directory under /tmp rather than the project tree.
+    socket_dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for HostSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSession")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostSession {
+    /// Connects, retrying while the host refuses or times out. The error names the host
+    /// and carries ssh's last error text.
+    pub async fn connect(target: &SshTarget, retry: &RetryPolicy) -> Result<HostSession> {
+        let socket_dir = tempfile::Builder::new()
+            .prefix("clusterlab-ssh-")
+            .tempdir_in("/tmp")
+            .map_err(|e| ExecError::io(&target.host, "create ssh control directory", e))?;
+        if let Some(parent) = target.known_hosts.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                ExecError::io(
+                    &target.host,
+                    format!("create known_hosts directory {}", parent.display()),
+                    e,
+                )
+            })?;
+        }
+
+        let mut builder = SessionBuilder::default();
+        builder
+            .user(target.user.clone())
+            .port(target.port)
+            .keyfile(&target.key_path)
+            .known_hosts_check(KnownHosts::Add)
+            .user_known_hosts_file(&target.known_hosts)
+            .connect_timeout(retry.connect_timeout)
+            .server_alive_interval(Duration::from_secs(15))
+            .control_directory(socket_dir.path());
+
+        let started = Instant::now();
+        let mut delays = retry.delays().into_iter();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match builder.connect_mux(&target.address).await {
+                Ok(session) => {
+                    return Ok(HostSession {
+                        host: target.host.clone(),
+                        session,
+                        socket_dir,
+                    })
+                }
+                Err(error) => {
+                    let last_error = chain(&error);
+                    // A changed host key is not a boot-time hiccup: retrying cannot fix it
+                    // and the user must look at it.
+                    let fatal = last_error.contains("HOST IDENTIFICATION HAS CHANGED")
+                        || last_error.contains("Host key verification failed");
+                    match delays.next() {
+                        Some(delay) if !fatal => tokio::time::sleep(delay).await,
+                        _ => {
+                            return Err(ExecError::SshConnect {
+                                host: target.host.clone(),
+                                address: target.address.clone(),
+                                attempts,
+                                elapsed: started.elapsed(),
+                                last_error,
+                            })
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Runs a program (arguments are quoted for the remote shell) and returns its stdout;
+    /// a non-zero exit becomes an error carrying stderr.
+    pub async fn run(&self, program: &str, args: &[&str]) -> Result<String> {
+        self.run_with_input(program, args, None).await
+    }
+
+    async fn run_with_input(
+        &self,
+        program: &str,
+        args: &[&str],
+        input: Option<&[u8]>,
+    ) -> Result<String> {
+        let command_text = std::iter::once(program)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let ssh_error = |operation: &str, error: openssh::Error| ExecError::Ssh {
+            host: self.host.clone(),
+            operation: format!("{operation} `{command_text}`"),
+            message: chain(&error),
+        };
+        let mut command = self.session.command(program);
+        command
+            .args(args)
+            .stdin(if input.is_some() {
+                openssh::Stdio::piped()
+            } else {
+                openssh::Stdio::null()
+            })
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped());
+        let mut child = command.spawn().await.map_err(|e| ssh_error("spawn", e))?;
+        if let Some(bytes) = input {
+            if let Some(mut stdin) = child.stdin().take() {
+                stdin.write_all(bytes).await.map_err(|e| {
+                    ExecError::io(&self.host, format!("write stdin of `{command_text}`"), e)
+                })?;
+                stdin.shutdown().await.map_err(|e| {
+                    ExecError::io(&self.host, format!("close stdin of `{command_text}`"), e)
+                })?;
+            }
+        }
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|e| ssh_error("run", e))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(ExecError::RemoteCommand {
+                host: self.host.clone(),
+                command: command_text,
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+        }
+    }
+
+    /// Writes `contents` to `remote_path` (as root, via `sudo -n`, creating the directory)
+    /// unless the file already has exactly these contents.
+    pub async fn upload(&self, remote_path: &str, contents: &[u8]) -> Result<UploadOutcome> {
+        let wanted = hex::encode(Sha256::digest(contents));
+        // A missing file is the normal first-deploy case, so its error is not one.
+        let current = self
+            .run("sudo", &["-n", "sha256sum", "--", remote_path])
+            .await
+            .ok()
+            .and_then(|out| out.split_whitespace().next().map(str::to_owned));
+        if current.as_deref() == Some(wanted.as_str()) {
+            return Ok(UploadOutcome::Unchanged);
+        }
+        let dir = Path::new(remote_path)
+            .parent()
+            .and_then(Path::to_str)
+            .filter(|d| !d.is_empty())
+            .unwrap_or("/");
+        self.run("sudo", &["-n", "mkdir", "-p", "--", dir]).await?;
+        // Written in place (truncate + write, not a rename) so a container that
+        // bind-mounts this single file sees the new contents: a rename would leave the
+        // mount pointing at the old inode. sudo because the SSH user may not own the
+        // directory.
+        self.run_with_input(
+            "sudo",
+            &["-n", "sh", "-c", "cat > \"$1\"", "upload", remote_path],
+            Some(contents),
+        )
+        .await?;
+        Ok(UploadOutcome::Written)
+    }
+
+    /// Forwards a local Unix socket to the host's `/var/run/docker.sock` and returns the
+    /// local path, ready for `bollard::Docker::connect_with_unix`.
+    pub async fn forward_docker_socket(&self) -> Result<PathBuf> {
+        let local = self.socket_dir.path().join("docker.sock");
+        if local.exists() {
+            return Ok(local);
+        }
+        self.session
+            .request_port_forward(
+                ForwardType::Local,
+                Socket::UnixSocket {
+                    path: local.as_path().into(),
+                },
+                Socket::UnixSocket {
+                    path: Path::new("/var/run/docker.sock").into(),
+                },
+            )
+            .await
+            .map_err(|e| ExecError::Ssh {
+                host: self.host.clone(),
+                operation: "forward /var/run/docker.sock".into(),
+                message: chain(&e),
+            })?;
+        Ok(local)
+    }
+
+    /// Closes the master connection; dropping the session would leave cleanup to a
+    /// background task.
+    pub async fn close(self) -> Result<()> {
+        self.session.close().await.map_err(|e| ExecError::Ssh {
+            host: self.host,
+            operation: "close session".into(),
+            message: chain(&e),
+        })
+    }
+}
+
+/// Runs `ssh-keygen` to make an ed25519 key pair without a passphrase at `path` (and
+/// `path.pub`), returning the public key text. Used for the local target's generated key.
+pub async fn generate_key(path: &Path, comment: &str) -> Result<String> {
+    let output = tokio::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| ExecError::io("local", "run ssh-keygen", e))?;
+    if !output.status.success() {
+        return Err(ExecError::RemoteCommand {
+            host: "local".into(),
+            command: format!("ssh-keygen -f {}", path.display()),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    // ssh-keygen appends ".pub" to the whole name, whatever extension it already has.
+    let public = PathBuf::from(format!("{}.pub", path.display()));
+    tokio::fs::read_to_string(&public)
+        .await
+        .map(|text| text.trim().to_owned())
+        .map_err(|e| ExecError::io("local", format!("read {}", public.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_and_cap() {
+        let policy = RetryPolicy {
+            attempts: 6,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let millis: Vec<u128> = policy.delays().iter().map(Duration::as_millis).collect();
+        assert_eq!(millis, vec![100, 200, 400, 500, 500]);
+    }
+
+    #[test]
+    fn one_attempt_has_no_delay() {
+        let policy = RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        };
+        assert!(policy.delays().is_empty());
+    }
+}

@@ -1,0 +1,253 @@
+//! Runs terraform in the rendered workspace: `init`, `apply`, `destroy` with their output
+//! streamed line by line to the caller (terraform can run for minutes), and `output
+//! -json` read into the hosts terraform made. A failure carries terraform's own error
+//! text, which says far more than an exit code.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use super::error::{ExecError, Result};
+
+/// How many trailing lines of output an error keeps.
+const ERROR_TAIL: usize = 40;
+
+/// One host as the `hosts` output describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TerraformHost {
+    pub name: String,
+    pub role: String,
+    pub ip: String,
+}
+
+/// A terraform workspace directory and the binary to run in it.
+#[derive(Debug, Clone)]
+pub struct Terraform {
+    pub binary: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// Where a streamed line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Terraform {
+    /// `terraform` from PATH, in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Terraform {
+        Terraform {
+            binary: PathBuf::from("terraform"),
+            dir: dir.into(),
+        }
+    }
+
+    pub async fn init(&self, on_line: impl FnMut(Stream, &str)) -> Result<()> {
+        self.run("init", &["init", "-input=false", "-no-color"], on_line)
+            .await
+            .map(drop)
+    }
+
+    pub async fn apply(&self, on_line: impl FnMut(Stream, &str)) -> Result<()> {
+        self.run(
+            "apply",
+            &["apply", "-auto-approve", "-input=false", "-no-color"],
+            on_line,
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn destroy(&self, on_line: impl FnMut(Stream, &str)) -> Result<()> {
+        self.run(
+            "destroy",
+            &["destroy", "-auto-approve", "-input=false", "-no-color"],
+            on_line,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The `hosts` output: a map of name -> `{role, ip}` (or a list of `{name, role, ip}`),
+    /// sorted by name.
+    pub async fn output_hosts(&self) -> Result<Vec<TerraformHost>> {
+        let stdout = self
+            .run("output", &["output", "-json", "-no-color"], |_, _| {})
+            .await?;
+        parse_hosts_output(&stdout).map_err(|message| ExecError::TerraformOutput {
+            dir: self.dir.display().to_string(),
+            message,
+        })
+    }
+
+    /// Runs terraform, passing every line to `on_line` as it arrives, and returns stdout.
+    async fn run(
+        &self,
+        operation: &str,
+        args: &[&str],
+        mut on_line: impl FnMut(Stream, &str),
+    ) -> Result<String> {
+        let failure = |status: String, output: String| ExecError::Terraform {
+            operation: operation.to_owned(),
+            dir: self.dir.display().to_string(),
+            status,
+            output,
+        };
+        let mut child = Command::new(&self.binary)
+            .arg(format!("-chdir={}", self.dir.display()))
+            .args(args)
+            .env("TF_IN_AUTOMATION", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                failure(
+                    format!("could not start {}", self.binary.display()),
+                    e.to_string(),
+                )
+            })?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(failure("no output pipes".into(), String::new()));
+        };
+        let mut out_lines = BufReader::new(stdout).lines();
+        let mut err_lines = BufReader::new(stderr).lines();
+        let mut all_stdout = String::new();
+        let mut tail: VecDeque<String> = VecDeque::new();
+        let mut errors: Vec<String> = Vec::new();
+        let (mut out_open, mut err_open) = (true, true);
+        let io_error =
+            |e: std::io::Error| failure("reading its output failed".into(), e.to_string());
+        while out_open || err_open {
+            tokio::select! {
+                line = out_lines.next_line(), if out_open => match line.map_err(io_error)? {
+                    Some(line) => {
+                        on_line(Stream::Stdout, &line);
+                        all_stdout.push_str(&line);
+                        all_stdout.push('\n');
+                        push_tail(&mut tail, line);
+                    }
+                    None => out_open = false,
+                },
+                line = err_lines.next_line(), if err_open => match line.map_err(io_error)? {
+                    Some(line) => {
+                        on_line(Stream::Stderr, &line);
+                        errors.push(line.clone());
+                        push_tail(&mut tail, line);
+                    }
+                    None => err_open = false,
+                },
+            }
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| failure("wait failed".into(), e.to_string()))?;
+        if status.success() {
+            Ok(all_stdout)
+        } else {
+            // Terraform prints its diagnostics on stderr; fall back to the stdout tail
+            // when it printed nothing there.
+            let text = if errors.iter().any(|l| !l.trim().is_empty()) {
+                errors.join("\n")
+            } else {
+                Vec::from(tail).join("\n")
+            };
+            Err(failure(status.to_string(), text.trim().to_owned()))
+        }
+    }
+}
+
+fn push_tail(tail: &mut VecDeque<String>, line: String) {
+    if tail.len() == ERROR_TAIL {
+        tail.pop_front();
+    }
+    tail.push_back(line);
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HostsValue {
+    Map(std::collections::BTreeMap<String, HostFields>),
+    List(Vec<TerraformHost>),
+}
+
+#[derive(Deserialize)]
+struct HostFields {
+    role: String,
+    ip: String,
+}
+
+/// Reads `terraform output -json` text; the `hosts` output is required.
+pub fn parse_hosts_output(json: &str) -> std::result::Result<Vec<TerraformHost>, String> {
+    #[derive(Deserialize)]
+    struct Output {
+        value: serde_json::Value,
+    }
+    let outputs: std::collections::BTreeMap<String, Output> =
+        serde_json::from_str(json).map_err(|e| format!("not terraform output JSON: {e}"))?;
+    let hosts = outputs
+        .get("hosts")
+        .ok_or_else(|| "no `hosts` output (is the workspace applied?)".to_owned())?;
+    let value: HostsValue = serde_json::from_value(hosts.value.clone()).map_err(|e| {
+        format!("`hosts` is neither a map of {{role, ip}} nor a list of {{name, role, ip}}: {e}")
+    })?;
+    let mut hosts = match value {
+        HostsValue::Map(map) => map
+            .into_iter()
+            .map(|(name, f)| TerraformHost {
+                name,
+                role: f.role,
+                ip: f.ip,
+            })
+            .collect(),
+        HostsValue::List(list) => list,
+    };
+    hosts.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(hosts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_from_a_map_or_a_list() {
+        let map = r#"{"hosts":{"sensitive":false,"type":["object"],"value":{
+            "web2":{"role":"web","ip":"10.0.0.12"},"lb":{"role":"lb","ip":"10.0.0.2"}}}}"#;
+        let hosts = parse_hosts_output(map).expect("map");
+        assert_eq!(
+            hosts,
+            vec![
+                TerraformHost {
+                    name: "lb".into(),
+                    role: "lb".into(),
+                    ip: "10.0.0.2".into()
+                },
+                TerraformHost {
+                    name: "web2".into(),
+                    role: "web".into(),
+                    ip: "10.0.0.12".into()
+                },
+            ]
+        );
+        let list = r#"{"hosts":{"value":[{"name":"db","role":"db","ip":"10.0.0.5"}]}}"#;
+        assert_eq!(parse_hosts_output(list).expect("list")[0].name, "db");
+    }
+
+    #[test]
+    fn missing_hosts_output_is_explained() {
+        assert!(parse_hosts_output("{}")
+            .unwrap_err()
+            .contains("no `hosts` output"));
+        assert!(parse_hosts_output("nonsense")
+            .unwrap_err()
+            .contains("not terraform output"));
+    }
+}

@@ -1,0 +1,713 @@
+//! The exec layer against real hosts: clusterlab VM containers (sshd + their own dockerd)
+//! on a Docker network of this test's own, reached over SSH with a generated key, driven
+//! with bollard through the forwarded docker.sock. Everything the tests create carries a
+//! random name and is removed by a guard, even when an assertion fails.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use provisioner::exec::compose;
+use provisioner::exec::converge::{self, Action, ConvergeOptions};
+use provisioner::exec::docker;
+use provisioner::exec::images::{self, BuildOutcome, ShipOutcome};
+use provisioner::exec::progress::Progress;
+use provisioner::exec::ssh::{generate_key, HostSession, RetryPolicy, SshTarget, UploadOutcome};
+use provisioner::exec::ExecError;
+use rand::Rng;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn docker_cli(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI must be installed (scripts/setup-host.sh)")
+}
+
+/// Containers, volumes and the network one test made; removed on drop.
+struct TestCluster {
+    name: String,
+    network: String,
+    hosts: Vec<(String, String)>,
+}
+
+impl TestCluster {
+    /// A network 10.99.<random>.0/24 named after the cluster; another subnet is tried
+    /// when the random one is taken by a parallel run.
+    fn create(prefix: &str) -> TestCluster {
+        let mut rng = rand::rng();
+        let name = format!("{prefix}{:06x}", rng.random_range(0..0xffffff));
+        let network = format!("{name}-net");
+        for _ in 0..10 {
+            let octet: u8 = rng.random_range(20..250);
+            let out = docker_cli(&[
+                "network",
+                "create",
+                "--subnet",
+                &format!("10.99.{octet}.0/24"),
+                "--gateway",
+                &format!("10.99.{octet}.1"),
+                "--label",
+                &format!("clusterlab.cluster={name}"),
+                &network,
+            ]);
+            if out.status.success() {
+                return TestCluster {
+                    name,
+                    network,
+                    hosts: Vec::new(),
+                }
+                .with_subnet(octet);
+            }
+        }
+        panic!("could not create a test network in 10.99.0.0/16");
+    }
+
+    fn with_subnet(mut self, octet: u8) -> TestCluster {
+        self.hosts.push(("subnet".into(), octet.to_string()));
+        self
+    }
+
+    fn subnet(&self) -> String {
+        self.hosts[0].1.clone()
+    }
+
+    /// Runs a VM container with the contract's flags; returns its IP.
+    fn start_vm(&mut self, host: &str, index: u8, user: &str, public_key: &str) -> String {
+        let ip = format!("10.99.{}.{}", self.subnet(), 10 + index);
+        let container = format!("{}-{host}", self.name);
+        let volume = format!("{container}-docker");
+        self.hosts.push((container.clone(), volume.clone()));
+        let out = docker_cli(&[
+            "run",
+            "-d",
+            "--name",
+            &container,
+            "--hostname",
+            host,
+            "--network",
+            &self.network,
+            "--ip",
+            &ip,
+            "--cap-add",
+            "ALL",
+            "--cap-drop",
+            "SYS_RESOURCE",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--device-cgroup-rule=a *:* rwm",
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/tmp",
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "-v",
+            &format!("{volume}:/var/lib/docker"),
+            "--label",
+            &format!("clusterlab.cluster={}", self.name),
+            "-e",
+            &format!("SSH_USER={user}"),
+            "-e",
+            &format!("SSH_PUBKEY={public_key}"),
+            images::VM_IMAGE,
+        ]);
+        assert!(
+            out.status.success(),
+            "docker run {container}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ip
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for (container, volume) in self.hosts.iter().skip(1) {
+            docker_cli(&["rm", "-f", container]);
+            docker_cli(&["volume", "rm", "-f", volume]);
+        }
+        docker_cli(&["network", "rm", &self.network]);
+    }
+}
+
+fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Redis with a password from the secrets, plus a small service whose health depends
+/// on its MODE variable (so a bad deploy can be staged by changing one value).
+fn compose_file(version: &str, mode: &str) -> String {
+    format!(
+        r#"services:
+  redis:
+    image: clusterlab/redis:7
+    container_name: redis
+    network_mode: host
+    command: redis-server --port 6390 --requirepass "${{CLUSTERLAB_REDIS_PASSWORD}}" --save ""
+    volumes:
+      - redis-data:/data
+    restart: unless-stopped
+    healthcheck:
+      test: ["CMD-SHELL", "redis-cli -p 6390 -a \"$$REDISCLI_PW\" --no-auth-warning ping | grep -q PONG"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+    environment:
+      REDISCLI_PW: ${{CLUSTERLAB_REDIS_PASSWORD}}
+  probe:
+    image: clusterlab/redis:7
+    network_mode: host
+    command: ["sh", "-c", "exec sleep 100000"]
+    environment:
+      VERSION: "{version}"
+      MODE: {mode}
+    restart: unless-stopped
+    labels:
+      clusterlab.role: probe
+    healthcheck:
+      test: ["CMD-SHELL", "test \"$$MODE\" = ok"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+volumes:
+  redis-data: {{}}
+"#
+    )
+}
+
+const LB_COMPOSE: &str = r#"services:
+  nginx:
+    image: clusterlab/nginx:1
+    container_name: nginx
+    network_mode: host
+    volumes:
+      - /etc/clusterlab/nginx.conf:/etc/nginx/nginx.conf:ro
+    restart: unless-stopped
+    healthcheck:
+      test: ["CMD", "curl", "-fsS", "http://127.0.0.1:8081/"]
+      interval: 1s
+      timeout: 2s
+      retries: 5
+"#;
+
+/// clusterlab/postgres:15 must honour POSTGRES_USER/PASSWORD/DB like the official image
+/// (password auth over TCP, the named database owned by that user).
+fn postgres_image_honours_its_environment() {
+    let name = format!("cltest-pg-{:06x}", rand::rng().random_range(0..0xffffff));
+    let out = docker_cli(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-e",
+        "POSTGRES_USER=shortener",
+        "-e",
+        "POSTGRES_PASSWORD=pg secret",
+        "-e",
+        "POSTGRES_DB=links",
+        "clusterlab/postgres:15",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let query = || {
+        docker_cli(&[
+            "exec", "-e", "PGPASSWORD=pg secret", &name, "psql", "-h", "127.0.0.1", "-U",
+            "shortener", "-d", "links", "-Atc",
+            "select current_user || ' ' || current_database() || ' ' || pg_get_userbyid(datdba) from pg_database where datname = 'links'",
+        ])
+    };
+    let mut answer = query();
+    for _ in 0..60 {
+        if answer.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        answer = query();
+    }
+    let wrong_password = docker_cli(&[
+        "exec",
+        "-e",
+        "PGPASSWORD=wrong",
+        &name,
+        "psql",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "shortener",
+        "-d",
+        "links",
+        "-c",
+        "select 1",
+    ]);
+    docker_cli(&["rm", "-f", "-v", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&answer.stdout).trim(),
+        "shortener links shortener",
+        "{}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
+    assert!(
+        !wrong_password.status.success(),
+        "a wrong password must be refused"
+    );
+}
+
+fn env_of(container: &str, vm: &str) -> Vec<String> {
+    let out = docker_cli(&[
+        "exec",
+        vm,
+        "docker",
+        "inspect",
+        "-f",
+        "{{json .Config.Env}}",
+        container,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("env json")
+}
+
+fn known_host_recorded(file: &Path, address: &str) -> bool {
+    Command::new("ssh-keygen")
+        .args(["-F", address, "-f"])
+        .arg(file)
+        .output()
+        .map(|out| out.status.success() && !out.stdout.is_empty())
+        .unwrap_or(false)
+}
+
+fn container_names(vm: &str) -> Vec<String> {
+    let out = docker_cli(&[
+        "exec",
+        vm,
+        "docker",
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}} {{.State}}",
+    ]);
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vms_ship_images_and_converge_services() {
+    let progress = Progress::hidden();
+    let local_bar = progress.host("local");
+    let local = docker::connect_local().await.expect("local docker engine");
+
+    // The VM image and the service images, built (or found up to date by content hash).
+    let templates = repo_root().join("templates");
+    images::ensure_vm_image(&local, &templates, &local_bar)
+        .await
+        .expect("build VM image");
+    let again = images::ensure_vm_image(&local, &templates, &local_bar)
+        .await
+        .expect("VM image again");
+    assert!(matches!(again, BuildOutcome::UpToDate { .. }), "{again:?}");
+    let built = images::ensure_service_images(&local, &templates, &local_bar)
+        .await
+        .expect("build service images");
+    let redis_id = built
+        .iter()
+        .find(|(tag, _)| *tag == "clusterlab/redis:7")
+        .map(|(_, outcome)| outcome.id().to_owned())
+        .expect("redis image");
+    postgres_image_honours_its_environment();
+
+    let keys = tempfile::tempdir().expect("temp dir");
+    let key_path = keys.path().join("id_ed25519");
+    let public_key = generate_key(&key_path, "clusterlab-test")
+        .await
+        .expect("ssh-keygen");
+    let known_hosts = keys.path().join("known_hosts");
+
+    let mut cluster = TestCluster::create("cltest");
+    let user = "deployer";
+    let targets: Vec<SshTarget> = ["vm1", "vm2"]
+        .iter()
+        .enumerate()
+        .map(|(i, host)| SshTarget {
+            host: host.to_string(),
+            address: cluster.start_vm(host, i as u8, user, &public_key),
+            port: 22,
+            user: user.into(),
+            key_path: key_path.clone(),
+            known_hosts: known_hosts.clone(),
+        })
+        .collect();
+    let vm1_container = format!("{}-vm1", cluster.name);
+
+    // Both hosts are still booting: connect retries until sshd answers.
+    let retry = RetryPolicy::default();
+    let (h1, h2) = tokio::join!(
+        docker::connect(&targets[0], &retry),
+        docker::connect(&targets[1], &retry)
+    );
+    let (h1, h2) = (h1.expect("connect vm1"), h2.expect("connect vm2"));
+    let (s1, d1, s2, d2) = (h1.session, h1.docker, h2.session, h2.docker);
+    // ssh may hash the names (Debian's default), so ask ssh-keygen rather than grep.
+    for target in &targets {
+        assert!(
+            known_host_recorded(&known_hosts, &target.address),
+            "{} not recorded",
+            target.address
+        );
+    }
+
+    // Ship the redis image to both hosts in parallel; the second round finds it there.
+    let (b1, b2) = (progress.host("vm1"), progress.host("vm2"));
+    let ship_started = std::time::Instant::now();
+    let (r1, r2) = tokio::join!(
+        images::ship(&local, &d1, "vm1", "clusterlab/redis:7", &b1),
+        images::ship(&local, &d2, "vm2", "clusterlab/redis:7", &b2)
+    );
+    let ship_elapsed = ship_started.elapsed();
+    for shipped in [r1.expect("ship vm1"), r2.expect("ship vm2")] {
+        match shipped {
+            ShipOutcome::Shipped { id, bytes } => {
+                assert_eq!(id, redis_id);
+                assert!(
+                    bytes > 10_000_000,
+                    "the export should stream the image, got {bytes} bytes"
+                );
+                eprintln!(
+                    "shipped {} MB to each of 2 hosts in parallel in {:.1?} ({:.0} MB/s total)",
+                    bytes / 1_000_000,
+                    ship_elapsed,
+                    2.0 * bytes as f64 / 1e6 / ship_elapsed.as_secs_f64()
+                );
+            }
+            other => panic!("first ship should ship, got {other:?}"),
+        }
+    }
+    let second = images::ship(&local, &d2, "vm2", "clusterlab/redis:7", &b2)
+        .await
+        .expect("ship again");
+    assert_eq!(
+        second,
+        ShipOutcome::AlreadyPresent {
+            id: redis_id.clone()
+        }
+    );
+
+    // Converge: create, then nothing, then a changed env replaces only that service.
+    let options = ConvergeOptions {
+        health_timeout: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(300),
+        stop_timeout_secs: 2,
+    };
+    let secret = secrets(&[("CLUSTERLAB_REDIS_PASSWORD", "pw-Ünïcode 'quoted'")]);
+    let file = compose::parse("vm1", &compose_file("1", "ok")).expect("compose");
+    let actions = |reports: Vec<converge::ServiceReport>| {
+        reports
+            .into_iter()
+            .map(|r| (r.service, r.action))
+            .collect::<Vec<_>>()
+    };
+    let first = converge::converge(&d1, "vm1", &file, &secret, &options, &b1)
+        .await
+        .expect("converge");
+    assert_eq!(
+        actions(first),
+        vec![
+            ("redis".into(), Action::Created),
+            ("probe".into(), Action::Created)
+        ]
+    );
+    let pong = converge::exec_in(
+        &d1,
+        "vm1",
+        "redis",
+        &[
+            "redis-cli",
+            "-p",
+            "6390",
+            "-a",
+            "pw-Ünïcode 'quoted'",
+            "--no-auth-warning",
+            "ping",
+        ],
+    )
+    .await
+    .expect("redis-cli");
+    assert_eq!(pong.trim(), "PONG");
+    let denied = converge::exec_in(&d1, "vm1", "redis", &["redis-cli", "-p", "6390", "ping"])
+        .await
+        .expect("redis-cli without password");
+    assert!(
+        denied.contains("NOAUTH"),
+        "the secret must have become the password: {denied}"
+    );
+
+    let unchanged = converge::converge(&d1, "vm1", &file, &secret, &options, &b1)
+        .await
+        .expect("again");
+    assert_eq!(
+        actions(unchanged),
+        vec![
+            ("redis".into(), Action::Unchanged),
+            ("probe".into(), Action::Unchanged)
+        ]
+    );
+
+    let v2 = compose::parse("vm1", &compose_file("2", "ok")).expect("compose v2");
+    let replaced = converge::converge(&d1, "vm1", &v2, &secret, &options, &b1)
+        .await
+        .expect("v2");
+    assert_eq!(
+        actions(replaced),
+        vec![
+            ("redis".into(), Action::Unchanged),
+            ("probe".into(), Action::Replaced)
+        ]
+    );
+    assert!(env_of("probe", &vm1_container).contains(&"VERSION=2".to_owned()));
+    assert_eq!(
+        container_names(&vm1_container),
+        vec!["probe running", "redis running"]
+    );
+
+    // A version that never gets healthy is rolled back: the old container runs again.
+    let broken = compose::parse("vm1", &compose_file("3", "broken")).expect("compose v3");
+    let error = converge::converge(&d1, "vm1", &broken, &secret, &options, &b1)
+        .await
+        .unwrap_err();
+    match &error {
+        ExecError::RolledBack {
+            host, service, log, ..
+        } => {
+            assert_eq!((host.as_str(), service.as_str()), ("vm1", "probe"));
+            assert!(
+                log.contains("exit 1"),
+                "health log should show the failing checks: {log}"
+            );
+        }
+        other => panic!("expected a rollback, got {other}"),
+    }
+    assert!(env_of("probe", &vm1_container).contains(&"VERSION=2".to_owned()));
+    assert_eq!(
+        container_names(&vm1_container),
+        vec!["probe running", "redis running"]
+    );
+
+    // A missing secret fails before anything changes, naming the variable.
+    let error = converge::converge(&d1, "vm1", &v2, &BTreeMap::new(), &options, &b1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("vm1") && error.contains("${CLUSTERLAB_REDIS_PASSWORD}"),
+        "{error}"
+    );
+
+    // Uploads report whether the file changed, so the caller knows to reload.
+    let path = "/etc/clusterlab/nginx.conf";
+    assert_eq!(
+        s1.upload(path, b"events {}\n").await.expect("upload"),
+        UploadOutcome::Written
+    );
+    assert_eq!(
+        s1.upload(path, b"events {}\n").await.expect("upload"),
+        UploadOutcome::Unchanged
+    );
+    assert_eq!(
+        s1.upload(path, b"events { }\n").await.expect("upload"),
+        UploadOutcome::Written
+    );
+    assert_eq!(
+        s1.run("sudo", &["-n", "cat", path]).await.expect("cat"),
+        "events { }\n"
+    );
+
+    // known_hosts is strict after first contact: a different key for vm1 is refused at
+    // once (no retries), naming the host.
+    s1.close().await.expect("close vm1");
+    let removed = Command::new("ssh-keygen")
+        .args(["-R", &targets[0].address, "-f"])
+        .arg(&known_hosts)
+        .output()
+        .expect("ssh-keygen -R");
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let mut forged = std::fs::read_to_string(&known_hosts).expect("read known_hosts");
+    forged.push_str(&format!("{} {}\n", targets[0].address, public_key));
+    std::fs::write(&known_hosts, forged).expect("forge known_hosts");
+    let error = HostSession::connect(&targets[0], &retry).await.unwrap_err();
+    match &error {
+        ExecError::SshConnect {
+            host,
+            attempts,
+            last_error,
+            ..
+        } => {
+            assert_eq!(host, "vm1");
+            assert_eq!(
+                *attempts, 1,
+                "a changed host key must not be retried: {last_error}"
+            );
+        }
+        other => panic!("expected an SSH connect error, got {other}"),
+    }
+    // The load balancer's path on vm2: upload nginx.conf, run nginx with it mounted,
+    // then a changed config is uploaded and picked up by a reload.
+    let nginx_shipped = images::ship(&local, &d2, "vm2", "clusterlab/nginx:1", &b2)
+        .await
+        .expect("ship nginx");
+    assert!(
+        matches!(nginx_shipped, ShipOutcome::Shipped { .. }),
+        "{nginx_shipped:?}"
+    );
+    let conf = |body: &str| {
+        format!(
+            "events {{}}\nhttp {{\n  server {{\n    listen 127.0.0.1:8081;\n    location / {{ return 200 \"{body}\\n\"; }}\n  }}\n}}\n"
+        )
+    };
+    assert_eq!(
+        s2.upload(path, conf("v1").as_bytes())
+            .await
+            .expect("upload"),
+        UploadOutcome::Written
+    );
+    let lb = compose::parse("vm2", LB_COMPOSE).expect("lb compose");
+    let created = converge::converge(&d2, "vm2", &lb, &BTreeMap::new(), &options, &b2)
+        .await
+        .expect("converge nginx");
+    assert_eq!(actions(created), vec![("nginx".into(), Action::Created)]);
+    let fetch = || {
+        converge::exec_in(
+            &d2,
+            "vm2",
+            "nginx",
+            &["curl", "-fsS", "http://127.0.0.1:8081/"],
+        )
+    };
+    assert_eq!(fetch().await.expect("curl v1"), "v1\n");
+    assert_eq!(
+        s2.upload(path, conf("v2").as_bytes())
+            .await
+            .expect("upload"),
+        UploadOutcome::Written
+    );
+    converge::exec_in(&d2, "vm2", "nginx", &["nginx", "-s", "reload"])
+        .await
+        .expect("reload");
+    let mut answer = String::new();
+    for _ in 0..50 {
+        answer = fetch().await.expect("curl after reload");
+        if answer == "v2\n" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer, "v2\n");
+    s2.close().await.expect("close vm2");
+    drop(cluster);
+}
+
+#[tokio::test]
+async fn unreachable_host_fails_with_its_name_and_the_ssh_error() {
+    // A port that was just free on loopback: connection refused, quickly and locally.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let keys = tempfile::tempdir().expect("temp dir");
+    let key_path = keys.path().join("id");
+    generate_key(&key_path, "unreachable")
+        .await
+        .expect("ssh-keygen");
+    let target = SshTarget {
+        host: "web7".into(),
+        address: "127.0.0.1".into(),
+        port,
+        user: "nobody".into(),
+        key_path,
+        known_hosts: keys.path().join("known_hosts"),
+    };
+    let retry = RetryPolicy {
+        attempts: 3,
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(100),
+        connect_timeout: Duration::from_secs(2),
+    };
+    let error = HostSession::connect(&target, &retry).await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.starts_with("web7: ssh connect to 127.0.0.1"), "{text}");
+    assert!(text.contains("3 attempt(s)"), "{text}");
+    assert!(
+        text.contains("Connection refused"),
+        "ssh's own error should be in: {text}"
+    );
+}
+
+#[tokio::test]
+async fn webapp_image_from_a_host_built_binary() {
+    let local = docker::connect_local().await.expect("local docker engine");
+    let bar = Progress::hidden().host("local");
+    let work = tempfile::tempdir().expect("temp dir");
+    // Any small binary stands in for the web app; `echo` proves the entrypoint is it.
+    let binary = work.path().join("webapp");
+    std::fs::copy("/bin/echo", &binary).expect("copy binary");
+    let templates = work.path().join("templates");
+    std::fs::create_dir_all(templates.join("partials")).expect("templates dir");
+    std::fs::write(templates.join("index.html.tera"), "<h1>{{ title }}</h1>").expect("template");
+    std::fs::write(templates.join("partials/foot.html.tera"), "<footer/>").expect("template");
+
+    let tag = format!("clusterlab/webapp-test:{:08x}", rand::rng().random::<u32>());
+    let context = images::webapp_context(&binary, &templates).expect("context");
+    let built = images::ensure_built(&local, &tag, &context, &bar)
+        .await
+        .expect("build");
+    assert!(matches!(built, BuildOutcome::Built { .. }), "{built:?}");
+    let again = images::ensure_built(&local, &tag, &context, &bar)
+        .await
+        .expect("again");
+    assert_eq!(
+        again,
+        BuildOutcome::UpToDate {
+            id: built.id().to_owned()
+        }
+    );
+
+    let out = docker_cli(&[
+        "run", "--rm", "--entrypoint", "sh", &tag, "-c",
+        "/usr/local/bin/webapp hello && cat templates/partials/foot.html.tera && curl --version | head -1",
+    ]);
+    docker_cli(&["rmi", "-f", &tag]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("hello\n<footer/>curl "), "{stdout}");
+}
