@@ -475,6 +475,27 @@ async fn two_vms_ship_images_and_converge_services() {
         ]
     );
 
+    let listed = converge::status(&d1, "vm1").await.expect("status");
+    let summary: Vec<(&str, &str, &str, bool)> = listed
+        .iter()
+        .map(|s| {
+            (
+                s.service.as_str(),
+                s.container.as_str(),
+                s.state.as_str(),
+                s.status.contains("(healthy)"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("probe", "probe", "running", true),
+            ("redis", "redis", "running", true)
+        ],
+        "{listed:?}"
+    );
+
     let v2 = compose::parse("vm1", &compose_file("2", "ok")).expect("compose v2");
     let replaced = converge::converge(&d1, "vm1", &v2, &secret, &options, &b1)
         .await

@@ -14,8 +14,8 @@ use bollard::models::{
     HostConfig, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
-    StartContainerOptions, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -407,6 +407,52 @@ async fn health_log(docker: &Docker, host: &str, container: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// One clusterlab container on a host, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStatus {
+    pub service: String,
+    pub container: String,
+    pub image: String,
+    /// Docker's state word: `running`, `exited`, ...
+    pub state: String,
+    /// Docker's status line, e.g. `Up 3 minutes (healthy)`.
+    pub status: String,
+}
+
+/// The containers converge made on a host (found by their service label), by name.
+pub async fn status(docker: &Docker, host: &str) -> Result<Vec<ServiceStatus>> {
+    let filters = HashMap::from([("label", vec![SERVICE_LABEL])]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| ExecError::docker(host, "list containers", e))?;
+    let mut statuses: Vec<ServiceStatus> = containers
+        .into_iter()
+        .map(|c| ServiceStatus {
+            service: c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_LABEL))
+                .cloned()
+                .unwrap_or_default(),
+            container: c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_default(),
+            image: c.image.unwrap_or_default(),
+            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            status: c.status.unwrap_or_default(),
+        })
+        .collect();
+    statuses.sort_by(|a, b| a.container.cmp(&b.container));
+    Ok(statuses)
 }
 
 /// Runs a command inside a running container (e.g. `nginx -s reload`) and returns its
