@@ -1,0 +1,183 @@
+//! The app's own settings, read from Rocket's figment (Rocket.toml `[default]` and
+//! `ROCKET_*` variables) and checked at ignition, so a bad value stops the launch
+//! instead of surfacing on the first request.
+
+use rocket::fairing::AdHoc;
+use rocket::http::Status;
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::UrlRules;
+
+/// Settings as written in the figment; [`Settings`] is the validated form.
+#[derive(Debug, Deserialize)]
+struct RawSettings {
+    #[serde(default = "default_redirect_status")]
+    redirect_status: u16,
+    #[serde(default = "default_max_url_length")]
+    max_url_length: usize,
+    #[serde(default)]
+    public_base_url: Option<String>,
+    #[serde(default = "default_link_cache_capacity")]
+    link_cache_capacity: usize,
+}
+
+fn default_redirect_status() -> u16 {
+    302
+}
+
+fn default_max_url_length() -> usize {
+    2048
+}
+
+fn default_link_cache_capacity() -> usize {
+    100_000
+}
+
+/// Why the settings were refused at ignition.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the app settings: {0}")]
+    Figment(#[from] Box<rocket::figment::Error>),
+    #[error("redirect_status = {0}: use one of 301, 302, 307 or 308")]
+    RedirectStatus(u16),
+    #[error("max_url_length = {0}: use a value of at least 16")]
+    MaxUrlLength(usize),
+    #[error("public_base_url = {url:?}: {reason}")]
+    PublicBaseUrl { url: String, reason: String },
+    #[error("link_cache_capacity = 0: use a positive number of links")]
+    CacheCapacity,
+}
+
+/// Validated settings, kept in managed state.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub redirect_status: Status,
+    pub url_rules: UrlRules,
+    /// Without a trailing slash, so `short_url` is `base + "/" + code`.
+    pub public_base_url: Option<String>,
+    pub link_cache_capacity: usize,
+}
+
+impl Settings {
+    pub fn from_figment(figment: &rocket::figment::Figment) -> Result<Self, ConfigError> {
+        let raw: RawSettings = figment.extract().map_err(Box::new)?;
+        let redirect_status = match raw.redirect_status {
+            301 | 302 | 307 | 308 => Status::new(raw.redirect_status),
+            other => return Err(ConfigError::RedirectStatus(other)),
+        };
+        if raw.max_url_length < 16 {
+            return Err(ConfigError::MaxUrlLength(raw.max_url_length));
+        }
+        if raw.link_cache_capacity == 0 {
+            return Err(ConfigError::CacheCapacity);
+        }
+        let own_origin = match raw.public_base_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(parse_base_url(text)?),
+        };
+        let public_base_url = own_origin
+            .as_ref()
+            .map(|url| url.as_str().trim_end_matches('/').to_owned());
+        Ok(Self {
+            redirect_status,
+            url_rules: UrlRules {
+                max_length: raw.max_url_length,
+                own_origin,
+            },
+            public_base_url,
+            link_cache_capacity: raw.link_cache_capacity,
+        })
+    }
+
+    /// What a client is given to follow: absolute when the public URL is known.
+    pub fn short_url(&self, code: &str) -> String {
+        match &self.public_base_url {
+            Some(base) => format!("{base}/{code}"),
+            None => format!("/{code}"),
+        }
+    }
+}
+
+fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
+    let refuse = |reason: &str| ConfigError::PublicBaseUrl {
+        url: text.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let url = Url::parse(text).map_err(|e| refuse(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(refuse("expected an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refuse("a base URL has no query or fragment"));
+    }
+    Ok(url)
+}
+
+/// Reads and validates the settings first, so every later stage can rely on them.
+pub fn stage() -> AdHoc {
+    AdHoc::try_on_ignite("App settings", |rocket| async move {
+        match Settings::from_figment(rocket.figment()) {
+            Ok(settings) => Ok(rocket.manage(settings)),
+            Err(e) => {
+                rocket::error!("{e}");
+                Err(rocket)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::{Format, Toml};
+    use rocket::figment::Figment;
+
+    fn settings(toml: &str) -> Result<Settings, ConfigError> {
+        Settings::from_figment(&Figment::from(Toml::string(toml)))
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings("").unwrap();
+        assert_eq!(s.redirect_status, Status::Found);
+        assert_eq!(s.url_rules.max_length, 2048);
+        assert_eq!(s.short_url("Ab3xY9z"), "/Ab3xY9z");
+    }
+
+    #[test]
+    fn public_base_url_prefixes_short_urls() {
+        let s = settings(r#"public_base_url = "http://127.0.0.1:8080/""#).unwrap();
+        assert_eq!(s.short_url("Ab3xY9z"), "http://127.0.0.1:8080/Ab3xY9z");
+        let s = settings(r#"public_base_url = "https://sho.rt/s""#).unwrap();
+        assert_eq!(s.short_url("Ab3xY9z"), "https://sho.rt/s/Ab3xY9z");
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        assert!(matches!(
+            settings("redirect_status = 200"),
+            Err(ConfigError::RedirectStatus(200))
+        ));
+        assert!(matches!(
+            settings("max_url_length = 3"),
+            Err(ConfigError::MaxUrlLength(3))
+        ));
+        assert!(matches!(
+            settings(r#"public_base_url = "ftp://x""#),
+            Err(ConfigError::PublicBaseUrl { .. })
+        ));
+        assert!(matches!(
+            settings(r#"redirect_status = "soon""#),
+            Err(ConfigError::Figment(_))
+        ));
+    }
+
+    #[test]
+    fn accepts_every_redirect_status() {
+        for code in [301u16, 302, 307, 308] {
+            let s = settings(&format!("redirect_status = {code}")).unwrap();
+            assert_eq!(s.redirect_status.code, code);
+        }
+    }
+}

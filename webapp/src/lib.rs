@@ -1,0 +1,46 @@
+//! clusterlab's URL shortener: a Rocket 0.5 app that turns long URLs into 7-character
+//! codes stored in PostgreSQL and redirects them back, behind nginx on several web
+//! servers at once.
+//!
+//! # Layout
+//!
+//! Each feature is a stage (an [`AdHoc`](rocket::fairing::AdHoc) fairing) attached by
+//! [`rocket_from`], in an order where each stage finds what it needs in managed state:
+//!
+//! - [`config`]: the app's settings from the figment, validated at ignition.
+//! - [`metrics`]: the shared Prometheus registry, request counts and latency, `/metrics`.
+//! - [`health`]: `/healthz`, and `/readyz` with checks that later stages register.
+//! - [`ui`]: `GET /`, the HTML form (Tera templates in `templates/`).
+//! - [`store`]: the PostgreSQL pool `shortener`, migrations, and the SQL.
+//! - [`links`]: `POST /shorten`, `GET /<code>` and the in-process link cache.
+//! - [`api`]: error answers and catchers (JSON for programs, HTML for browsers).
+//! - [`domain`]: the newtypes [`domain::ShortCode`] and [`domain::TargetUrl`].
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod health;
+pub mod links;
+pub mod metrics;
+pub mod store;
+pub mod ui;
+
+use rocket::figment::Figment;
+use rocket::{Build, Rocket};
+
+/// The app configured from Rocket.toml and `ROCKET_*` variables.
+pub fn rocket() -> Rocket<Build> {
+    rocket_from(rocket::Config::figment())
+}
+
+/// The app configured from `figment`; tests pass their own database URL and port here.
+pub fn rocket_from(figment: Figment) -> Rocket<Build> {
+    rocket::custom(figment)
+        .attach(config::stage())
+        .attach(metrics::stage())
+        .attach(health::stage())
+        .attach(ui::stage())
+        .attach(store::stage())
+        .attach(links::stage())
+        .register("/", api::catchers())
+}

@@ -1,0 +1,43 @@
+//! `GET /`: the HTML page with the form for browsers, and the tutorial's plain
+//! `URL Shortener is running!` for everything else (curl, probes, scripts).
+
+use rocket::fairing::AdHoc;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::Either;
+use rocket::State;
+use rocket_dyn_templates::{context, Template};
+
+use crate::api::wants_html;
+use crate::config::Settings;
+
+/// Whether the client prefers HTML, as a request guard.
+struct Browser(bool);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Browser {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(Browser(wants_html(req)))
+    }
+}
+
+#[rocket::get("/")]
+fn index(browser: Browser, settings: &State<Settings>) -> Either<Template, &'static str> {
+    if browser.0 {
+        Either::Left(Template::render(
+            "index",
+            context! { max_url_length: settings.url_rules.max_length },
+        ))
+    } else {
+        Either::Right("URL Shortener is running!")
+    }
+}
+
+pub fn stage() -> AdHoc {
+    AdHoc::on_ignite("Web UI", |rocket| async {
+        rocket
+            .attach(Template::fairing())
+            .mount("/", rocket::routes![index])
+    })
+}

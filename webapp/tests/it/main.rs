@@ -1,0 +1,9 @@
+//! Integration tests of the shortener against a real PostgreSQL (one database per
+//! test), built as one test binary so the workspace links it once.
+
+mod bad_input;
+mod browser;
+mod common;
+mod links;
+mod routes;
+mod store;
