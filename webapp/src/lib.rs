@@ -1,0 +1,3 @@
+//! webapp: the Rocket URL shortener and its Redis-backed global rate limiter.
+
+pub mod limiter;

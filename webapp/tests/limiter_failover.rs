@@ -1,0 +1,131 @@
+//! Redis stopped mid-run: fail_open serves and counts, fail_closed answers 503; both
+//! recover without a restart when Redis returns; never a 500.
+
+mod limiter_support;
+
+use std::time::{Duration, Instant};
+
+use limiter_support::*;
+use serde_json::{json, Value};
+
+async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client.get(url).send().await.expect("request")
+}
+
+/// Value of the series `name{labels}` in the app's /metrics, 0 if absent.
+async fn metric(client: &reqwest::Client, app: &App, series: &str) -> f64 {
+    let text = get(client, &app.url("/metrics")).await.text().await.expect("metrics");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Polls until a limited route carries a decision again (Redis back and reconnected).
+async fn until_decided(client: &reqwest::Client, app: &App) -> Duration {
+    let started = Instant::now();
+    loop {
+        // The index route has the roomy default policy, so probing spends no redirect budget.
+        let res = get(client, &app.url("/")).await;
+        let status = res.status().as_u16();
+        assert!(status == 200 || status == 503, "status {status} while recovering");
+        if header(&res, "RateLimit").is_some() {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "no recovery in 15 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn config(server: &RedisServer, mode: &str) -> Value {
+    json!({
+        "redis_url": server.url(),
+        "fail_mode": mode,
+        "timeout_ms": 50,
+        "key_prefix": unique_prefix(mode),
+        "policies": {
+            "default": { "limit": 1000, "window": "60s" },
+            "redirect": { "limit": 3, "window": "60s" },
+        },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_open_serves_and_counts_while_redis_is_down_then_recovers() {
+    let mut server = RedisServer::start();
+    let app = spawn_app(config(&server, "open")).await;
+    let client = http();
+    let before: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(get(&client, &app.url("/abc")).await.status().as_u16());
+        }
+        v
+    };
+    assert_eq!(before, [200, 200, 200, 429]);
+    assert_eq!(get(&client, &app.url("/readyz")).await.status().as_u16(), 200);
+
+    server.stop();
+    for _ in 0..10 {
+        let res = get(&client, &app.url("/abc")).await;
+        assert_eq!(res.status().as_u16(), 200, "served while Redis is down");
+        assert!(header(&res, "RateLimit").is_none(), "no decision, no headers");
+    }
+    assert_eq!(get(&client, &app.url("/readyz")).await.status().as_u16(), 503);
+    let served = metric(
+        &client,
+        &app,
+        "ratelimit_decisions_total{outcome=\"fail_open\",policy=\"redirect\"}",
+    )
+    .await;
+    assert_eq!(served, 10.0);
+    let errors = metric(&client, &app, "ratelimit_redis_errors_total{kind=\"redis\"}").await
+        + metric(&client, &app, "ratelimit_redis_errors_total{kind=\"timeout\"}").await;
+    assert!(errors >= 10.0, "redis errors counted: {errors}");
+
+    // The restarted Redis is empty: the limit starts over, enforced again.
+    server.resume();
+    until_decided(&client, &app).await;
+    let mut after = Vec::new();
+    for _ in 0..4 {
+        after.push(get(&client, &app.url("/abc")).await.status().as_u16());
+    }
+    assert_eq!(after, [200, 200, 200, 429]);
+    assert_eq!(get(&client, &app.url("/readyz")).await.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_answers_503_while_redis_is_down_then_recovers() {
+    let mut server = RedisServer::start();
+    let app = spawn_app(config(&server, "closed")).await;
+    let client = http();
+    assert_eq!(get(&client, &app.url("/abc")).await.status().as_u16(), 200);
+
+    server.stop();
+    for _ in 0..5 {
+        let res = get(&client, &app.url("/abc")).await;
+        assert_eq!(res.status().as_u16(), 503);
+        assert_eq!(header(&res, "Retry-After"), Some("1"));
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(
+            body,
+            json!({ "error": "Rate limiter unavailable", "retry_after": 1 })
+        );
+    }
+    // Unlimited routes keep working.
+    assert_eq!(get(&client, &app.url("/healthz")).await.status().as_u16(), 200);
+    let refused = metric(
+        &client,
+        &app,
+        "ratelimit_decisions_total{outcome=\"fail_closed\",policy=\"redirect\"}",
+    )
+    .await;
+    assert_eq!(refused, 5.0);
+
+    server.resume();
+    until_decided(&client, &app).await;
+    let mut after = Vec::new();
+    for _ in 0..4 {
+        after.push(get(&client, &app.url("/abc")).await.status().as_u16());
+    }
+    assert_eq!(after, [200, 200, 200, 429]);
+}
