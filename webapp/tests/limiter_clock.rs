@@ -66,7 +66,7 @@ async fn spawn_skewed(limiter_toml: &str) -> Skewed {
 async fn skewed_instance_decides_the_same(algorithm: Algorithm) {
     let prefix = unique_prefix(&format!("skew-{}", algorithm.as_str()));
     let skewed = spawn_skewed(&format!(
-        "{{redis_url=\"{}\", algorithm=\"{}\", key_prefix=\"{prefix}\", \
+        "{{redis_url=\"{}\", timeout_ms=5000, fail_mode=\"closed\", algorithm=\"{}\", key_prefix=\"{prefix}\", \
          policies={{default={{limit=10, window=\"3600s\"}}}}}}",
         redis_url(),
         algorithm.as_str()
@@ -74,6 +74,9 @@ async fn skewed_instance_decides_the_same(algorithm: Algorithm) {
     .await;
     let app = spawn_app(json!({
         "redis_url": redis_url(),
+        // Exactness is under test, not speed: a slow answer must not pass as fail-open.
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
         "algorithm": algorithm.as_str(),
         "key_prefix": prefix,
         "policies": { "default": { "limit": 10, "window": "3600s" } },

@@ -17,6 +17,9 @@ async fn exactly_the_limit_across_two_instances(algorithm: Algorithm) {
     // while the burst is in flight, so every algorithm must admit exactly the limit.
     let config = json!({
         "redis_url": redis_url(),
+        // Exactness is under test, not speed: a slow answer must not pass as fail-open.
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
         "algorithm": algorithm.as_str(),
         "key_prefix": prefix,
         "policies": { "default": { "limit": 50, "window": "3600s" } },
@@ -79,6 +82,9 @@ async fn gcra_admits_exactly_the_limit_across_two_instances() {
 async fn keeps_sending(algorithm: Algorithm) -> (usize, Duration) {
     let config = json!({
         "redis_url": redis_url(),
+        // Exactness is under test, not speed: a slow answer must not pass as fail-open.
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
         "algorithm": algorithm.as_str(),
         "key_prefix": unique_prefix(&format!("keeps-{}", algorithm.as_str())),
         "policies": { "default": { "limit": 5, "window": "1000ms" } },

@@ -40,7 +40,7 @@ fn config(server: &RedisServer, mode: &str) -> Value {
     json!({
         "redis_url": server.url(),
         "fail_mode": mode,
-        "timeout_ms": 50,
+        "timeout_ms": 1000,
         "key_prefix": unique_prefix(mode),
         "policies": {
             "default": { "limit": 1000, "window": "60s" },

@@ -28,6 +28,9 @@ async fn statuses(
 async fn spoofed_forwarding_headers_from_an_untrusted_peer_change_nothing() {
     let app = spawn_app(json!({
         "redis_url": redis_url(),
+        // Exactness is under test, not speed: a slow answer must not pass as fail-open.
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
         "key_prefix": unique_prefix("spoof"),
         // The peer (127.0.0.1) is not in this list.
         "trusted_proxies": ["10.0.0.0/8"],
@@ -55,6 +58,9 @@ async fn forwarding_headers_from_a_trusted_proxy_are_honoured() {
     let prefix = unique_prefix("trusted");
     let app = spawn_app(json!({
         "redis_url": redis_url(),
+        // Exactness is under test, not speed: a slow answer must not pass as fail-open.
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
         "key_prefix": prefix,
         "trusted_proxies": ["127.0.0.1/32", "10.0.0.0/8"],
         "policies": { "default": { "limit": 2, "window": "60s" } },
@@ -160,6 +166,9 @@ async fn headers_follow_the_state(algorithm: Algorithm) {
     let prefix = unique_prefix(&format!("headers-{}", algorithm.as_str()));
     let app = spawn_app(json!({
         "redis_url": redis_url(),
+        // Exactness is under test, not speed: a slow answer must not pass as fail-open.
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
         "algorithm": algorithm.as_str(),
         "key_prefix": prefix,
         "policies": {
