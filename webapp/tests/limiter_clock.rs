@@ -90,8 +90,8 @@ async fn skewed_instance_decides_the_same(algorithm: Algorithm) {
         .send()
         .await
         .expect("healthz");
-    let their_date = httpdate::parse_http_date(header(&res, "date").expect("Date header"))
-        .expect("HTTP date");
+    let their_date =
+        httpdate::parse_http_date(header(&res, "date").expect("Date header")).expect("HTTP date");
     let skew = their_date
         .duration_since(SystemTime::now())
         .expect("child clock ahead")
@@ -115,8 +115,18 @@ async fn skewed_instance_decides_the_same(algorithm: Algorithm) {
             other => panic!("status {other}"),
         }
     }
-    assert_eq!(admitted[0] + admitted[1], 10, "{}: {admitted:?}", algorithm.as_str());
-    assert_eq!(admitted, [5, 5], "{}: the skewed instance counts alike", algorithm.as_str());
+    assert_eq!(
+        admitted[0] + admitted[1],
+        10,
+        "{}: {admitted:?}",
+        algorithm.as_str()
+    );
+    assert_eq!(
+        admitted,
+        [5, 5],
+        "{}: the skewed instance counts alike",
+        algorithm.as_str()
+    );
     // Both report the same time to reset, measured on Redis' clock; a clock an hour
     // ahead would otherwise show up as an hour more (or less) here. Sliding-window `t`
     // may reach into the next window, hence two windows as the bound.
@@ -124,7 +134,11 @@ async fn skewed_instance_decides_the_same(algorithm: Algorithm) {
         assert!(*t <= 2 * 3600, "{}: t={t}", algorithm.as_str());
     }
     let (own, theirs) = (resets[0].last().unwrap(), resets[1].last().unwrap());
-    assert!(own.abs_diff(*theirs) <= 1, "{}: t {own} vs {theirs}", algorithm.as_str());
+    assert!(
+        own.abs_diff(*theirs) <= 1,
+        "{}: t {own} vs {theirs}",
+        algorithm.as_str()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

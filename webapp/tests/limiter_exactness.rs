@@ -29,7 +29,15 @@ async fn exactly_the_limit_across_two_instances(algorithm: Algorithm) {
     let requests = (0..300).map(|i| {
         let url = apps[i % 2].url(&format!("/code{i}"));
         let client = client.clone();
-        async move { client.get(url).send().await.expect("request").status().as_u16() }
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
     });
     let mut tally = BTreeMap::new();
     for status in join_all(requests).await {
@@ -114,7 +122,11 @@ async fn keeps_sending(algorithm: Algorithm) -> (usize, Duration) {
             other => panic!("unexpected status {other}"),
         }
     }
-    assert!(readmitted, "{}: admitted again after being limited", algorithm.as_str());
+    assert!(
+        readmitted,
+        "{}: admitted again after being limited",
+        algorithm.as_str()
+    );
     (admitted, started.elapsed())
 }
 

@@ -118,11 +118,17 @@ async fn expected_from_state(
                 .map(|(_, s)| *s)
                 .filter(|s| *s > now_us - w_us)
                 .collect();
-            let t = live.first().map_or(0.0, |oldest| (oldest + w_us - now_us) / 1000.0);
+            let t = live
+                .first()
+                .map_or(0.0, |oldest| (oldest + w_us - now_us) / 1000.0);
             (limit - live.len() as u64, t)
         }
         Algorithm::Gcra => {
-            let stored: String = redis::cmd("GET").arg(key).query_async(conn).await.expect("GET");
+            let stored: String = redis::cmd("GET")
+                .arg(key)
+                .query_async(conn)
+                .await
+                .expect("GET");
             let (tat, rem) = stored.split_once(':').expect("tat:rem");
             let tat: f64 = tat.parse::<f64>().unwrap() + rem.parse::<f64>().unwrap() / limit as f64;
             let backlog = (tat - now_us).max(0.0);
@@ -185,11 +191,14 @@ async fn headers_follow_the_state(algorithm: Algorithm) {
         let status = res.status().as_u16();
         let what = format!("{} request {i}", algorithm.as_str());
         let policy = header(&res, "RateLimit-Policy").expect("RateLimit-Policy");
-        assert_eq!(parse_field(policy, "q", "w"), ("redirect".into(), 4, 10), "{what}");
+        assert_eq!(
+            parse_field(policy, "q", "w"),
+            ("redirect".into(), 4, 10),
+            "{what}"
+        );
         let (name, r, t) = parse_field(header(&res, "RateLimit").expect("RateLimit"), "r", "t");
         assert_eq!(name, "redirect");
-        let (want_r, want_t_ms) =
-            expected_from_state(&mut conn, algorithm, &key, 4, 10_000).await;
+        let (want_r, want_t_ms) = expected_from_state(&mut conn, algorithm, &key, 4, 10_000).await;
         assert_eq!(r, want_r, "{what}: r");
         assert_eq!(r, 4u64.saturating_sub(i + 1), "{what}: r by count");
         // t is rounded up to seconds and the state was read a moment later.
@@ -207,7 +216,10 @@ async fn headers_follow_the_state(algorithm: Algorithm) {
                 .expect("Retry-After")
                 .parse()
                 .expect("seconds");
-            assert!(retry >= t && retry >= 1, "{what}: Retry-After {retry} < t {t}");
+            assert!(
+                retry >= t && retry >= 1,
+                "{what}: Retry-After {retry} < t {t}"
+            );
             let body: Value = res.json().await.expect("json body");
             assert_eq!(
                 body,
@@ -219,10 +231,17 @@ async fn headers_follow_the_state(algorithm: Algorithm) {
     // Another route class has its own policy and budget; health routes are not limited.
     let res = client.get(app.url("/")).send().await.expect("request");
     assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(header(&res, "RateLimit-Policy"), Some("\"default\";q=100;w=60"));
+    assert_eq!(
+        header(&res, "RateLimit-Policy"),
+        Some("\"default\";q=100;w=60")
+    );
     let (name, r, _) = parse_field(header(&res, "RateLimit").expect("RateLimit"), "r", "t");
     assert_eq!((name.as_str(), r), ("default", 99));
-    let res = client.get(app.url("/healthz")).send().await.expect("request");
+    let res = client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("request");
     assert!(header(&res, "RateLimit").is_none() && header(&res, "RateLimit-Policy").is_none());
 }
 

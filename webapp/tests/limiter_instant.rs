@@ -26,7 +26,12 @@ async fn burst(
     let mut pipe = redis::pipe();
     pipe.atomic();
     for _ in 0..count {
-        pipe.cmd("EVALSHA").arg(sha).arg(1).arg(key).arg(50).arg(60_000);
+        pipe.cmd("EVALSHA")
+            .arg(sha)
+            .arg(1)
+            .arg(key)
+            .arg(50)
+            .arg(60_000);
     }
     pipe.query_async(conn).await.expect("MULTI/EXEC")
 }
@@ -75,6 +80,9 @@ async fn sliding_log_counts_requests_with_the_same_microsecond() {
         .await
         .expect("ZRANGE");
     assert_eq!(entries.len(), 11, "seed + 10 decisions: {entries:?}");
-    assert!(entries.iter().all(|(_, score)| *score == ahead), "{entries:?}");
+    assert!(
+        entries.iter().all(|(_, score)| *score == ahead),
+        "{entries:?}"
+    );
     assert_eq!(replies.last().map(|r| r[1]), Some(39));
 }

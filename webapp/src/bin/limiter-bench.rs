@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::Registry;
-use webapp::limiter::{
-    Algorithm, ClientId, Limiter, LimiterConfig, PolicySpec, RedisUrl, Window,
-};
+use webapp::limiter::{Algorithm, ClientId, Limiter, LimiterConfig, PolicySpec, RedisUrl, Window};
 
 struct Args {
     host: String,
@@ -50,7 +48,13 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn limiter(args: &Args, algorithm: Algorithm, prefix: &str, limit: u64, window_ms: u64) -> Result<Limiter, String> {
+fn limiter(
+    args: &Args,
+    algorithm: Algorithm,
+    prefix: &str,
+    limit: u64,
+    window_ms: u64,
+) -> Result<Limiter, String> {
     let mut config = LimiterConfig {
         redis_url: RedisUrl::new(format!("redis://{}:{}/", args.host, args.port)),
         algorithm,
@@ -71,7 +75,9 @@ fn limiter(args: &Args, algorithm: Algorithm, prefix: &str, limit: u64, window_m
 
 /// A client address out of `clients` distinct ones, from a cheap per-task generator.
 fn client(state: &mut u64, clients: u32) -> ClientId {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let n = ((*state >> 33) as u32) % clients;
     ClientId::from_ip(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | n)), 64)
 }
@@ -103,7 +109,10 @@ async fn own_client(args: &Args, algorithm: Algorithm) -> Result<(Run, String, S
             for _ in 0..per_task {
                 let id = client(&mut state, clients);
                 let t = Instant::now();
-                limiter.decide(&policy, &id).await.map_err(|e| e.to_string())?;
+                limiter
+                    .decide(&policy, &id)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 latencies.push(t.elapsed());
             }
             Ok::<_, String>(latencies)
@@ -128,7 +137,12 @@ fn redis_benchmark(args: &Args, sha: &str, prefix: &str) -> Result<Run, String> 
     let key = format!("{prefix}rb{{default:__rand_int__}}");
     let output = Command::new("redis-benchmark")
         .args(["-h", &args.host, "-p", &args.port.to_string()])
-        .args(["-n", &args.requests.to_string(), "-c", &args.concurrency.to_string()])
+        .args([
+            "-n",
+            &args.requests.to_string(),
+            "-c",
+            &args.concurrency.to_string(),
+        ])
         .args(["-r", &args.clients.to_string(), "--csv"])
         .args(["EVALSHA", sha, "1", &key, "100", "10000"])
         .output()
@@ -138,7 +152,12 @@ fn redis_benchmark(args: &Args, sha: &str, prefix: &str) -> Result<Run, String> 
     let row = text
         .lines()
         .find(|l| l.starts_with("\"EVALSHA"))
-        .ok_or_else(|| format!("redis-benchmark printed no result: {text}{}", String::from_utf8_lossy(&output.stderr)))?;
+        .ok_or_else(|| {
+            format!(
+                "redis-benchmark printed no result: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
     let cells: Vec<f64> = row
         .split(',')
         .skip(1)
@@ -156,7 +175,11 @@ fn redis_benchmark(args: &Args, sha: &str, prefix: &str) -> Result<Run, String> 
 /// Average `MEMORY USAGE` of a client's key after `n` admissions under a limit of `n`.
 async fn bytes_per_client(args: &Args, algorithm: Algorithm, n: u64) -> Result<f64, String> {
     const CLIENTS: u32 = 20;
-    let prefix = format!("benchmem:{}:{n}:{}:", algorithm.as_str(), std::process::id());
+    let prefix = format!(
+        "benchmem:{}:{n}:{}:",
+        algorithm.as_str(),
+        std::process::id()
+    );
     let limiter = Arc::new(limiter(args, algorithm, &prefix, n, 3_600_000)?);
     let policy = limiter.policies().for_route(None).clone();
     let redis = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))
@@ -175,9 +198,14 @@ async fn bytes_per_client(args: &Args, algorithm: Algorithm, n: u64) -> Result<f
             decisions.spawn(async move { limiter.decide(&policy, &id).await });
         }
         while let Some(decision) = decisions.join_next().await {
-            let decision = decision.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            let decision = decision
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
             if !decision.allowed {
-                return Err(format!("{}: decision {decision:?} refused below the limit", algorithm.as_str()));
+                return Err(format!(
+                    "{}: decision {decision:?} refused below the limit",
+                    algorithm.as_str()
+                ));
             }
         }
         let key = limiter.key(&policy, &id);
@@ -219,13 +247,18 @@ async fn run(args: Args) -> Result<(), String> {
             100.0 * own.per_second / theirs.per_second
         );
     }
-    println!("\nRedis bytes per tracked client (MEMORY USAGE of its key, after N admissions, limit N)\n");
+    println!(
+        "\nRedis bytes per tracked client (MEMORY USAGE of its key, after N admissions, limit N)\n"
+    );
     println!("| algorithm | N = 10 | N = 100 | N = 1000 |");
     println!("|---|---:|---:|---:|");
     for algorithm in Algorithm::ALL {
         let mut row = format!("| {} |", algorithm.as_str());
         for n in [10, 100, 1000] {
-            row.push_str(&format!(" {:.0} |", bytes_per_client(&args, algorithm, n).await?));
+            row.push_str(&format!(
+                " {:.0} |",
+                bytes_per_client(&args, algorithm, n).await?
+            ));
         }
         println!("{row}");
     }
@@ -240,7 +273,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("limiter-bench: tokio runtime: {e}");

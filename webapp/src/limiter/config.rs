@@ -169,7 +169,11 @@ impl LimiterConfig {
         }
         let mut policies = Vec::new();
         for (name, spec) in &self.policies {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
                 return Err(LimiterError::Config(format!(
                     "limiter.policies.{name}: a policy name is letters, digits, '_' or '-'"
                 )));
@@ -198,8 +202,10 @@ mod tests {
     use rocket::figment::providers::{Format, Toml};
     use rocket::figment::Figment;
 
-    fn parse(toml: &str) -> Result<LimiterConfig, rocket::figment::Error> {
-        Figment::from(Toml::string(toml)).extract_inner("limiter")
+    fn parse(toml: &str) -> Result<LimiterConfig, Box<rocket::figment::Error>> {
+        Figment::from(Toml::string(toml))
+            .extract_inner("limiter")
+            .map_err(Box::new)
     }
 
     #[test]
@@ -221,7 +227,10 @@ mod tests {
         assert_eq!(config.algorithm, Algorithm::Gcra);
         assert_eq!(config.fail_mode, FailMode::Closed);
         assert_eq!(config.timeout(), Duration::from_millis(20));
-        assert_eq!(config.trusted_proxies[1].0, "fd00::1/128".parse::<IpNet>().unwrap());
+        assert_eq!(
+            config.trusted_proxies[1].0,
+            "fd00::1/128".parse::<IpNet>().unwrap()
+        );
         let policies = config.validate().expect("valid policies");
         assert_eq!(policies.for_route(Some("shorten")).window.as_millis(), 500);
         assert_eq!(policies.for_route(Some("index")).limit, 100);

@@ -147,15 +147,28 @@ mod tests {
     #[test]
     fn trusted_proxies_are_believed_right_to_left() {
         let r = rules(&["10.0.0.0/24"]);
-        assert_eq!(r.client(ip("10.0.0.2"), Some("203.0.113.4"), []).as_str(), "203.0.113.4");
+        assert_eq!(
+            r.client(ip("10.0.0.2"), Some("203.0.113.4"), []).as_str(),
+            "203.0.113.4"
+        );
         // The client forged the left entry; the proxy appended the real peer.
         let id = r.client(ip("10.0.0.2"), None, ["6.6.6.6, 203.0.113.4", "10.0.0.9"]);
         assert_eq!(id.as_str(), "203.0.113.4");
-        assert_eq!(r.client(ip("10.0.0.2"), None, ["10.0.0.7"]).as_str(), "10.0.0.7");
-        assert_eq!(r.client(ip("10.0.0.2"), None, ["garbage"]).as_str(), "10.0.0.2");
-        assert_eq!(r.client(ip("10.0.0.2"), Some("nonsense"), []).as_str(), "10.0.0.2");
         assert_eq!(
-            r.client(ip("10.0.0.2"), None, ["[2001:db8::1]:443"]).as_str(),
+            r.client(ip("10.0.0.2"), None, ["10.0.0.7"]).as_str(),
+            "10.0.0.7"
+        );
+        assert_eq!(
+            r.client(ip("10.0.0.2"), None, ["garbage"]).as_str(),
+            "10.0.0.2"
+        );
+        assert_eq!(
+            r.client(ip("10.0.0.2"), Some("nonsense"), []).as_str(),
+            "10.0.0.2"
+        );
+        assert_eq!(
+            r.client(ip("10.0.0.2"), None, ["[2001:db8::1]:443"])
+                .as_str(),
             "2001:db8::/64"
         );
     }

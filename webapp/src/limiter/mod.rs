@@ -163,13 +163,18 @@ impl Limiter {
 
     /// One decision, one round trip: `EVALSHA` (the script is loaded and retried only
     /// when Redis answers NOSCRIPT, e.g. after a restart), bounded by the timeout.
-    pub async fn decide(&self, policy: &Policy, client: &ClientId) -> Result<Decision, LimiterError> {
+    pub async fn decide(
+        &self,
+        policy: &Policy,
+        client: &ClientId,
+    ) -> Result<Decision, LimiterError> {
         let mut conn = self.conn.clone();
         let mut invocation = self.script.key(self.key(policy, client));
         invocation.arg(policy.limit).arg(policy.window.as_millis());
-        let reply: Vec<i64> = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
-            .await
-            .map_err(|_| LimiterError::Timeout(self.timeout))??;
+        let reply: Vec<i64> =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| LimiterError::Timeout(self.timeout))??;
         let &[admitted, remaining, reset_ms] = reply.as_slice() else {
             return Err(LimiterError::BadReply(format!("{reply:?}")));
         };
@@ -214,12 +219,10 @@ impl Limiter {
     /// For `/readyz`: Redis answers `PING` within the timeout.
     pub async fn ping(&self) -> Result<(), LimiterError> {
         let mut conn = self.conn.clone();
-        let pong: String = tokio::time::timeout(
-            self.timeout,
-            redis::cmd("PING").query_async(&mut conn),
-        )
-        .await
-        .map_err(|_| LimiterError::Timeout(self.timeout))??;
+        let pong: String =
+            tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut conn))
+                .await
+                .map_err(|_| LimiterError::Timeout(self.timeout))??;
         if pong == "PONG" {
             Ok(())
         } else {

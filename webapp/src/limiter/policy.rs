@@ -37,7 +37,9 @@ impl TryFrom<String> for Window {
         } else if let Some(s) = text.strip_suffix('s') {
             (s, 1000)
         } else {
-            return Err(format!("window `{value}` needs a unit: \"60s\" or \"500ms\""));
+            return Err(format!(
+                "window `{value}` needs a unit: \"60s\" or \"500ms\""
+            ));
         };
         let n: u64 = digits
             .trim()
