@@ -235,3 +235,33 @@ async fn a_decision_is_one_evalsha_and_the_script_is_reloaded_only_on_noscript()
     assert_eq!(command_stats(&mut conn, "evalsha").await, (15, 2));
     assert_eq!(command_stats(&mut conn, "script|load").await.0, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_redis_url_is_used_and_never_printed() {
+    let server = RedisServer::start_with_password(Some("s3cret-pw"));
+    let app = spawn_app(json!({
+        "redis_url": server.url(),
+        "timeout_ms": 1000,
+        "fail_mode": "closed",
+        "key_prefix": unique_prefix("password"),
+        "policies": { "default": { "limit": 2, "window": "60s" } },
+    }))
+    .await;
+    let client = http();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(get(&client, &app.url("/abc")).await.status().as_u16());
+    }
+    // 503 would mean the password was not sent (fail_mode = closed).
+    assert_eq!(seen, [200, 200, 429]);
+    assert_eq!(
+        get(&client, &app.url("/readyz")).await.status().as_u16(),
+        200
+    );
+
+    let config: webapp::limiter::LimiterConfig =
+        serde_json::from_value(json!({ "redis_url": server.url() })).expect("config");
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("s3cret-pw"), "{printed}");
+    assert!(printed.contains(&format!("redis://***@127.0.0.1:{}/", server.port)));
+}

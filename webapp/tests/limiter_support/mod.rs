@@ -105,13 +105,20 @@ pub fn http() -> reqwest::Client {
 /// A `redis-server` of this test's own, on a free port, that the test may stop and restart.
 pub struct RedisServer {
     pub port: u16,
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with_password(None)
+    }
+
+    /// With `Some(password)` the server demands it (`requirepass`).
+    pub fn start_with_password(password: Option<&str>) -> Self {
         let mut server = RedisServer {
             port: free_port(),
+            password: password.map(str::to_owned),
             child: None,
         };
         server.resume();
@@ -119,15 +126,28 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
     }
 
     /// (Re)starts the server on the same port, empty, and waits until it answers.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "redis-server already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.port.to_string()]).args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if let Some(pw) = &self.password {
+            command.args(["--requirepass", pw]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
