@@ -241,6 +241,26 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_contract_env_value() {
+        // Exactly what ROCKET_LIMITER holds in the deployment contract.
+        let value: rocket::figment::value::Value = r#"{redis_url="redis://:pw@10.0.0.5:6379/", algorithm="sliding_log", fail_mode="open", timeout_ms=50, trusted_proxies=["10.0.0.2/32"], ipv6_prefix=64, key_prefix="rl:", policies={default={limit=100, window="60s"}, shorten={limit=10, window="60s"}, redirect={limit=100, window="60s"}}}"#
+            .parse()
+            .expect("env value");
+        let config: LimiterConfig = value.deserialize().expect("contract config");
+        assert_eq!(config.algorithm, Algorithm::SlidingLog);
+        assert_eq!(config.fail_mode, FailMode::Open);
+        assert_eq!(
+            config.trusted_proxies,
+            [TrustedProxy("10.0.0.2/32".parse().unwrap())]
+        );
+        assert_eq!(config.redis_url.expose(), "redis://:pw@10.0.0.5:6379/");
+        let policies = config.validate().expect("valid");
+        assert_eq!(policies.for_route(Some("shorten")).limit, 10);
+        assert_eq!(policies.for_route(Some("redirect")).limit, 100);
+        assert_eq!(policies.for_route(Some("index")).name, "default");
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_bad_values() {
         assert!(parse("[limiter]\nalgoritm = \"gcra\"").is_err());
         assert!(parse("[limiter]\nalgorithm = \"token_bucket\"").is_err());
