@@ -208,7 +208,7 @@ pub fn stage() -> AdHoc {
         let (Some(settings), Some(registry)) =
             (rocket.state::<Settings>(), rocket.state::<Registry>())
         else {
-            rocket::error!("the links stage needs the settings and metrics stages before it");
+            rocket::error!("links stage skipped: the settings or metrics stage failed or is not attached before it");
             return Err(rocket);
         };
         match Links::new(settings.link_cache_capacity, registry) {
