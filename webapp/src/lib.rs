@@ -10,6 +10,8 @@
 //! - [`config`]: the app's settings from the figment, validated at ignition.
 //! - [`metrics`]: the shared Prometheus registry, request counts and latency, `/metrics`.
 //! - [`health`]: `/healthz`, and `/readyz` with checks that later stages register.
+//! - [`limiter`]: the Redis-backed global rate limiter: a request guard every route but the
+//!   health and metrics ones takes first, its headers, 429/503 answers and Redis readiness.
 //! - [`ui`]: `GET /`, the HTML form (Tera templates in `templates/`).
 //! - [`store`]: the PostgreSQL pool `shortener`, migrations, and the SQL.
 //! - [`links`]: `POST /shorten`, `GET /<code>` and the in-process link cache.
@@ -20,6 +22,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod health;
+pub mod limiter;
 pub mod links;
 pub mod metrics;
 pub mod store;
@@ -39,6 +42,7 @@ pub fn rocket_from(figment: Figment) -> Rocket<Build> {
         .attach(config::stage())
         .attach(metrics::stage())
         .attach(health::stage())
+        .attach(limiter::stage())
         .attach(ui::stage())
         .attach(store::stage())
         .attach(links::stage())

@@ -9,6 +9,7 @@ use rocket_dyn_templates::{context, Template};
 
 use crate::api::wants_html;
 use crate::config::Settings;
+use crate::limiter::RateLimit;
 
 /// Whether the client prefers HTML, as a request guard.
 struct Browser(bool);
@@ -23,7 +24,11 @@ impl<'r> FromRequest<'r> for Browser {
 }
 
 #[rocket::get("/")]
-fn index(browser: Browser, settings: &State<Settings>) -> Either<Template, &'static str> {
+fn index(
+    _limit: RateLimit,
+    browser: Browser,
+    settings: &State<Settings>,
+) -> Either<Template, &'static str> {
     if browser.0 {
         Either::Left(Template::render(
             "index",

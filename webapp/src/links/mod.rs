@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::api::{ApiError, NotFound};
 use crate::config::Settings;
 use crate::domain::{ShortCode, TargetUrl};
+use crate::limiter::RateLimit;
 use crate::store::{self, Shortened, Shortener};
 use cache::LinkCache;
 use input::ShortenInput;
@@ -60,6 +61,7 @@ pub struct ShortenResponse {
 
 #[rocket::post("/shorten", data = "<input>")]
 async fn shorten(
+    _limit: RateLimit,
     input: Result<ShortenInput, ApiError>,
     settings: &State<Settings>,
     links: &State<Links>,
@@ -117,7 +119,8 @@ impl<'r> Responder<'r, 'static> for FollowError {
 }
 
 #[rocket::get("/<code>")]
-async fn follow(
+async fn redirect(
+    _limit: RateLimit,
     code: &str,
     settings: &State<Settings>,
     links: &State<Links>,
@@ -150,7 +153,7 @@ async fn follow(
 }
 
 #[rocket::get("/shorten")]
-fn shorten_with_get() -> ApiError {
+fn shorten_with_get(_limit: RateLimit) -> ApiError {
     method_not_allowed(Method::Get, "POST")
 }
 
@@ -171,6 +174,10 @@ struct MethodNotAllowed;
 #[rocket::async_trait]
 impl Handler for MethodNotAllowed {
     async fn handle<'r>(&self, req: &'r Request<'_>, _: Data<'r>) -> route::Outcome<'r> {
+        // A hand-written handler takes its guards itself; a limited client gets its 429.
+        if let rocket::outcome::Outcome::Error((status, _)) = req.guard::<RateLimit>().await {
+            return route::Outcome::Error(status);
+        }
         let allow = if req.uri().path().as_str() == "/shorten" {
             "POST"
         } else {
@@ -201,13 +208,13 @@ pub fn stage() -> AdHoc {
         let (Some(settings), Some(registry)) =
             (rocket.state::<Settings>(), rocket.state::<Registry>())
         else {
-            rocket::error!("the links stage needs the settings and metrics stages before it");
+            rocket::error!("links stage skipped: the settings or metrics stage failed or is not attached before it");
             return Err(rocket);
         };
         match Links::new(settings.link_cache_capacity, registry) {
             Ok(links) => Ok(rocket
                 .manage(links)
-                .mount("/", rocket::routes![shorten, shorten_with_get, follow])
+                .mount("/", rocket::routes![shorten, shorten_with_get, redirect])
                 .mount("/", fallback_routes())),
             Err(e) => {
                 rocket::error!("registering link metrics failed: {e}");

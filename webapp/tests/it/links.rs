@@ -116,7 +116,9 @@ async fn a_bad_redirect_status_stops_the_launch() {
         figment(&db).merge(("redirect_status", 200)),
     ))
     .await;
-    let error = result.err().expect("ignition fails");
+    let Err(error) = result else {
+        panic!("the app ignited with redirect_status = 200");
+    };
     match error.kind() {
         rocket::error::ErrorKind::FailedFairings(failed) => {
             assert!(

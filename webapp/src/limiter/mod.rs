@@ -1,0 +1,272 @@
+//! The global rate limiter: every web server asks one Redis before it serves a request.
+//!
+//! # Layout
+//! - [`config`]: the `limiter` table of Rocket's configuration, typed.
+//! - [`policy`]: "N per W" policies, the route class -> policy lookup, the Redis key.
+//! - [`identity`]: which client a request is billed to (trusted proxies, IPv6 /64s).
+//! - `lua/*.lua`: one script per algorithm; a decision is one `EVALSHA`, timed by Redis.
+//! - this module: [`Limiter`] (one decision per call, fail mode) and [`Decision`].
+//! - [`headers`]: `RateLimit-Policy`, `RateLimit`, `Retry-After` values.
+//! - [`metrics`]: Prometheus counters and the latency histogram.
+//! - [`guard`]: the Rocket side: `stage()`, the [`RateLimit`] request guard, catchers.
+//! - [`demo`]: a tiny app using all of the above (tests, `limiter-demo`).
+
+pub mod config;
+pub mod demo;
+pub mod guard;
+pub mod headers;
+pub mod identity;
+pub mod metrics;
+pub mod policy;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus::Registry;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+pub use config::{Algorithm, FailMode, LimiterConfig, PolicySpec, RedisUrl, TrustedProxy};
+pub use guard::{stage, RateLimit};
+pub use identity::{ClientId, IdentityRules};
+use metrics::LimiterMetrics;
+pub use policy::{Policy, PolicySet, Window};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LimiterError {
+    #[error("invalid limiter configuration: {0}")]
+    Config(String),
+    #[error("limiter.redis_url is not a usable Redis URL: {0}")]
+    Url(#[source] redis::RedisError),
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("Redis failed: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("the rate-limit script answered {0}, expected [admitted, remaining, reset_ms]")]
+    BadReply(String),
+    #[error("registering the limiter metrics failed: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// One answer of the limiter for one request, with what the headers report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub policy: String,
+    pub limit: u64,
+    pub window_seconds: u64,
+    /// Quota units left after this request.
+    pub remaining: u64,
+    /// Milliseconds until the next unit of quota returns (when a refused request would pass).
+    pub reset_ms: u64,
+}
+
+impl Decision {
+    /// `t` of the `RateLimit` header: rounded up, so a client that waits `t` is never early.
+    pub fn reset_seconds(&self) -> u64 {
+        self.reset_ms.div_ceil(1000)
+    }
+
+    /// `Retry-After` of a 429: never earlier than `t`, and at least one second.
+    pub fn retry_after_seconds(&self) -> u64 {
+        self.reset_seconds().max(1)
+    }
+}
+
+/// What the request gets once the fail mode has been applied to the Redis answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed(Decision),
+    Limited(Decision),
+    /// Redis could not decide and `fail_mode = "open"`: serve without a decision.
+    FailedOpen,
+    /// Redis could not decide and `fail_mode = "closed"`: refuse with 503.
+    FailedClosed,
+}
+
+/// Seconds a client refused with 503 (fail closed) is asked to wait.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
+
+/// How often a fail-open limiter may log that it is serving unlimited.
+const FAIL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The limiter a Rocket instance manages; cheap to share, one Redis connection multiplexed.
+/// Pings the limiter's Redis over its shared connection.
+#[derive(Clone)]
+pub struct RedisProbe {
+    conn: ConnectionManager,
+    timeout: Duration,
+}
+
+impl RedisProbe {
+    pub async fn ping(&self) -> Result<(), LimiterError> {
+        let mut conn = self.conn.clone();
+        let pong: String =
+            tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut conn))
+                .await
+                .map_err(|_| LimiterError::Timeout(self.timeout))??;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(LimiterError::BadReply(pong))
+        }
+    }
+}
+
+pub struct Limiter {
+    conn: ConnectionManager,
+    script: Script,
+    algorithm: Algorithm,
+    fail_mode: FailMode,
+    timeout: Duration,
+    key_prefix: String,
+    policies: PolicySet,
+    identity: IdentityRules,
+    metrics: LimiterMetrics,
+    started: Instant,
+    /// Milliseconds after `started` of the last fail-open log line, plus one (0 = never).
+    last_fail_log: AtomicU64,
+}
+
+impl Limiter {
+    /// Builds the limiter without contacting Redis: the connection is made on first use
+    /// and remade after failures, so the app starts (and recovers) whether Redis is up or not.
+    pub fn new(config: &LimiterConfig, registry: &Registry) -> Result<Self, LimiterError> {
+        let policies = config.validate()?;
+        // rediss:// needs a rustls crypto provider; keep one the embedding app chose.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = redis::Client::open(config.redis_url.expose()).map_err(LimiterError::Url)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.timeout()))
+            .set_connection_timeout(Some(config.timeout().max(Duration::from_millis(250))))
+            // Few quick retries: a request never waits for them (see `timeout`), and a
+            // failed round starts again on the next request, which is how Redis coming back
+            // is noticed without a restart.
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        Ok(Limiter {
+            conn,
+            script: Script::new(config.algorithm.lua()),
+            algorithm: config.algorithm,
+            fail_mode: config.fail_mode,
+            timeout: config.timeout(),
+            key_prefix: config.key_prefix.clone(),
+            policies,
+            identity: IdentityRules::new(&config.trusted_proxies, config.ipv6_prefix),
+            metrics: LimiterMetrics::register(registry)?,
+            started: Instant::now(),
+            last_fail_log: AtomicU64::new(0),
+        })
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    pub fn identity(&self) -> &IdentityRules {
+        &self.identity
+    }
+
+    /// The Redis key this client's state lives in under `policy`.
+    pub fn key(&self, policy: &Policy, client: &ClientId) -> String {
+        policy.key(&self.key_prefix, client)
+    }
+
+    /// The SHA1 the script is invoked by (`EVALSHA <sha> 1 <key> <limit> <window_ms>`).
+    pub fn script_sha(&self) -> &str {
+        self.script.get_hash()
+    }
+
+    /// One decision, one round trip: `EVALSHA` (the script is loaded and retried only
+    /// when Redis answers NOSCRIPT, e.g. after a restart), bounded by the timeout.
+    pub async fn decide(
+        &self,
+        policy: &Policy,
+        client: &ClientId,
+    ) -> Result<Decision, LimiterError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.script.key(self.key(policy, client));
+        invocation.arg(policy.limit).arg(policy.window.as_millis());
+        let reply: Vec<i64> =
+            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| LimiterError::Timeout(self.timeout))??;
+        let &[admitted, remaining, reset_ms] = reply.as_slice() else {
+            return Err(LimiterError::BadReply(format!("{reply:?}")));
+        };
+        Ok(Decision {
+            allowed: admitted == 1,
+            policy: policy.name.clone(),
+            limit: policy.limit,
+            window_seconds: policy.window.as_header_seconds(),
+            remaining: u64::try_from(remaining).unwrap_or(0),
+            reset_ms: u64::try_from(reset_ms).unwrap_or(0),
+        })
+    }
+
+    /// A decision with the fail mode applied and everything counted in the metrics.
+    pub async fn check(&self, policy: &Policy, client: &ClientId) -> Verdict {
+        let started = Instant::now();
+        let result = self.decide(policy, client).await;
+        self.metrics
+            .latency
+            .observe(started.elapsed().as_secs_f64());
+        let verdict = match result {
+            Ok(decision) if decision.allowed => Verdict::Allowed(decision),
+            Ok(decision) => Verdict::Limited(decision),
+            Err(error) => {
+                self.metrics.count_error(&error);
+                match self.fail_mode {
+                    FailMode::Open => {
+                        self.log_fail_open(&error);
+                        Verdict::FailedOpen
+                    }
+                    FailMode::Closed => {
+                        log::warn!("rate limiter refusing (fail_mode = closed): {error}");
+                        Verdict::FailedClosed
+                    }
+                }
+            }
+        };
+        self.metrics.count_verdict(&policy.name, &verdict);
+        verdict
+    }
+
+    /// For `/readyz`: Redis answers `PING` within the timeout.
+    pub async fn ping(&self) -> Result<(), LimiterError> {
+        self.probe().ping().await
+    }
+
+    /// A handle that pings this limiter's Redis, for readiness checks kept apart from it.
+    pub fn probe(&self) -> RedisProbe {
+        RedisProbe {
+            conn: self.conn.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    /// Serving unlimited is worth knowing, but not once per request.
+    fn log_fail_open(&self, error: &LimiterError) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_fail_log.load(Ordering::Relaxed);
+        let interval = FAIL_LOG_INTERVAL.as_millis() as u64;
+        let due = last == 0 || now.saturating_sub(last - 1) >= interval;
+        if due
+            && self
+                .last_fail_log
+                .compare_exchange(last, now + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::warn!(
+                "rate limiter serving unlimited (fail_mode = open; logged at most every {}s): {error}",
+                FAIL_LOG_INTERVAL.as_secs()
+            );
+        }
+    }
+}

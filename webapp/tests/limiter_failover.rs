@@ -1,0 +1,267 @@
+//! Redis stopped mid-run: fail_open serves and counts, fail_closed answers 503; both
+//! recover without a restart when Redis returns; never a 500.
+
+mod limiter_support;
+
+use std::time::{Duration, Instant};
+
+use limiter_support::*;
+use serde_json::{json, Value};
+
+async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client.get(url).send().await.expect("request")
+}
+
+/// Value of the series `name{labels}` in the app's /metrics, 0 if absent.
+async fn metric(client: &reqwest::Client, app: &App, series: &str) -> f64 {
+    let text = get(client, &app.url("/metrics"))
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Polls until a limited route carries a decision again (Redis back and reconnected).
+async fn until_decided(client: &reqwest::Client, app: &App) -> Duration {
+    let started = Instant::now();
+    loop {
+        // The index route has the roomy default policy, so probing spends no redirect budget.
+        let res = get(client, &app.url("/")).await;
+        let status = res.status().as_u16();
+        assert!(
+            status == 200 || status == 503,
+            "status {status} while recovering"
+        );
+        if header(&res, "RateLimit").is_some() {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no recovery in 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn config(server: &RedisServer, mode: &str) -> Value {
+    json!({
+        "redis_url": server.url(),
+        "fail_mode": mode,
+        "timeout_ms": 1000,
+        "key_prefix": unique_prefix(mode),
+        "policies": {
+            "default": { "limit": 1000, "window": "60s" },
+            "redirect": { "limit": 3, "window": "60s" },
+        },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_open_serves_and_counts_while_redis_is_down_then_recovers() {
+    let mut server = RedisServer::start();
+    let app = spawn_app(config(&server, "open")).await;
+    let client = http();
+    let before: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(get(&client, &app.url("/abc")).await.status().as_u16());
+        }
+        v
+    };
+    assert_eq!(before, [200, 200, 200, 429]);
+    assert_eq!(
+        get(&client, &app.url("/readyz")).await.status().as_u16(),
+        200
+    );
+
+    server.stop();
+    for _ in 0..10 {
+        let res = get(&client, &app.url("/abc")).await;
+        assert_eq!(res.status().as_u16(), 200, "served while Redis is down");
+        assert!(
+            header(&res, "RateLimit").is_none(),
+            "no decision, no headers"
+        );
+    }
+    assert_eq!(
+        get(&client, &app.url("/readyz")).await.status().as_u16(),
+        503
+    );
+    let served = metric(
+        &client,
+        &app,
+        "ratelimit_decisions_total{outcome=\"fail_open\",policy=\"redirect\"}",
+    )
+    .await;
+    assert_eq!(served, 10.0);
+    let errors = metric(
+        &client,
+        &app,
+        "ratelimit_redis_errors_total{kind=\"redis\"}",
+    )
+    .await
+        + metric(
+            &client,
+            &app,
+            "ratelimit_redis_errors_total{kind=\"timeout\"}",
+        )
+        .await;
+    assert!(errors >= 10.0, "redis errors counted: {errors}");
+
+    // The restarted Redis is empty: the limit starts over, enforced again.
+    server.resume();
+    until_decided(&client, &app).await;
+    let mut after = Vec::new();
+    for _ in 0..4 {
+        after.push(get(&client, &app.url("/abc")).await.status().as_u16());
+    }
+    assert_eq!(after, [200, 200, 200, 429]);
+    assert_eq!(
+        get(&client, &app.url("/readyz")).await.status().as_u16(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_answers_503_while_redis_is_down_then_recovers() {
+    let mut server = RedisServer::start();
+    let app = spawn_app(config(&server, "closed")).await;
+    let client = http();
+    assert_eq!(get(&client, &app.url("/abc")).await.status().as_u16(), 200);
+
+    server.stop();
+    for _ in 0..5 {
+        let res = get(&client, &app.url("/abc")).await;
+        assert_eq!(res.status().as_u16(), 503);
+        assert_eq!(header(&res, "Retry-After"), Some("1"));
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(
+            body,
+            json!({ "error": "Rate limiter unavailable", "retry_after": 1 })
+        );
+    }
+    // Unlimited routes keep working.
+    assert_eq!(
+        get(&client, &app.url("/healthz")).await.status().as_u16(),
+        200
+    );
+    let refused = metric(
+        &client,
+        &app,
+        "ratelimit_decisions_total{outcome=\"fail_closed\",policy=\"redirect\"}",
+    )
+    .await;
+    assert_eq!(refused, 5.0);
+
+    server.resume();
+    until_decided(&client, &app).await;
+    let mut after = Vec::new();
+    for _ in 0..4 {
+        after.push(get(&client, &app.url("/abc")).await.status().as_u16());
+    }
+    assert_eq!(after, [200, 200, 200, 429]);
+}
+
+/// `cmdstat_<name>` fields of `INFO commandstats` as (calls, failed_calls).
+async fn command_stats(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> (u64, u64) {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO");
+    let Some(line) = info
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:")))
+    else {
+        return (0, 0);
+    };
+    let field = |key: &str| {
+        line.split(',')
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("calls"), field("failed_calls"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_is_one_evalsha_and_the_script_is_reloaded_only_on_noscript() {
+    let server = RedisServer::start();
+    let config: webapp::limiter::LimiterConfig =
+        serde_json::from_value(json!({ "redis_url": server.url(), "timeout_ms": 1000 }))
+            .expect("config");
+    let limiter =
+        webapp::limiter::Limiter::new(&config, &prometheus::Registry::new()).expect("limiter");
+    let policy = limiter.policies().for_route(None).clone();
+    let client = webapp::limiter::ClientId::from_ip("192.0.2.9".parse().unwrap(), 64);
+    let mut conn = redis_conn(&server.url()).await;
+
+    for _ in 0..10 {
+        assert!(
+            limiter
+                .decide(&policy, &client)
+                .await
+                .expect("decision")
+                .allowed
+        );
+    }
+    // The first call meets NOSCRIPT, loads the script, retries; every later one is a
+    // single EVALSHA.
+    assert_eq!(command_stats(&mut conn, "evalsha").await, (11, 1));
+    assert_eq!(command_stats(&mut conn, "script|load").await.0, 1);
+    assert_eq!(command_stats(&mut conn, "eval").await.0, 0);
+
+    // A Redis that lost its scripts (restart, SCRIPT FLUSH) gets it loaded again, once.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .expect("SCRIPT FLUSH");
+    for _ in 0..3 {
+        assert!(
+            limiter
+                .decide(&policy, &client)
+                .await
+                .expect("decision")
+                .allowed
+        );
+    }
+    assert_eq!(command_stats(&mut conn, "evalsha").await, (15, 2));
+    assert_eq!(command_stats(&mut conn, "script|load").await.0, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_redis_url_is_used_and_never_printed() {
+    let server = RedisServer::start_with_password(Some("s3cret-pw"));
+    let app = spawn_app(json!({
+        "redis_url": server.url(),
+        "timeout_ms": 1000,
+        "fail_mode": "closed",
+        "key_prefix": unique_prefix("password"),
+        "policies": { "default": { "limit": 2, "window": "60s" } },
+    }))
+    .await;
+    let client = http();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(get(&client, &app.url("/abc")).await.status().as_u16());
+    }
+    // 503 would mean the password was not sent (fail_mode = closed).
+    assert_eq!(seen, [200, 200, 429]);
+    assert_eq!(
+        get(&client, &app.url("/readyz")).await.status().as_u16(),
+        200
+    );
+
+    let config: webapp::limiter::LimiterConfig =
+        serde_json::from_value(json!({ "redis_url": server.url() })).expect("config");
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("s3cret-pw"), "{printed}");
+    assert!(printed.contains(&format!("redis://***@127.0.0.1:{}/", server.port)));
+}

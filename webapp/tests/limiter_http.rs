@@ -1,0 +1,261 @@
+//! Through HTTP: who is billed (trusted proxies vs spoofed headers), which policy a route
+//! gets, and header values checked against the algorithm's state in Redis.
+
+mod limiter_support;
+
+use limiter_support::*;
+use serde_json::{json, Value};
+use webapp::limiter::Algorithm;
+
+async fn statuses(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, &str)],
+    times: usize,
+) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..times {
+        let mut req = client.get(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        out.push(req.send().await.expect("request").status().as_u16());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_forwarding_headers_from_an_untrusted_peer_change_nothing() {
+    let app = spawn_app(json!({
+        "redis_url": redis_url(),
+        // Exactness is under test, not speed: a slow answer must not pass as fail-open.
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
+        "key_prefix": unique_prefix("spoof"),
+        // The peer (127.0.0.1) is not in this list.
+        "trusted_proxies": ["10.0.0.0/8"],
+        "policies": { "default": { "limit": 3, "window": "60s" } },
+    }))
+    .await;
+    let client = http();
+    let mut seen = Vec::new();
+    for i in 0..6 {
+        let forged = format!("198.51.100.{i}");
+        let res = client
+            .get(app.url("/x"))
+            .header("X-Forwarded-For", &forged)
+            .header("X-Real-IP", &forged)
+            .send()
+            .await
+            .expect("request");
+        seen.push(res.status().as_u16());
+    }
+    assert_eq!(seen, [200, 200, 200, 429, 429, 429]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_from_a_trusted_proxy_are_honoured() {
+    let prefix = unique_prefix("trusted");
+    let app = spawn_app(json!({
+        "redis_url": redis_url(),
+        // Exactness is under test, not speed: a slow answer must not pass as fail-open.
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
+        "key_prefix": prefix,
+        "trusted_proxies": ["127.0.0.1/32", "10.0.0.0/8"],
+        "policies": { "default": { "limit": 2, "window": "60s" } },
+    }))
+    .await;
+    let client = http();
+    let url = app.url("/x");
+    let a = [("X-Forwarded-For", "203.0.113.1")];
+    assert_eq!(statuses(&client, &url, &a, 3).await, [200, 200, 429]);
+    // Client A prepends a fresh address; the proxy appended its real one (and a
+    // trusted inner proxy its own): still A's bucket.
+    let forged = [("X-Forwarded-For", "192.0.2.77, 203.0.113.1, 10.0.0.3")];
+    assert_eq!(statuses(&client, &url, &forged, 1).await, [429]);
+    let b = [("X-Real-IP", "203.0.113.2")];
+    assert_eq!(statuses(&client, &url, &b, 3).await, [200, 200, 429]);
+    let v6 = [("X-Real-IP", "2001:db8:7:7::1")];
+    let v6_same_64 = [("X-Real-IP", "2001:db8:7:7:ffff::2")];
+    assert_eq!(statuses(&client, &url, &v6, 1).await, [200]);
+    assert_eq!(statuses(&client, &url, &v6_same_64, 2).await, [200, 429]);
+
+    let mut conn = redis_conn(&redis_url()).await;
+    for client in ["203.0.113.1", "203.0.113.2", "2001:db8:7:7::/64"] {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(format!("{prefix}{{default:{client}}}"))
+            .query_async(&mut conn)
+            .await
+            .expect("EXISTS");
+        assert!(exists, "a bucket for {client}");
+    }
+}
+
+/// What the algorithm's state in Redis says `r` and `t` (in ms) must be right now.
+async fn expected_from_state(
+    conn: &mut redis::aio::MultiplexedConnection,
+    algorithm: Algorithm,
+    key: &str,
+    limit: u64,
+    window_ms: u64,
+) -> (u64, f64) {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.expect("TIME");
+    let now_us = (secs * 1_000_000 + micros) as f64;
+    let w_us = (window_ms * 1000) as f64;
+    match algorithm {
+        Algorithm::SlidingLog => {
+            let log: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(conn)
+                .await
+                .expect("ZRANGE");
+            let live: Vec<f64> = log
+                .iter()
+                .map(|(_, s)| *s)
+                .filter(|s| *s > now_us - w_us)
+                .collect();
+            let t = live
+                .first()
+                .map_or(0.0, |oldest| (oldest + w_us - now_us) / 1000.0);
+            (limit - live.len() as u64, t)
+        }
+        Algorithm::Gcra => {
+            let stored: String = redis::cmd("GET")
+                .arg(key)
+                .query_async(conn)
+                .await
+                .expect("GET");
+            let (tat, rem) = stored.split_once(':').expect("tat:rem");
+            let tat: f64 = tat.parse::<f64>().unwrap() + rem.parse::<f64>().unwrap() / limit as f64;
+            let backlog = (tat - now_us).max(0.0);
+            let interval = w_us / limit as f64;
+            let remaining = ((w_us - backlog) / interval).floor().max(0.0);
+            let t = (backlog - (w_us - (remaining + 1.0) * interval)).max(0.0) / 1000.0;
+            (remaining as u64, t)
+        }
+        Algorithm::SlidingWindow => {
+            let (w, c, p): (u64, f64, f64) = redis::cmd("HMGET")
+                .arg(key)
+                .arg("w")
+                .arg("c")
+                .arg("p")
+                .query_async(conn)
+                .await
+                .expect("HMGET");
+            let now_ms = now_us / 1000.0;
+            let window = window_ms as f64;
+            let (c, p, elapsed) = match (now_ms / window).floor() as u64 {
+                i if i == w => (c, p, now_ms - i as f64 * window),
+                i if i == w + 1 => (0.0, c, now_ms - i as f64 * window),
+                i => (0.0, 0.0, now_ms - i as f64 * window),
+            };
+            let used = p * (window - elapsed) / window + c;
+            let remaining = (limit as f64 - used).floor().max(0.0);
+            let target = (limit as f64 - remaining - 1.0).max(0.0);
+            let t = if used <= target {
+                0.0
+            } else if target >= c {
+                (used - target) * window / p
+            } else {
+                (window - elapsed) + (c - target) * window / c
+            };
+            (remaining as u64, t)
+        }
+    }
+}
+
+async fn headers_follow_the_state(algorithm: Algorithm) {
+    let prefix = unique_prefix(&format!("headers-{}", algorithm.as_str()));
+    let app = spawn_app(json!({
+        "redis_url": redis_url(),
+        // Exactness is under test, not speed: a slow answer must not pass as fail-open.
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
+        "algorithm": algorithm.as_str(),
+        "key_prefix": prefix,
+        "policies": {
+            "default": { "limit": 100, "window": "60s" },
+            "redirect": { "limit": 4, "window": "10s" },
+        },
+    }))
+    .await;
+    let client = http();
+    let mut conn = redis_conn(&redis_url()).await;
+    let key = format!("{prefix}{{redirect:127.0.0.1}}");
+    for i in 0..6u64 {
+        let res = client.get(app.url("/abc")).send().await.expect("request");
+        let status = res.status().as_u16();
+        let what = format!("{} request {i}", algorithm.as_str());
+        let policy = header(&res, "RateLimit-Policy").expect("RateLimit-Policy");
+        assert_eq!(
+            parse_field(policy, "q", "w"),
+            ("redirect".into(), 4, 10),
+            "{what}"
+        );
+        let (name, r, t) = parse_field(header(&res, "RateLimit").expect("RateLimit"), "r", "t");
+        assert_eq!(name, "redirect");
+        let (want_r, want_t_ms) = expected_from_state(&mut conn, algorithm, &key, 4, 10_000).await;
+        assert_eq!(r, want_r, "{what}: r");
+        assert_eq!(r, 4u64.saturating_sub(i + 1), "{what}: r by count");
+        // t is rounded up to seconds and the state was read a moment later.
+        let want_t = want_t_ms / 1000.0;
+        assert!(
+            t as f64 >= want_t - 0.2 && (t as f64) < want_t + 1.0 + 0.2,
+            "{what}: t={t}, state says {want_t:.3} s"
+        );
+        if i < 4 {
+            assert_eq!(status, 200, "{what}");
+            assert!(header(&res, "Retry-After").is_none(), "{what}");
+        } else {
+            assert_eq!(status, 429, "{what}");
+            let retry: u64 = header(&res, "Retry-After")
+                .expect("Retry-After")
+                .parse()
+                .expect("seconds");
+            assert!(
+                retry >= t && retry >= 1,
+                "{what}: Retry-After {retry} < t {t}"
+            );
+            let body: Value = res.json().await.expect("json body");
+            assert_eq!(
+                body,
+                json!({ "error": "Rate limit exceeded", "retry_after": retry }),
+                "{what}"
+            );
+        }
+    }
+    // Another route class has its own policy and budget; health routes are not limited.
+    let res = client.get(app.url("/")).send().await.expect("request");
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        header(&res, "RateLimit-Policy"),
+        Some("\"default\";q=100;w=60")
+    );
+    let (name, r, _) = parse_field(header(&res, "RateLimit").expect("RateLimit"), "r", "t");
+    assert_eq!((name.as_str(), r), ("default", 99));
+    let res = client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert!(header(&res, "RateLimit").is_none() && header(&res, "RateLimit-Policy").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_log_headers_follow_the_log() {
+    headers_follow_the_state(Algorithm::SlidingLog).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_window_headers_follow_the_counters() {
+    headers_follow_the_state(Algorithm::SlidingWindow).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcra_headers_follow_the_arrival_time() {
+    headers_follow_the_state(Algorithm::Gcra).await;
+}
