@@ -204,7 +204,12 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     );
 
     // A link through the load balancer, and the page.
-    let page = http.get(format!("{LB}/")).send().await.expect("GET /");
+    let page = http
+        .get(format!("{LB}/"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("GET /");
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("page");
     assert!(html.contains("<form"), "the HTML page has the form: {html}");
@@ -346,10 +351,12 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         first < second,
         "web hosts are replaced one at a time, in order:\n{out}"
     );
-    let bad: Vec<u16> = statuses
+    // With their position in the sequence (one request every ~100 ms), to see when.
+    let bad: Vec<(usize, u16)> = statuses
         .iter()
         .copied()
-        .filter(|s| !(200..400).contains(s) && *s != 429)
+        .enumerate()
+        .filter(|(_, s)| !(200..400).contains(s) && *s != 429)
         .collect();
     eprintln!(
         "e2e: {} requests during the deploy, {} answered 429",

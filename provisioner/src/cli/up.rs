@@ -116,3 +116,54 @@ pub fn shortener_url(cluster: &Cluster) -> String {
         (Target::Proxmox, Some(lb)) => format!("http://{}/", lb.ip),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::spec::FileCheck;
+
+    fn default_cluster() -> Cluster {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
+        let text = std::fs::read_to_string(&path).expect("read cluster.yaml");
+        Cluster::parse(&text, &path, FileCheck::SpecOnly).expect("valid default spec")
+    }
+
+    fn made(cluster: &Cluster) -> Vec<TerraformHost> {
+        cluster
+            .hosts
+            .iter()
+            .map(|h| TerraformHost {
+                name: h.name.clone(),
+                role: h.role.as_str().to_owned(),
+                ip: h.ip.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn terraform_hosts_must_match_the_spec() {
+        let cluster = default_cluster();
+        let mut hosts = made(&cluster);
+        assert!(check_hosts(&cluster, &hosts).is_ok());
+        hosts[1].ip = "10.77.0.99".into();
+        hosts.retain(|h| h.name != "tester");
+        hosts.push(TerraformHost {
+            name: "stray".into(),
+            role: "web".into(),
+            ip: "10.77.0.50".into(),
+        });
+        let error = check_hosts(&cluster, &hosts).expect_err("mismatch");
+        assert_eq!(
+            error.to_string(),
+            "terraform's hosts differ from cluster.yaml: web1 has 10.77.0.99 (spec: 10.77.0.11); \
+             tester is missing; stray is not in the spec"
+        );
+    }
+
+    #[test]
+    fn the_local_shortener_is_on_the_published_port() {
+        assert_eq!(shortener_url(&default_cluster()), "http://127.0.0.1:8080/");
+    }
+}

@@ -54,7 +54,8 @@ pub struct HostReport {
 }
 
 impl HostReport {
-    /// The summary line: `web1: web replaced` / `lb: nginx unchanged, nginx reloaded`.
+    /// The summary line: `web1: web replaced` / `lb: nginx unchanged, nginx reloaded` /
+    /// `web2: clusterlab/webapp:latest transferred` for an image-only task.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = self
             .services
@@ -65,7 +66,11 @@ impl HostReport {
             parts.push(format!("{container} reloaded"));
         }
         if parts.is_empty() {
-            parts.push("images only".into());
+            parts.push(if self.images_transferred.is_empty() {
+                "images already present".to_owned()
+            } else {
+                format!("{} transferred", self.images_transferred.join(", "))
+            });
         }
         format!("{}: {}", self.host, parts.join(", "))
     }
@@ -240,6 +245,18 @@ async fn run_task(
                 .await?;
                 report.services.extend(services);
             }
+            Action::SettleAfterReplace { seconds } => {
+                let restarted = report
+                    .services
+                    .iter()
+                    .any(|s| matches!(s.action, Done::Replaced | Done::Started));
+                if restarted {
+                    bar.step(format!(
+                        "waiting {seconds}s for the load balancer to route here again"
+                    ));
+                    tokio::time::sleep(std::time::Duration::from_secs(u64::from(*seconds))).await;
+                }
+            }
             Action::ReloadOnChange { container, command } => {
                 let untouched = report
                     .services
@@ -261,4 +278,38 @@ fn read(host: &str, root: &Path, file: &Path) -> Result<String> {
     let path = root.join(file);
     std::fs::read_to_string(&path)
         .map_err(|e| ExecError::io(host, format!("read {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, action: Done) -> ServiceReport {
+        ServiceReport {
+            service: name.into(),
+            container: name.into(),
+            action,
+        }
+    }
+
+    #[test]
+    fn summaries_name_the_host_and_each_service() {
+        let report = HostReport {
+            host: "lb".into(),
+            services: vec![service("nginx", Done::Unchanged)],
+            images_transferred: Vec::new(),
+            reloaded: Some("nginx".into()),
+        };
+        assert_eq!(report.summary(), "lb: nginx unchanged, nginx reloaded");
+        let images_only = HostReport {
+            host: "web1".into(),
+            services: Vec::new(),
+            images_transferred: vec!["clusterlab/webapp:latest".into()],
+            reloaded: None,
+        };
+        assert_eq!(
+            images_only.summary(),
+            "web1: clusterlab/webapp:latest transferred"
+        );
+    }
 }

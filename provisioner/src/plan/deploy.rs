@@ -30,6 +30,11 @@ pub enum Action {
     Upload { file: PathBuf, remote: String },
     /// Converge the host's containers to its rendered compose file.
     Converge { compose: PathBuf },
+    /// When converge replaced or restarted a container of this task, wait this long before
+    /// the next stage: the load balancer marks a host that refused connections as failed
+    /// for `fail_timeout_s`, and if the next web host went down while this one is still
+    /// marked, nginx would have no live upstream and answer 502.
+    SettleAfterReplace { seconds: u32 },
     /// Run `command` in `container` when an earlier upload of the same task changed the
     /// file while converge left the container alone: the service must re-read its config,
     /// but replacing the container for it would drop connections for nothing.
@@ -143,14 +148,20 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
             })
             .collect(),
     });
-    for host in &web {
+    let settle = cluster.load_balancer.fail_timeout_s + 1;
+    for (index, host) in web.iter().enumerate() {
+        let mut actions = vec![Action::Converge {
+            compose: compose_path(host),
+        }];
+        // The last web host has no successor that could go down while it is marked.
+        if index + 1 < web.len() {
+            actions.push(Action::SettleAfterReplace { seconds: settle });
+        }
         stages.push(Stage {
             name: format!("web {}", host.name),
             tasks: vec![HostTask {
                 host: host.name.clone(),
-                actions: vec![Action::Converge {
-                    compose: compose_path(host),
-                }],
+                actions,
             }],
         });
     }
@@ -224,7 +235,10 @@ mod tests {
             },
             Stage {
                 name: "web web1".into(),
-                tasks: vec![task("web1", vec![converge("web1")])],
+                tasks: vec![task(
+                    "web1",
+                    vec![converge("web1"), Action::SettleAfterReplace { seconds: 11 }],
+                )],
             },
             Stage {
                 name: "web web2".into(),
