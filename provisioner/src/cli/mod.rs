@@ -1,8 +1,17 @@
 //! CLI layer: the `provisioner` command line. One enum of subcommands, one module per
 //! command; each command returns `Result<(), CliError>` and [`run`] maps that to an exit code.
+//! The commands that touch hosts (`up`, `deploy`, `status`, `logs`, `ssh`, `destroy`) share
+//! [`context`].
 
+mod context;
+mod deploy;
+mod destroy;
+mod logs;
 mod render;
 mod schema;
+mod ssh;
+mod status;
+mod up;
 mod validate;
 
 use std::ffi::OsString;
@@ -35,6 +44,15 @@ pub struct Cli {
     )]
     pub spec: PathBuf,
 
+    /// The clusterlab repository: `templates/` and the web app's Cargo workspace.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".",
+        env = "CLUSTERLAB_PROJECT_DIR"
+    )]
+    pub project_dir: PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +65,18 @@ pub enum Command {
     Render(render::Args),
     /// Print the JSON Schema of cluster.yaml (for editor completion).
     Schema(schema::Args),
+    /// Create the hosts with terraform and deploy every service; prints the shortener's URL.
+    Up(up::Args),
+    /// Roll the web app out again (after an app change), one web host at a time.
+    Deploy(deploy::Args),
+    /// Per host: SSH reachable, and each container with image, state and health.
+    Status(status::Args),
+    /// A container's logs on a host.
+    Logs(logs::Args),
+    /// Log in to a host (or run a command there) with the cluster's key and user.
+    Ssh(ssh::Args),
+    /// terraform destroy, then remove whatever of the cluster is left on this machine.
+    Destroy(destroy::Args),
 }
 
 /// Why a command failed; each variant knows its exit code.
@@ -62,6 +92,35 @@ pub enum CliError {
     Drift(usize),
     #[error("cannot print: {0}")]
     Print(#[from] serde_json::Error),
+    #[error(transparent)]
+    Exec(Box<crate::exec::ExecError>),
+    #[error(transparent)]
+    Deploy(#[from] crate::exec::deploy::DeployError),
+    #[error("secret: {0}")]
+    Secret(crate::spec::SecretError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{operation}: {source}")]
+    Io {
+        operation: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building the web app failed:\n{0}")]
+    Build(String),
+    #[error("terraform's hosts differ from cluster.yaml: {0}")]
+    HostMismatch(String),
+    #[error("no host {0:?} in cluster.yaml (hosts: {1})")]
+    UnknownHost(String, String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0} host(s) unreachable")]
+    Unreachable(usize),
+    #[error("leftovers of the cluster remain after destroy: {0}")]
+    Leftovers(String),
+    /// A child process (e.g. `ssh`) ended with this code; it has said why itself.
+    #[error("exit code {0}")]
+    Exit(u8),
 }
 
 impl CliError {
@@ -89,6 +148,7 @@ where
     };
     match dispatch(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Exit(code)) => ExitCode::from(code),
         Err(error) => {
             eprint!("{error}");
             if !error.to_string().ends_with('\n') {
@@ -104,6 +164,12 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Validate(args) => validate::run(cli, args),
         Command::Render(args) => render::run(cli, args),
         Command::Schema(args) => schema::run(args),
+        Command::Up(args) => up::run(cli, args),
+        Command::Deploy(args) => deploy::run(cli, args),
+        Command::Status(args) => status::run(cli, args),
+        Command::Logs(args) => logs::run(cli, args),
+        Command::Ssh(args) => ssh::run(cli, args),
+        Command::Destroy(args) => destroy::run(cli, args),
     }
 }
 

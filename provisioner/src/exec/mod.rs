@@ -9,15 +9,21 @@
 //! - [`images`]: build contexts hashed by content, ship (export -> import) or pull.
 //! - [`compose`]: the compose subset we render, read into typed service specs.
 //! - [`converge`]: make a host's containers match its compose file, rolling replace.
+//! - [`deploy`]: the one executor of a deploy plan: hosts connected at once, stages in
+//!   order, each stage's hosts in parallel.
+//! - [`local`]: the local target's generated key and secrets, and the sweep of leftovers
+//!   after destroy.
 //! - [`terraform`]: run terraform, stream its output, read the hosts it made.
 //! - [`progress`]: one indicatif bar per host.
 //! - [`error`]: the one error type; every variant names the host and the operation.
 
 pub mod compose;
 pub mod converge;
+pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod images;
+pub mod local;
 pub mod progress;
 pub mod ssh;
 pub mod terraform;

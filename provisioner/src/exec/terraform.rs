@@ -29,6 +29,8 @@ pub struct TerraformHost {
 pub struct Terraform {
     pub binary: PathBuf,
     pub dir: PathBuf,
+    /// Extra environment for every run (e.g. `TF_VAR_ssh_public_key`), on top of ours.
+    pub env: Vec<(String, String)>,
 }
 
 /// Where a streamed line came from.
@@ -44,7 +46,15 @@ impl Terraform {
         Terraform {
             binary: PathBuf::from("terraform"),
             dir: dir.into(),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets `name=value` for every terraform run (variables travel as `TF_VAR_*` so they
+    /// never land in a file).
+    pub fn with_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Terraform {
+        self.env.push((name.into(), value.into()));
+        self
     }
 
     pub async fn init(&self, on_line: impl FnMut(Stream, &str)) -> Result<()> {
@@ -102,6 +112,7 @@ impl Terraform {
             .arg(format!("-chdir={}", self.dir.display()))
             .args(args)
             .env("TF_IN_AUTOMATION", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -56,6 +56,37 @@ pub fn vm_run_command(cluster: &Cluster, host: &Host, public_key: &str) -> Strin
     )
 }
 
+/// The arguments of the system `ssh` that logs in to `address` as the cluster's user with
+/// its key, recording the host key in the cluster's own known_hosts file on first contact.
+pub fn ssh_args(
+    user: &str,
+    address: &str,
+    key: &std::path::Path,
+    known_hosts: &std::path::Path,
+    command: &[String],
+) -> Vec<String> {
+    let mut args = vec![
+        "-i".to_owned(),
+        key.display().to_string(),
+        "-o".to_owned(),
+        "IdentitiesOnly=yes".to_owned(),
+        "-o".to_owned(),
+        format!("UserKnownHostsFile={}", known_hosts.display()),
+        "-o".to_owned(),
+        "StrictHostKeyChecking=accept-new".to_owned(),
+        "-l".to_owned(),
+        user.to_owned(),
+        address.to_owned(),
+    ];
+    if !command.is_empty() {
+        // ssh joins the words with spaces for the remote shell; `--` keeps a command
+        // starting with `-` from being read as an ssh option.
+        args.insert(args.len() - 1, "--".to_owned());
+        args.extend(command.iter().cloned());
+    }
+    args
+}
+
 /// `ROCKET_DATABASES` for the web app; the password stays a compose `${VAR}` placeholder.
 pub fn rocket_databases(cluster: &Cluster) -> String {
     let host = cluster
@@ -134,6 +165,39 @@ mod tests {
         assert_eq!(
             network_create_command(&cluster),
             "docker network create --subnet 10.77.0.0/24 --gateway 10.77.0.1 clusterlab-net"
+        );
+    }
+
+    #[test]
+    fn ssh_uses_the_cluster_key_user_and_known_hosts() {
+        let key = Path::new("/p/.clusterlab/id_ed25519");
+        let known = Path::new("/p/.clusterlab/known_hosts-clusterlab");
+        assert_eq!(
+            ssh_args("clusterlab", "10.77.0.11", key, known, &[]),
+            [
+                "-i",
+                "/p/.clusterlab/id_ed25519",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "UserKnownHostsFile=/p/.clusterlab/known_hosts-clusterlab",
+                "-o",
+                "StrictHostKeyChecking=accept-new",
+                "-l",
+                "clusterlab",
+                "10.77.0.11"
+            ]
+        );
+        let with_command = ssh_args(
+            "u",
+            "h",
+            key,
+            known,
+            &["docker".to_owned(), "ps".to_owned()],
+        );
+        assert_eq!(
+            with_command[with_command.len() - 4..],
+            ["--", "h", "docker", "ps"]
         );
     }
 

@@ -1,8 +1,9 @@
 //! Plan layer: pure functions from a validated [`Cluster`] to the files it renders
-//! (Terraform workspace, compose files, nginx config) as data. Nothing here touches a disk
+//! (Terraform workspace, compose files, nginx config) and the deploy steps ([`deploy`]) as data. Nothing here touches a disk
 //! or a host; the same spec always gives byte-identical files.
 
 mod commands;
+pub mod deploy;
 
 use std::path::PathBuf;
 
@@ -10,8 +11,8 @@ use serde::Serialize;
 use tera::Tera;
 
 pub use commands::{
-    network_create_command, rocket_databases, rocket_limiter, vm_run_command, POSTGRES_PORT,
-    REDIS_PORT, WEB_PORT,
+    network_create_command, rocket_databases, rocket_limiter, ssh_args, vm_run_command,
+    POSTGRES_PORT, REDIS_PORT, WEB_PORT,
 };
 
 use crate::spec::{Cluster, Host, ProxmoxProvider, Role, Target};

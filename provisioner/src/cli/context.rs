@@ -1,0 +1,284 @@
+//! CLI layer: what every command that touches hosts shares — where the spec, the project
+//! (templates, the web app's workspace) and the rendered files are, the resolved secrets,
+//! how to reach each host, the local target's setup, and the images built on this machine.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+
+use crate::exec::images::{self, BuildOutcome};
+use crate::exec::progress::Progress;
+use crate::exec::ssh::{RetryPolicy, SshTarget};
+use crate::exec::terraform::{Stream, Terraform};
+use crate::exec::{local, ExecError};
+use crate::output;
+use crate::plan::{self, deploy::DeployPlan};
+use crate::spec::{Cluster, ImageMode, SecretRef, Target};
+
+use super::{spec_dir, Cli, CliError};
+
+/// The compose placeholder each secret fills (contract with the rendered compose files).
+pub const REDIS_PASSWORD_VAR: &str = "CLUSTERLAB_REDIS_PASSWORD";
+pub const POSTGRES_PASSWORD_VAR: &str = "CLUSTERLAB_POSTGRES_PASSWORD";
+
+/// Where things are for one invocation.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The directory of cluster.yaml: relative key/secret paths and rendered files.
+    pub spec_dir: PathBuf,
+    /// The repository: `templates/` and the web app's Cargo workspace.
+    pub project_dir: PathBuf,
+}
+
+impl Project {
+    pub fn new(cli: &Cli) -> Project {
+        Project {
+            spec_dir: spec_dir(cli).to_owned(),
+            project_dir: cli.project_dir.clone(),
+        }
+    }
+
+    pub fn terraform(&self, public_key: &str) -> Terraform {
+        Terraform::new(self.spec_dir.join("terraform"))
+            .with_env("TF_VAR_ssh_public_key", public_key)
+    }
+
+    /// One known_hosts file per cluster, so a re-created cluster that reuses the addresses
+    /// is not refused for its new host keys once `destroy` removed the old file.
+    pub fn known_hosts(&self, cluster: &Cluster) -> PathBuf {
+        self.spec_dir
+            .join(".clusterlab")
+            .join(format!("known_hosts-{}", cluster.name))
+    }
+
+    pub fn private_key(&self, cluster: &Cluster) -> PathBuf {
+        self.spec_dir.join(&cluster.ssh.private_key)
+    }
+
+    pub fn public_key(&self, cluster: &Cluster) -> PathBuf {
+        self.spec_dir.join(&cluster.ssh.public_key)
+    }
+}
+
+/// A tokio runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
+/// The compose placeholders and their values from the spec's secret references.
+pub fn secrets(cluster: &Cluster, project: &Project) -> Result<BTreeMap<String, String>, CliError> {
+    let resolve = |reference: &SecretRef| {
+        reference
+            .resolve(&project.spec_dir)
+            .map(|secret| secret.expose().to_owned())
+    };
+    Ok(BTreeMap::from([
+        (
+            REDIS_PASSWORD_VAR.to_owned(),
+            resolve(&cluster.secrets.redis_password)?,
+        ),
+        (
+            POSTGRES_PASSWORD_VAR.to_owned(),
+            resolve(&cluster.secrets.postgres_password)?,
+        ),
+    ]))
+}
+
+/// How to log in to each host of the spec.
+pub fn targets(cluster: &Cluster, project: &Project) -> BTreeMap<String, SshTarget> {
+    cluster
+        .hosts
+        .iter()
+        .map(|host| {
+            let target = SshTarget {
+                host: host.name.clone(),
+                address: host.ip.to_string(),
+                port: 22,
+                user: cluster.ssh.user.clone(),
+                key_path: project.private_key(cluster),
+                known_hosts: project.known_hosts(cluster),
+            };
+            (host.name.clone(), target)
+        })
+        .collect()
+}
+
+/// A short retry for commands that inspect a running cluster: a host that is down should
+/// be reported promptly, not waited for as if it were booting.
+pub fn inspect_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 2,
+        initial_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+/// The local target's own setup: the key pair and the `file:` secrets, created when
+/// missing. Returns the public key text (for `TF_VAR_ssh_public_key`).
+pub async fn prepare_local(cluster: &Cluster, project: &Project) -> Result<String, CliError> {
+    let public = local::ensure_key_pair(
+        &project.private_key(cluster),
+        &project.public_key(cluster),
+        &format!("clusterlab-{}", cluster.name),
+    )
+    .await?;
+    for reference in [
+        &cluster.secrets.redis_password,
+        &cluster.secrets.postgres_password,
+    ] {
+        if let SecretRef::File(path) = reference {
+            let path = project.spec_dir.join(path);
+            if local::ensure_secret_file(&path)? {
+                eprintln!("generated secret {}", path.display());
+            }
+        }
+    }
+    Ok(public)
+}
+
+/// The public key text terraform needs (apply and destroy); empty when the file is gone,
+/// which is enough for destroy.
+pub fn public_key_text(cluster: &Cluster, project: &Project) -> String {
+    std::fs::read_to_string(project.public_key(cluster))
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Writes the rendered files next to the spec; returns how many changed.
+pub fn render(cluster: &Cluster, project: &Project) -> Result<usize, CliError> {
+    let files = plan::render(cluster)?;
+    let report = output::write_all(&project.spec_dir, &files)?;
+    Ok(report.written.len() + report.removed.len())
+}
+
+/// Streams terraform's lines to stderr, prefixed so they stand apart from ours.
+pub fn terraform_line(stream: Stream, line: &str) {
+    let _ = stream;
+    eprintln!("terraform: {line}");
+}
+
+/// In ship mode, makes sure the local engine holds every image the plan ships: the
+/// service images built from `templates/images/`, the web app built from a host-built
+/// release binary. Each build is skipped when its context is unchanged.
+pub async fn ensure_local_images(
+    local: &Docker,
+    cluster: &Cluster,
+    project: &Project,
+    plan: &DeployPlan,
+    progress: &Progress,
+) -> Result<(), CliError> {
+    if cluster.images.mode != ImageMode::Ship {
+        return Ok(());
+    }
+    let bar = progress.host("local");
+    let wanted = plan.images();
+    let templates = project.project_dir.join("templates");
+    for (dir, tag) in images::SERVICE_IMAGES {
+        if wanted.iter().any(|image| image == tag) {
+            let context = images::BuildContext::from_dir(&templates.join("images").join(dir))?;
+            report_build(
+                &bar,
+                tag,
+                images::ensure_built(local, tag, &context, &bar).await?,
+            );
+        }
+    }
+    if wanted.contains(&cluster.images.webapp) {
+        let binary = build_webapp_binary(project, &bar).await?;
+        let context =
+            images::webapp_context(&binary, &project.project_dir.join("webapp/templates"))?;
+        let tag = cluster.images.webapp.as_str();
+        report_build(
+            &bar,
+            tag,
+            images::ensure_built(local, tag, &context, &bar).await?,
+        );
+    }
+    bar.finish("images ready");
+    Ok(())
+}
+
+/// The local target's VM image, built when missing or stale.
+pub async fn ensure_vm_image(
+    local: &Docker,
+    cluster: &Cluster,
+    project: &Project,
+    progress: &Progress,
+) -> Result<(), CliError> {
+    if cluster.target != Target::Local {
+        return Ok(());
+    }
+    let bar = progress.host("local");
+    let outcome =
+        images::ensure_vm_image(local, &project.project_dir.join("templates"), &bar).await?;
+    report_build(&bar, images::VM_IMAGE, outcome);
+    bar.finish("VM image ready");
+    Ok(())
+}
+
+fn report_build(bar: &crate::exec::progress::HostProgress, tag: &str, outcome: BuildOutcome) {
+    if let BuildOutcome::Built { .. } = outcome {
+        bar.note(format!("built {tag}"));
+    }
+}
+
+/// `cargo build --release -p webapp` in the project, returning the binary's path; cargo
+/// itself makes this a no-op when nothing changed.
+async fn build_webapp_binary(
+    project: &Project,
+    bar: &crate::exec::progress::HostProgress,
+) -> Result<PathBuf, CliError> {
+    bar.step("cargo build --release -p webapp");
+    let output =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--locked", "-p", "webapp"])
+            .current_dir(&project.project_dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| CliError::Io {
+                operation: "run cargo build --release -p webapp".into(),
+                source: e,
+            })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
+        return Err(CliError::Build(
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        ));
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project.project_dir.join("target"));
+    let binary = absolute(&target_dir.join("release").join("webapp"));
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(CliError::Build(format!(
+            "cargo built the web app but {} does not exist",
+            binary.display()
+        )))
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+impl From<crate::spec::SecretError> for CliError {
+    fn from(error: crate::spec::SecretError) -> Self {
+        CliError::Secret(error)
+    }
+}
+
+impl From<ExecError> for CliError {
+    fn from(error: ExecError) -> Self {
+        CliError::Exec(Box::new(error))
+    }
+}

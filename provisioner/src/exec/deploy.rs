@@ -1,0 +1,315 @@
+//! The one executor of a [`DeployPlan`]: connect to every host of the plan at once, then run
+//! the stages in order, the tasks of a stage concurrently (one per host), each task's
+//! actions in order. A host that cannot be reached, or whose task fails, fails the run with
+//! its name and error; stages already done stay done, and the stage that failed still
+//! finishes on its other hosts, so the next run has less to do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+use futures_util::future::join_all;
+
+use super::compose;
+use super::converge::{self, Action as Done, ConvergeOptions, ServiceReport};
+use super::docker::{self, ConnectedHost};
+use super::error::{ExecError, Result};
+use super::images::{self, ShipOutcome};
+use super::progress::{HostProgress, Progress};
+use super::ssh::{RetryPolicy, SshTarget, UploadOutcome};
+use crate::plan::deploy::{Action, DeployPlan, HostTask};
+
+/// How images reach the hosts.
+#[derive(Clone)]
+pub enum Images {
+    /// Exported from this engine and streamed to the hosts.
+    Ship(Docker),
+    /// Pulled by each host from its registry.
+    Pull,
+}
+
+/// Everything the executor needs besides the plan.
+pub struct Deployment<'a> {
+    pub plan: &'a DeployPlan,
+    /// How to reach each host of the plan, by host name.
+    pub targets: BTreeMap<String, SshTarget>,
+    /// Where the plan's relative file paths (compose files, nginx.conf) are.
+    pub render_root: PathBuf,
+    /// Values for the compose files' `${VAR}` placeholders.
+    pub secrets: BTreeMap<String, String>,
+    pub images: Images,
+    pub converge: ConvergeOptions,
+    pub retry: RetryPolicy,
+}
+
+/// What happened on one host during one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostReport {
+    pub host: String,
+    pub services: Vec<ServiceReport>,
+    /// Images that had to be shipped or pulled (absent ones).
+    pub images_transferred: Vec<String>,
+    /// A config upload changed the file and the service re-read it without a restart.
+    pub reloaded: Option<String>,
+}
+
+impl HostReport {
+    /// The summary line: `web1: web replaced` / `lb: nginx unchanged, nginx reloaded` /
+    /// `web2: clusterlab/webapp:latest transferred` for an image-only task.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .services
+            .iter()
+            .map(|s| format!("{} {}", s.service, s.action))
+            .collect();
+        if let Some(container) = &self.reloaded {
+            parts.push(format!("{container} reloaded"));
+        }
+        if parts.is_empty() {
+            parts.push(if self.images_transferred.is_empty() {
+                "images already present".to_owned()
+            } else {
+                format!("{} transferred", self.images_transferred.join(", "))
+            });
+        }
+        format!("{}: {}", self.host, parts.join(", "))
+    }
+}
+
+/// The run failed on some hosts; `done` is what succeeded before and beside the failures.
+#[derive(Debug, thiserror::Error)]
+#[error("deploy failed on {}:\n{}\nWork done on the other hosts is kept; run the command again to finish.", failed_hosts(.failures), failure_lines(.failures))]
+pub struct DeployError {
+    pub failures: Vec<(String, ExecError)>,
+    pub done: Vec<HostReport>,
+}
+
+fn failed_hosts(failures: &[(String, ExecError)]) -> String {
+    let mut hosts: Vec<&str> = failures.iter().map(|(h, _)| h.as_str()).collect();
+    hosts.dedup();
+    hosts.join(", ")
+}
+
+fn failure_lines(failures: &[(String, ExecError)]) -> String {
+    failures
+        .iter()
+        .map(|(_, e)| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs the plan. `on_report` sees each host's report as soon as its task is done, so the
+/// caller can print summary lines while later stages run.
+pub async fn run(
+    deployment: &Deployment<'_>,
+    progress: &Progress,
+    mut on_report: impl FnMut(&HostReport),
+) -> std::result::Result<Vec<HostReport>, DeployError> {
+    let hosts = deployment.plan.hosts();
+    let bars: HashMap<String, HostProgress> = hosts
+        .iter()
+        .map(|h| (h.clone(), progress.host(h)))
+        .collect();
+    let connected = join_all(hosts.iter().map(|host| async {
+        let result = match deployment.targets.get(host) {
+            Some(target) => {
+                bars[host].step(format!("connecting to {}", target.address));
+                docker::connect(target, &deployment.retry).await
+            }
+            None => Err(ExecError::Ssh {
+                host: host.clone(),
+                operation: "connect".into(),
+                message: "no address known for this host".into(),
+            }),
+        };
+        (host.clone(), result)
+    }))
+    .await;
+    let mut sessions: HashMap<String, ConnectedHost> = HashMap::new();
+    let mut failures: Vec<(String, ExecError)> = Vec::new();
+    for (host, result) in connected {
+        match result {
+            Ok(session) => {
+                bars[&host].step("connected");
+                sessions.insert(host, session);
+            }
+            Err(error) => {
+                bars[&host].finish("unreachable");
+                failures.push((host, error));
+            }
+        }
+    }
+
+    let mut done = Vec::new();
+    for stage in &deployment.plan.stages {
+        let runnable: Vec<&HostTask> = stage
+            .tasks
+            .iter()
+            .filter(|t| sessions.contains_key(&t.host))
+            .collect();
+        let stage_blocked = runnable.len() < stage.tasks.len();
+        let results = join_all(
+            runnable
+                .iter()
+                .map(|task| run_task(deployment, task, &sessions[&task.host], &bars[&task.host])),
+        )
+        .await;
+        let mut stage_failed = stage_blocked;
+        for (task, result) in runnable.iter().zip(results) {
+            match result {
+                Ok(report) => {
+                    on_report(&report);
+                    done.push(report);
+                }
+                Err(error) => {
+                    bars[&task.host].finish("failed");
+                    stage_failed = true;
+                    failures.push((task.host.clone(), error));
+                }
+            }
+        }
+        // Later stages depend on this one (web needs its database, nginx a healthy web).
+        if stage_failed {
+            break;
+        }
+    }
+    for (host, session) in sessions {
+        if !failures.iter().any(|(failed, _)| *failed == host) {
+            bars[&host].finish("done");
+        }
+        // Best effort: the work is done; a master that does not exit cleanly is reaped
+        // when the process ends.
+        let _ = session.session.close().await;
+    }
+    if failures.is_empty() {
+        Ok(done)
+    } else {
+        Err(DeployError { failures, done })
+    }
+}
+
+async fn run_task(
+    deployment: &Deployment<'_>,
+    task: &HostTask,
+    host: &ConnectedHost,
+    bar: &HostProgress,
+) -> Result<HostReport> {
+    let name = task.host.as_str();
+    let mut report = HostReport {
+        host: name.to_owned(),
+        services: Vec::new(),
+        images_transferred: Vec::new(),
+        reloaded: None,
+    };
+    let mut upload_changed = false;
+    for action in &task.actions {
+        match action {
+            Action::Image { image } => {
+                let outcome = match &deployment.images {
+                    Images::Ship(local) => {
+                        images::ship(local, &host.docker, name, image, bar).await?
+                    }
+                    Images::Pull => images::pull(&host.docker, name, image, bar).await?,
+                };
+                match outcome {
+                    ShipOutcome::AlreadyPresent { .. } => {}
+                    ShipOutcome::Shipped { bytes, .. } => {
+                        bar.note(format!("shipped {image} ({} MiB)", bytes >> 20));
+                        report.images_transferred.push(image.clone());
+                    }
+                    ShipOutcome::Pulled { .. } => {
+                        bar.note(format!("pulled {image}"));
+                        report.images_transferred.push(image.clone());
+                    }
+                }
+            }
+            Action::Upload { file, remote } => {
+                let contents = read(name, &deployment.render_root, file)?;
+                bar.step(format!("uploading {}", remote));
+                if host.session.upload(remote, contents.as_bytes()).await? == UploadOutcome::Written
+                {
+                    upload_changed = true;
+                }
+            }
+            Action::Converge { compose: path } => {
+                let text = read(name, &deployment.render_root, path)?;
+                let file = compose::parse(name, &text)?;
+                let services = converge::converge(
+                    &host.docker,
+                    name,
+                    &file,
+                    &deployment.secrets,
+                    &deployment.converge,
+                    bar,
+                )
+                .await?;
+                report.services.extend(services);
+            }
+            Action::SettleAfterReplace { seconds } => {
+                let restarted = report
+                    .services
+                    .iter()
+                    .any(|s| matches!(s.action, Done::Replaced | Done::Started));
+                if restarted {
+                    bar.step(format!(
+                        "waiting {seconds}s for the load balancer to route here again"
+                    ));
+                    tokio::time::sleep(std::time::Duration::from_secs(u64::from(*seconds))).await;
+                }
+            }
+            Action::ReloadOnChange { container, command } => {
+                let untouched = report
+                    .services
+                    .iter()
+                    .any(|s| s.container == *container && s.action == Done::Unchanged);
+                if upload_changed && untouched {
+                    let args: Vec<&str> = command.iter().map(String::as_str).collect();
+                    converge::exec_in(&host.docker, name, container, &args).await?;
+                    report.reloaded = Some(container.clone());
+                }
+            }
+        }
+    }
+    bar.step(report.summary());
+    Ok(report)
+}
+
+fn read(host: &str, root: &Path, file: &Path) -> Result<String> {
+    let path = root.join(file);
+    std::fs::read_to_string(&path)
+        .map_err(|e| ExecError::io(host, format!("read {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, action: Done) -> ServiceReport {
+        ServiceReport {
+            service: name.into(),
+            container: name.into(),
+            action,
+        }
+    }
+
+    #[test]
+    fn summaries_name_the_host_and_each_service() {
+        let report = HostReport {
+            host: "lb".into(),
+            services: vec![service("nginx", Done::Unchanged)],
+            images_transferred: Vec::new(),
+            reloaded: Some("nginx".into()),
+        };
+        assert_eq!(report.summary(), "lb: nginx unchanged, nginx reloaded");
+        let images_only = HostReport {
+            host: "web1".into(),
+            services: Vec::new(),
+            images_transferred: vec!["clusterlab/webapp:latest".into()],
+            reloaded: None,
+        };
+        assert_eq!(
+            images_only.summary(),
+            "web1: clusterlab/webapp:latest transferred"
+        );
+    }
+}

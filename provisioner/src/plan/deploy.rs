@@ -1,0 +1,309 @@
+//! Plan layer: the deploy as data. From the spec alone this computes which host gets which
+//! image, file and converge, in which order and with what parallelism; the exec layer's one
+//! executor ([`crate::exec::deploy`]) runs it. `up` and `deploy` differ only in the
+//! [`Scope`] they ask for, and the order is tested here by equality.
+
+use std::path::PathBuf;
+
+use crate::spec::{Cluster, Host, Role};
+
+/// Where the load balancer's nginx config lives on its host (the compose file mounts it).
+pub const NGINX_CONF_REMOTE: &str = "/etc/clusterlab/nginx.conf";
+/// The rendered nginx config, relative to the render root.
+pub const NGINX_CONF_LOCAL: &str = "compose/nginx.conf";
+
+/// What to deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every service: data stores, web app, load balancer (`up`).
+    All,
+    /// Only the web app, rolled one host at a time (`deploy`).
+    App,
+}
+
+/// One thing to do on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Make the image present on the host (shipped or pulled, per `images.mode`).
+    Image { image: String },
+    /// Write a rendered file (relative to the render root) to a path on the host.
+    Upload { file: PathBuf, remote: String },
+    /// Converge the host's containers to its rendered compose file.
+    Converge { compose: PathBuf },
+    /// When converge replaced or restarted a container of this task, wait this long before
+    /// the next stage: the load balancer marks a host that refused connections as failed
+    /// for `fail_timeout_s`, and if the next web host went down while this one is still
+    /// marked, nginx would have no live upstream and answer 502.
+    SettleAfterReplace { seconds: u32 },
+    /// Run `command` in `container` when an earlier upload of the same task changed the
+    /// file while converge left the container alone: the service must re-read its config,
+    /// but replacing the container for it would drop connections for nothing.
+    ReloadOnChange {
+        container: String,
+        command: Vec<String>,
+    },
+}
+
+/// A host's actions, run in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTask {
+    pub host: String,
+    pub actions: Vec<Action>,
+}
+
+/// Tasks that run concurrently (one per host); a stage starts when the previous one has
+/// finished everywhere, because later services need earlier ones (the web app needs its
+/// database, nginx needs a healthy upstream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub name: String,
+    pub tasks: Vec<HostTask>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployPlan {
+    pub stages: Vec<Stage>,
+}
+
+impl DeployPlan {
+    /// Every host the plan touches, in first-use order (the hosts to connect to).
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = Vec::new();
+        for task in self.stages.iter().flat_map(|s| &s.tasks) {
+            if !hosts.contains(&task.host) {
+                hosts.push(task.host.clone());
+            }
+        }
+        hosts
+    }
+
+    /// Every image the plan puts on a host (what the local engine must hold in ship mode).
+    pub fn images(&self) -> Vec<String> {
+        let mut images: Vec<String> = Vec::new();
+        for action in self
+            .stages
+            .iter()
+            .flat_map(|s| &s.tasks)
+            .flat_map(|t| &t.actions)
+        {
+            if let Action::Image { image } = action {
+                if !images.contains(image) {
+                    images.push(image.clone());
+                }
+            }
+        }
+        images
+    }
+}
+
+fn compose_path(host: &Host) -> PathBuf {
+    PathBuf::from(format!("compose/{}.yml", host.name))
+}
+
+fn image_and_converge(host: &Host, image: &str) -> HostTask {
+    HostTask {
+        host: host.name.clone(),
+        actions: vec![
+            Action::Image {
+                image: image.to_owned(),
+            },
+            Action::Converge {
+                compose: compose_path(host),
+            },
+        ],
+    }
+}
+
+/// The deploy steps for `scope`. Data stores come up together; web images reach every web
+/// host at once (the slow part), then the web hosts converge one at a time so the load
+/// balancer always keeps a healthy upstream; nginx goes last, when it has upstreams.
+pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
+    let images = &cluster.images;
+    let mut stages = Vec::new();
+    if scope == Scope::All {
+        let data: Vec<HostTask> = cluster
+            .hosts
+            .iter()
+            .filter_map(|host| match host.role {
+                Role::Postgres => Some(image_and_converge(host, &images.postgres)),
+                Role::Redis => Some(image_and_converge(host, &images.redis)),
+                _ => None,
+            })
+            .collect();
+        stages.push(Stage {
+            name: "data stores".into(),
+            tasks: data,
+        });
+    }
+    let web: Vec<&Host> = cluster.hosts_with(Role::Web).collect();
+    stages.push(Stage {
+        name: "web images".into(),
+        tasks: web
+            .iter()
+            .map(|host| HostTask {
+                host: host.name.clone(),
+                actions: vec![Action::Image {
+                    image: images.webapp.clone(),
+                }],
+            })
+            .collect(),
+    });
+    let settle = cluster.load_balancer.fail_timeout_s + 1;
+    for (index, host) in web.iter().enumerate() {
+        let mut actions = vec![Action::Converge {
+            compose: compose_path(host),
+        }];
+        // The last web host has no successor that could go down while it is marked.
+        if index + 1 < web.len() {
+            actions.push(Action::SettleAfterReplace { seconds: settle });
+        }
+        stages.push(Stage {
+            name: format!("web {}", host.name),
+            tasks: vec![HostTask {
+                host: host.name.clone(),
+                actions,
+            }],
+        });
+    }
+    if scope == Scope::All {
+        if let Some(lb) = cluster.the(Role::LoadBalancer) {
+            stages.push(Stage {
+                name: "load balancer".into(),
+                tasks: vec![HostTask {
+                    host: lb.name.clone(),
+                    actions: vec![
+                        Action::Image {
+                            image: images.nginx.clone(),
+                        },
+                        Action::Upload {
+                            file: PathBuf::from(NGINX_CONF_LOCAL),
+                            remote: NGINX_CONF_REMOTE.into(),
+                        },
+                        Action::Converge {
+                            compose: compose_path(lb),
+                        },
+                        Action::ReloadOnChange {
+                            container: "nginx".into(),
+                            command: vec!["nginx".into(), "-s".into(), "reload".into()],
+                        },
+                    ],
+                }],
+            });
+        }
+    }
+    DeployPlan { stages }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::spec::FileCheck;
+
+    fn default_cluster() -> Cluster {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
+        let text = std::fs::read_to_string(&path).expect("read cluster.yaml");
+        Cluster::parse(&text, &path, FileCheck::SpecOnly).expect("valid default spec")
+    }
+
+    fn task(host: &str, actions: Vec<Action>) -> HostTask {
+        HostTask {
+            host: host.into(),
+            actions,
+        }
+    }
+
+    fn image(name: &str) -> Action {
+        Action::Image { image: name.into() }
+    }
+
+    fn converge(host: &str) -> Action {
+        Action::Converge {
+            compose: PathBuf::from(format!("compose/{host}.yml")),
+        }
+    }
+
+    fn web_stages() -> Vec<Stage> {
+        vec![
+            Stage {
+                name: "web images".into(),
+                tasks: vec![
+                    task("web1", vec![image("clusterlab/webapp:latest")]),
+                    task("web2", vec![image("clusterlab/webapp:latest")]),
+                ],
+            },
+            Stage {
+                name: "web web1".into(),
+                tasks: vec![task(
+                    "web1",
+                    vec![converge("web1"), Action::SettleAfterReplace { seconds: 11 }],
+                )],
+            },
+            Stage {
+                name: "web web2".into(),
+                tasks: vec![task("web2", vec![converge("web2")])],
+            },
+        ]
+    }
+
+    #[test]
+    fn up_orders_data_then_web_one_by_one_then_the_load_balancer() {
+        let plan = deploy_plan(&default_cluster(), Scope::All);
+        let mut expected = vec![Stage {
+            name: "data stores".into(),
+            tasks: vec![
+                task(
+                    "redis",
+                    vec![image("clusterlab/redis:7"), converge("redis")],
+                ),
+                task(
+                    "postgres",
+                    vec![image("clusterlab/postgres:15"), converge("postgres")],
+                ),
+            ],
+        }];
+        expected.extend(web_stages());
+        expected.push(Stage {
+            name: "load balancer".into(),
+            tasks: vec![task(
+                "lb",
+                vec![
+                    image("clusterlab/nginx:1"),
+                    Action::Upload {
+                        file: PathBuf::from("compose/nginx.conf"),
+                        remote: "/etc/clusterlab/nginx.conf".into(),
+                    },
+                    converge("lb"),
+                    Action::ReloadOnChange {
+                        container: "nginx".into(),
+                        command: vec!["nginx".into(), "-s".into(), "reload".into()],
+                    },
+                ],
+            )],
+        });
+        assert_eq!(plan, DeployPlan { stages: expected });
+        assert_eq!(plan.hosts(), ["redis", "postgres", "web1", "web2", "lb"]);
+        assert_eq!(
+            plan.images(),
+            [
+                "clusterlab/redis:7",
+                "clusterlab/postgres:15",
+                "clusterlab/webapp:latest",
+                "clusterlab/nginx:1"
+            ]
+        );
+    }
+
+    #[test]
+    fn deploy_touches_only_the_web_hosts() {
+        let plan = deploy_plan(&default_cluster(), Scope::App);
+        assert_eq!(
+            plan,
+            DeployPlan {
+                stages: web_stages()
+            }
+        );
+        assert_eq!(plan.hosts(), ["web1", "web2"]);
+    }
+}

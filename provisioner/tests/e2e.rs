@@ -1,0 +1,395 @@
+//! End to end, with the real binary on the default spec (a copy of the repository's
+//! cluster.yaml in a temporary directory, so keys, secrets, rendered files and terraform
+//! state stay out of the repository; the repository is the working and project directory):
+//! cold `up`; a link shortened and followed and the page loaded through the load balancer;
+//! the shorten limit held exactly across both web hosts; a second `up` that changes
+//! nothing; `deploy` of an app change rolled one web host at a time under steady traffic;
+//! `destroy` leaving nothing behind. A guard destroys the cluster even when a phase fails.
+//! One test function: the phases share one cluster and must not run concurrently.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::repo_root;
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+
+const LB: &str = "http://127.0.0.1:8080";
+const WEB_HOSTS: [(&str, &str); 2] = [("web1", "10.77.0.11"), ("web2", "10.77.0.12")];
+const SHORTEN_LIMIT: u64 = 10;
+
+/// The spec copy and its directory; destroys the cluster on drop unless disarmed.
+struct Cluster {
+    dir: tempfile::TempDir,
+    armed: bool,
+}
+
+impl Cluster {
+    fn spec(&self) -> PathBuf {
+        self.dir.path().join("cluster.yaml")
+    }
+
+    /// Runs the provisioner with this spec from the repository directory.
+    fn run(&self, args: &[&str]) -> Output {
+        let output = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+            .arg("-f")
+            .arg(self.spec())
+            .args(args)
+            .current_dir(repo_root())
+            .output()
+            .expect("run the provisioner binary");
+        eprintln!(
+            "--- provisioner {} ({}) ---\nstdout:\n{}\nstderr (tail):\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            tail(&String::from_utf8_lossy(&output.stderr), 60)
+        );
+        output
+    }
+
+    fn run_ok(&self, args: &[&str]) -> (String, Duration) {
+        let started = Instant::now();
+        let output = self.run(args);
+        let took = started.elapsed();
+        assert!(
+            output.status.success(),
+            "provisioner {} failed:\n{}",
+            args.join(" "),
+            tail(&String::from_utf8_lossy(&output.stderr), 80)
+        );
+        (String::from_utf8_lossy(&output.stdout).into_owned(), took)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.armed {
+            eprintln!("e2e: destroying the cluster after a failure");
+            self.run(&["destroy"]);
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+async fn shorten(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client
+        .post(format!("{LB}/shorten"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("url={url}"))
+        .send()
+        .await
+        .expect("POST /shorten through the load balancer")
+}
+
+/// `ratelimit_decisions_total{policy="shorten",outcome=...}` of one web host, read
+/// directly from it (metrics are not rate limited).
+async fn shorten_decisions(client: &reqwest::Client, ip: &str, outcome: &str) -> u64 {
+    let text = client
+        .get(format!("http://{ip}:8000/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics of a web host")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| l.starts_with("ratelimit_decisions_total{"))
+        .filter(|l| {
+            l.contains("policy=\"shorten\"") && l.contains(&format!("outcome=\"{outcome}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+fn docker_lines(args: &[&str]) -> Vec<String> {
+    let output = common::run_tool(Command::new("docker").args(args));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn leftovers() -> Vec<String> {
+    let mut found = docker_lines(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=clusterlab.cluster=clusterlab",
+        "--format",
+        "{{.Names}}",
+    ]);
+    found.extend(
+        docker_lines(&["volume", "ls", "--format", "{{.Name}}"])
+            .into_iter()
+            .filter(|v| v.starts_with("clusterlab-") && v.ends_with("-docker")),
+    );
+    found.extend(
+        docker_lines(&["network", "ls", "--format", "{{.Name}}"])
+            .into_iter()
+            .filter(|n| n == "clusterlab-net"),
+    );
+    found
+}
+
+fn web_env(host: &str) -> Vec<String> {
+    let vm = format!("clusterlab-{host}");
+    let lines = docker_lines(&[
+        "exec",
+        &vm,
+        "docker",
+        "inspect",
+        "-f",
+        "{{json .Config.Env}}",
+        "web",
+    ]);
+    serde_json::from_str(&lines.concat()).expect("env json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
+    assert!(
+        leftovers().is_empty(),
+        "a cluster named clusterlab already exists here ({:?}); destroy it first",
+        leftovers()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        repo_root().join("cluster.yaml"),
+        dir.path().join("cluster.yaml"),
+    )
+    .expect("copy cluster.yaml");
+    let mut cluster = Cluster { dir, armed: true };
+    let http = client();
+
+    // Cold up.
+    let (out, cold_up) = cluster.run_ok(&["up"]);
+    assert!(
+        out.contains("the shortener is at http://127.0.0.1:8080/"),
+        "{out}"
+    );
+    for line in [
+        "redis: redis created",
+        "postgres: postgres created",
+        "web1: web created",
+        "web2: web created",
+        "lb: nginx created",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    assert!(
+        Path::new(&cluster.dir.path().join(".clusterlab/id_ed25519")).exists(),
+        "up generates the key pair"
+    );
+
+    // A link through the load balancer, and the page.
+    let page = http
+        .get(format!("{LB}/"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("page");
+    assert!(html.contains("<form"), "the HTML page has the form: {html}");
+    let created = shorten(&http, "https://example.com/e2e").await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let body: serde_json::Value = created.json().await.expect("shorten json");
+    let short_url = body["short_url"].as_str().expect("short_url").to_owned();
+    assert!(
+        short_url.starts_with("http://127.0.0.1:8080/"),
+        "{short_url}"
+    );
+    let followed = http.get(&short_url).send().await.expect("follow");
+    assert_eq!(followed.status(), StatusCode::FOUND);
+    assert_eq!(
+        followed.headers()["location"].to_str().expect("location"),
+        "https://example.com/e2e"
+    );
+
+    // The shorten limit is global: 30 concurrent requests from this one client, spread by
+    // nginx over both web hosts, admit exactly the limit (one was used above).
+    let answers = futures_util::future::join_all((0..30).map(|i| {
+        let http = http.clone();
+        async move {
+            shorten(&http, &format!("https://example.com/burst/{i}"))
+                .await
+                .status()
+        }
+    }))
+    .await;
+    let admitted = answers.iter().filter(|s| s.is_success()).count() as u64;
+    let limited = answers
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count() as u64;
+    assert_eq!(
+        (admitted, limited),
+        (SHORTEN_LIMIT - 1, 30 - (SHORTEN_LIMIT - 1)),
+        "answers: {answers:?}"
+    );
+    let mut allowed_total = 0;
+    for (host, ip) in WEB_HOSTS {
+        let allowed = shorten_decisions(&http, ip, "allowed").await;
+        let refused = shorten_decisions(&http, ip, "limited").await;
+        let fail_open = shorten_decisions(&http, ip, "fail_open").await;
+        eprintln!(
+            "e2e: {host}: shorten allowed {allowed}, limited {refused}, fail_open {fail_open}"
+        );
+        assert!(allowed + refused > 0, "{host} got none of the requests");
+        assert_eq!(
+            fail_open, 0,
+            "{host} served shorten requests without asking Redis"
+        );
+        allowed_total += allowed;
+    }
+    assert_eq!(
+        allowed_total, SHORTEN_LIMIT,
+        "admitted across both web hosts"
+    );
+
+    // A second up changes nothing.
+    let (out, warm_up) = cluster.run_ok(&["up"]);
+    for line in [
+        "redis: redis unchanged",
+        "postgres: postgres unchanged",
+        "web1: web unchanged",
+        "web2: web unchanged",
+        "lb: nginx unchanged",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    for word in ["created", "replaced", "started", "reloaded"] {
+        assert!(
+            !out.contains(word),
+            "the second up {word} something:\n{out}"
+        );
+    }
+
+    // deploy of an app change, one web host at a time, under steady traffic.
+    let spec = std::fs::read_to_string(cluster.spec()).expect("read spec copy");
+    assert!(
+        spec.contains("redirect_status: 302"),
+        "the default spec redirects with 302"
+    );
+    std::fs::write(
+        cluster.spec(),
+        spec.replace("redirect_status: 302", "redirect_status: 307"),
+    )
+    .expect("write spec copy");
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = tokio::spawn({
+        let http = http.clone();
+        let stop = stop.clone();
+        let short_url = short_url.clone();
+        async move {
+            let mut statuses = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let status = match http.get(&short_url).send().await {
+                    Ok(response) => response.status().as_u16(),
+                    Err(e) => panic!("request failed during the deploy: {e}"),
+                };
+                statuses.push(status);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            statuses
+        }
+    });
+    let deploy = {
+        let started = Instant::now();
+        let spec = cluster.spec();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_provisioner"))
+                .arg("-f")
+                .arg(spec)
+                .arg("deploy")
+                .current_dir(repo_root())
+                .output()
+                .expect("run provisioner deploy")
+        })
+        .await
+        .expect("deploy task");
+        (output, started.elapsed())
+    };
+    stop.store(true, Ordering::Relaxed);
+    let statuses = traffic.await.expect("traffic task");
+    let (output, deploy_time) = deploy;
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "deploy failed:\n{out}\n{}",
+        tail(&String::from_utf8_lossy(&output.stderr), 80)
+    );
+    let first = out
+        .find("web1: web replaced")
+        .unwrap_or_else(|| panic!("web1 not replaced:\n{out}"));
+    let second = out
+        .find("web2: web replaced")
+        .unwrap_or_else(|| panic!("web2 not replaced:\n{out}"));
+    assert!(
+        first < second,
+        "web hosts are replaced one at a time, in order:\n{out}"
+    );
+    // With their position in the sequence (one request every ~100 ms), to see when.
+    let bad: Vec<(usize, u16)> = statuses
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, s)| !(200..400).contains(s) && *s != 429)
+        .collect();
+    eprintln!(
+        "e2e: {} requests during the deploy, {} answered 429",
+        statuses.len(),
+        statuses.iter().filter(|s| **s == 429).count()
+    );
+    assert!(
+        bad.is_empty(),
+        "answers other than 2xx/3xx/429 during the deploy: {bad:?}"
+    );
+    assert!(statuses.len() >= 10, "the traffic kept going: {statuses:?}");
+    for (host, _) in WEB_HOSTS {
+        assert!(
+            web_env(host).contains(&"ROCKET_REDIRECT_STATUS=307".to_owned()),
+            "{host} runs the new configuration"
+        );
+    }
+
+    // destroy leaves nothing.
+    let (_, destroy) = cluster.run_ok(&["destroy"]);
+    cluster.armed = false;
+    assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
+    assert!(!cluster
+        .dir
+        .path()
+        .join(".clusterlab/known_hosts-clusterlab")
+        .exists());
+
+    eprintln!(
+        "e2e wall times: cold up {:.1}s, no-change up {:.1}s, deploy {:.1}s, destroy {:.1}s",
+        cold_up.as_secs_f64(),
+        warm_up.as_secs_f64(),
+        deploy_time.as_secs_f64(),
+        destroy.as_secs_f64()
+    );
+}
