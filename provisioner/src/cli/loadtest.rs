@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::exec::loadtest;
 use crate::exec::ssh::HostSession;
+use crate::exec::{docker, loadtest};
 use crate::plan::loadtest::{self as plan, LoadTestRequest, REPORT, SAMPLES, SUMMARY};
 use crate::spec::{FileCheck, Role};
 use crate::verdict::{self, Thresholds};
@@ -67,7 +67,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let tester = cluster
         .the(Role::LoadTester)
         .expect("plan checked the tester exists");
-    let target = &context::targets(&cluster, &project)[&tester.name];
+    let redis = cluster
+        .the(Role::Redis)
+        .expect("a valid spec has one redis host");
+    let targets = context::targets(&cluster, &project);
     eprintln!(
         "k6 {} on {} ({}) against the load balancer, clients: {}",
         test.script,
@@ -80,7 +83,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
             .join(", ")
     );
     let outputs = context::runtime()?.block_on(async {
-        let session = HostSession::connect(target, &context::inspect_retry()).await?;
+        let retry = context::inspect_retry();
+        let store = docker::connect(&targets[&redis.name], &retry).await?;
+        let reset = loadtest::reset_budgets(&store.docker, &redis.name, &test.budget_keys).await;
+        let _ = store.session.close().await;
+        reset?;
+        let session = HostSession::connect(&targets[&tester.name], &retry).await?;
         let outputs = loadtest::run(&session, &test, tester.ip, &scripts, |line| {
             eprintln!("  k6 | {line}")
         })

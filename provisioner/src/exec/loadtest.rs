@@ -5,6 +5,9 @@ use std::net::Ipv4Addr;
 
 use crate::plan::loadtest::{LoadTest, REMOTE_DIR, REPORT, SAMPLES, SUMMARY};
 
+use bollard::Docker;
+
+use super::converge::exec_in;
 use super::ssh::HostSession;
 use super::{ExecError, Result};
 
@@ -83,4 +86,12 @@ async fn add_addresses(session: &HostSession, test: &LoadTest, tester_ip: Ipv4Ad
             .await?;
     }
     Ok(())
+}
+
+/// Deletes the clients' limiter keys in the `redis` container of the Redis host (redis-cli
+/// takes the password from the container's `REDISCLI_AUTH`).
+pub async fn reset_budgets(docker: &Docker, host: &str, keys: &[String]) -> Result<()> {
+    let mut command = vec!["redis-cli", "-h", "127.0.0.1", "DEL"];
+    command.extend(keys.iter().map(String::as_str));
+    exec_in(docker, host, "redis", &command).await.map(drop)
 }

@@ -37,6 +37,9 @@ pub struct LoadTest {
     /// Every client address requests are sent from (the tester's own when there are no extras).
     pub clients: Vec<Ipv4Addr>,
     pub env: BTreeMap<String, String>,
+    /// The clients' limiter keys in Redis, deleted before the run so every client starts
+    /// with a full budget and the verdict, which sees only this run, judges it exactly.
+    pub budget_keys: Vec<String>,
     /// The k6 command line, run in [`REMOTE_DIR`].
     pub command: Vec<String>,
 }
@@ -84,7 +87,11 @@ pub fn plan(cluster: &Cluster, request: &LoadTestRequest) -> Result<LoadTest, Lo
     }
     // One client sends from the tester's own address; several each get an address of their
     // own, so no client shares the tester's budget with another.
-    let extra = if request.clients > 1 { request.clients } else { 0 };
+    let extra = if request.clients > 1 {
+        request.clients
+    } else {
+        0
+    };
     let extra_addresses = free_addresses(cluster, extra)?;
     let clients: Vec<Ipv4Addr> = if extra_addresses.is_empty() {
         vec![tester.ip]
@@ -128,6 +135,7 @@ pub fn plan(cluster: &Cluster, request: &LoadTestRequest) -> Result<LoadTest, Lo
         command.push(format!("{key}={value}"));
     }
     command.push(script.clone());
+    let budget_keys = budget_keys(&cluster.app.limiter.key_prefix, &clients);
     Ok(LoadTest {
         tester: tester.name.clone(),
         script: script.clone(),
@@ -135,8 +143,21 @@ pub fn plan(cluster: &Cluster, request: &LoadTestRequest) -> Result<LoadTest, Lo
         prefix_len: cluster.network.cidr.prefix_len(),
         clients,
         env,
+        budget_keys,
         command,
     })
+}
+
+/// The web app's key for a client under a policy: `<prefix>{<policy>:<client>}` (hash-tagged,
+/// see webapp/src/limiter/policy.rs), for every policy cluster.yaml can name.
+fn budget_keys(prefix: &str, clients: &[Ipv4Addr]) -> Vec<String> {
+    clients
+        .iter()
+        .flat_map(|client| {
+            ["default", "shorten", "redirect"]
+                .map(|policy| format!("{prefix}{{{policy}:{client}}}"))
+        })
+        .collect()
 }
 
 /// The first `count` addresses of the network after the tester's that no host, the gateway,
@@ -200,6 +221,14 @@ mod tests {
         assert_eq!(test.tester, "tester");
         assert_eq!(test.clients, vec![Ipv4Addr::new(10, 77, 0, 30)]);
         assert!(test.extra_addresses.is_empty());
+        assert_eq!(
+            test.budget_keys,
+            [
+                "rl:{default:10.77.0.30}",
+                "rl:{shorten:10.77.0.30}",
+                "rl:{redirect:10.77.0.30}"
+            ]
+        );
         assert_eq!(
             test.command.join(" "),
             "env K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_PERIOD=1s \
