@@ -4,7 +4,11 @@
 # a throwaway nginx answers `return 302` on another, and wrk hits both with the same
 # threads, connections and duration. Prints both req/s and the ratio app / nginx.
 #
-# Needs: PostgreSQL (CLUSTERLAB_TEST_DATABASE_URL, superuser), nginx, wrk, curl, jq, psql.
+# The app runs with its limiter on (one Redis decision per request, as in the cluster), with a
+# limit far above what wrk can send, so every answer is a redirect.
+#
+# Needs: PostgreSQL (CLUSTERLAB_TEST_DATABASE_URL, superuser), Redis (CLUSTERLAB_TEST_REDIS_URL),
+# nginx, wrk, curl, jq, psql.
 # Knobs: DURATION (10s), CONNECTIONS (64), THREADS (2), APP_PORT (18080), NGINX_PORT (18081).
 set -euo pipefail
 
@@ -14,6 +18,7 @@ THREADS=${THREADS:-2}
 APP_PORT=${APP_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
 ADMIN_URL=${CLUSTERLAB_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
+REDIS_URL=${CLUSTERLAB_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 TARGET=https://example.com/clusterlab-bench
 
 crate_dir=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +67,7 @@ psql -q "$ADMIN_URL" -c "CREATE DATABASE $db" >/dev/null
     cd "$crate_dir"
     ROCKET_ADDRESS=127.0.0.1 ROCKET_PORT=$APP_PORT ROCKET_LOG_LEVEL=off \
         ROCKET_DATABASES="{shortener={url=\"$db_url\"}}" \
+        ROCKET_LIMITER="{redis_url=\"$REDIS_URL\", key_prefix=\"$db:\", policies={default={limit=1000000000, window=\"60s\"}}}" \
         exec "$workspace/target/release/webapp"
 ) &
 app_pid=$!
