@@ -301,11 +301,11 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         5,
         "every service is healthy:\n{out}"
     );
-    let (out, _) = cluster.run_ok(&["logs", "postgres", "--tail", "50"]);
-    let logs = format!(
-        "{out}{}",
-        String::from_utf8_lossy(&cluster.run(&["logs", "postgres"]).stderr)
-    );
+    // postgres logs to stderr; `logs` keeps the container's streams apart.
+    let output = cluster.run(&["logs", "postgres", "--tail", "50"]);
+    assert!(output.status.success(), "logs postgres failed");
+    let logs = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
     assert!(
         logs.contains("database system is ready"),
         "postgres logs:\n{logs}"
