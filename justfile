@@ -46,5 +46,5 @@ ssh host:
     {{provisioner}} ssh {{host}}
 
 # Run a k6 script from k6/ on the tester host and judge the result.
-loadtest script="rate-test.js":
-    {{provisioner}} loadtest {{script}}
+loadtest *args:
+    {{provisioner}} loadtest {{args}}

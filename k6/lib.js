@@ -19,8 +19,19 @@ export function freshUrl() {
   return `https://example.com/k6/${__VU}/${__ITER}/${Date.now()}/${Math.random().toString(36).slice(2)}`;
 }
 
+// The address this VU sends from: with `--local-ips`, k6 gives VU n the (n-1)-th address of
+// the list (round robin), which the provisioner passes as LOCAL_IPS; else the tester's CLIENT.
+// Requests are tagged with it so the verdict can count admissions per client.
+export function clientAddress() {
+  const ips = (__ENV.LOCAL_IPS || '').split(',').filter((ip) => ip !== '');
+  return ips.length > 0 ? ips[(__VU - 1) % ips.length] : (__ENV.CLIENT || 'tester');
+}
+
 export function shortenParams() {
-  return { headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, tags: { name: 'shorten' } };
+  return {
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    tags: { name: 'shorten', client: clientAddress() },
+  };
 }
 
 export function shorten() {

@@ -8,7 +8,7 @@ set -euo pipefail
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 PACKAGES=(docker.io docker-compose redis-server redis-tools nginx openssh-server openssh-client
-  wrk chromium chromium-driver debootstrap postgresql iproute2 faketime curl ca-certificates jq)
+  wrk chromium chromium-driver debootstrap postgresql iproute2 faketime curl ca-certificates jq openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

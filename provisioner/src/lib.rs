@@ -8,9 +8,11 @@
 //! - [`output`]: the thin I/O that writes rendered files atomically or compares them with
 //!   what is on disk (`render --check`).
 //! - [`exec`]: the only code that runs terraform, opens SSH and talks to Docker.
+//! - [`verdict`]: pure judgement of a k6 run's samples against the limiter's policies.
 //! - [`cli`]: the `provisioner` command line; `main.rs` only calls [`cli::run`].
 pub mod cli;
 pub mod exec;
 pub mod output;
 pub mod plan;
 pub mod spec;
+pub mod verdict;

@@ -6,6 +6,7 @@
 mod context;
 mod deploy;
 mod destroy;
+mod loadtest;
 mod logs;
 mod render;
 mod schema;
@@ -77,6 +78,8 @@ pub enum Command {
     Ssh(ssh::Args),
     /// terraform destroy, then remove whatever of the cluster is left on this machine.
     Destroy(destroy::Args),
+    /// Run a k6 script from k6/ on the tester host against the load balancer and judge it.
+    Loadtest(loadtest::Args),
 }
 
 /// Why a command failed; each variant knows its exit code.
@@ -96,6 +99,12 @@ pub enum CliError {
     Exec(Box<crate::exec::ExecError>),
     #[error(transparent)]
     Deploy(#[from] crate::exec::deploy::DeployError),
+    #[error(transparent)]
+    LoadTest(#[from] crate::plan::loadtest::LoadTestError),
+    #[error(transparent)]
+    Verdict(#[from] crate::verdict::VerdictError),
+    #[error("the load test's verdict is FAIL")]
+    VerdictFailed,
     #[error("secret: {0}")]
     Secret(crate::spec::SecretError),
     #[error("cannot start the async runtime: {0}")]
@@ -170,6 +179,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Logs(args) => logs::run(cli, args),
         Command::Ssh(args) => ssh::run(cli, args),
         Command::Destroy(args) => destroy::run(cli, args),
+        Command::Loadtest(args) => loadtest::run(cli, args),
     }
 }
 

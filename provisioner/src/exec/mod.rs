@@ -14,6 +14,7 @@
 //! - [`local`]: the local target's generated key and secrets, and the sweep of leftovers
 //!   after destroy.
 //! - [`terraform`]: run terraform, stream its output, read the hosts it made.
+//! - [`loadtest`]: k6 on the tester host: scripts up, client addresses, outputs back.
 //! - [`progress`]: one indicatif bar per host.
 //! - [`error`]: the one error type; every variant names the host and the operation.
 
@@ -23,6 +24,7 @@ pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod images;
+pub mod loadtest;
 pub mod local;
 pub mod progress;
 pub mod ssh;

@@ -217,6 +217,60 @@ impl HostSession {
         }
     }
 
+    /// Runs a command through the remote shell in `dir`, handing each line of its stdout and
+    /// stderr to `on_line` as it arrives (long jobs such as k6 show their progress), and
+    /// returns its exit code: the caller decides what a non-zero code means.
+    pub async fn run_streamed(
+        &self,
+        dir: &str,
+        args: &[String],
+        mut on_line: impl FnMut(&str),
+    ) -> Result<i32> {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let command_text = args.join(" ");
+        let ssh_error = |operation: &str, error: openssh::Error| ExecError::Ssh {
+            host: self.host.clone(),
+            operation: format!("{operation} `{command_text}`"),
+            message: chain(&error),
+        };
+        // One shell line: stderr joins stdout so the lines keep their order.
+        let script = format!(
+            "cd {} && exec {} 2>&1",
+            shlex::try_quote(dir).map_err(|e| ExecError::io(
+                &self.host,
+                "quote directory",
+                std::io::Error::other(e)
+            ))?,
+            shlex::try_join(args.iter().map(String::as_str)).map_err(|e| ExecError::io(
+                &self.host,
+                "quote command",
+                std::io::Error::other(e)
+            ))?
+        );
+        let mut child = self
+            .session
+            .command("sh")
+            .args(["-c", &script])
+            .stdin(openssh::Stdio::null())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::null())
+            .spawn()
+            .await
+            .map_err(|e| ssh_error("spawn", e))?;
+        if let Some(stdout) = child.stdout().take() {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(line) = lines
+                .next_line()
+                .await
+                .map_err(|e| ExecError::io(&self.host, format!("read `{command_text}`"), e))?
+            {
+                on_line(&line);
+            }
+        }
+        let status = child.wait().await.map_err(|e| ssh_error("run", e))?;
+        Ok(status.code().unwrap_or(-1))
+    }
+
     /// Writes `contents` to `remote_path` (as root, via `sudo -n`, creating the directory)
     /// unless the file already has exactly these contents.
     pub async fn upload(&self, remote_path: &str, contents: &[u8]) -> Result<UploadOutcome> {

@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(
             rocket_limiter(&cluster),
             "{redis_url=\"redis://:${CLUSTERLAB_REDIS_PASSWORD}@10.77.0.20:6379/\", \
-             algorithm=\"sliding_log\", fail_mode=\"open\", timeout_ms=50, \
+             algorithm=\"sliding_log\", fail_mode=\"open\", timeout_ms=500, \
              trusted_proxies=[\"10.77.0.10/32\"], ipv6_prefix=64, key_prefix=\"rl:\", \
              policies={default={limit=100, window=\"60s\"}, shorten={limit=10, window=\"60s\"}, \
              redirect={limit=100, window=\"60s\"}}}"

@@ -4,6 +4,7 @@
 
 mod commands;
 pub mod deploy;
+pub mod loadtest;
 
 use std::path::PathBuf;
 

@@ -96,6 +96,21 @@ pub fn figment(db: &TestDb) -> Figment {
         .merge(("public_base_url", ""))
         .merge(("redirect_status", 302))
         .merge(("max_url_length", 2048))
+        .merge(("limiter", limiter_config(db, 1_000_000)))
+}
+
+/// The limiter on the test Redis, with keys of this test's own and `limit` requests per
+/// minute for every route class.
+pub fn limiter_config(db: &TestDb, limit: u64) -> rocket::serde::json::Value {
+    let redis_url = std::env::var("CLUSTERLAB_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    rocket::serde::json::json!({
+        "redis_url": redis_url,
+        "key_prefix": format!("{}:", db.name),
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
+        "policies": { "default": { "limit": limit, "window": "60s" } },
+    })
 }
 
 pub async fn client(figment: Figment) -> Client {

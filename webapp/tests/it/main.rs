@@ -4,6 +4,7 @@
 mod bad_input;
 mod browser;
 mod common;
+mod limited;
 mod links;
 mod routes;
 mod store;
