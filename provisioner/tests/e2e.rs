@@ -287,6 +287,32 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         );
     }
 
+    // status, logs and ssh against the running cluster.
+    let (out, _) = cluster.run_ok(&["status"]);
+    for host in ["lb", "web1", "web2", "redis", "postgres", "tester"] {
+        assert!(
+            out.contains(&format!("{host} (")),
+            "{host} missing from status:\n{out}"
+        );
+    }
+    assert_eq!(out.matches(": ssh ok").count(), 6, "{out}");
+    assert_eq!(
+        out.matches("(healthy)").count(),
+        5,
+        "every service is healthy:\n{out}"
+    );
+    // postgres logs to stderr; `logs` keeps the container's streams apart.
+    let output = cluster.run(&["logs", "postgres", "--tail", "50"]);
+    assert!(output.status.success(), "logs postgres failed");
+    let logs = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(
+        logs.contains("database system is ready"),
+        "postgres logs:\n{logs}"
+    );
+    let (out, _) = cluster.run_ok(&["ssh", "web1", "docker", "ps", "--format", "{{.Names}}"]);
+    assert_eq!(out.trim(), "web", "ssh runs the command on web1");
+
     // deploy of an app change, one web host at a time, under steady traffic.
     let spec = std::fs::read_to_string(cluster.spec()).expect("read spec copy");
     assert!(

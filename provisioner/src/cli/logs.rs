@@ -1,4 +1,4 @@
-//! CLI layer: `provisioner logs <host> [service]` — a container's logs from the host's
+//! CLI layer: `provisioner logs <host> [service] [--follow] [--tail N]` — a container's logs from the host's
 //! engine over SSH (stdout to stdout, stderr to stderr). Without a service, the host's
 //! only clusterlab container is meant; with several, the error lists them.
 
@@ -21,8 +21,8 @@ pub struct Args {
     pub host: String,
     /// The compose service (= container name); optional when the host runs one.
     pub service: Option<String>,
-    /// Keep streaming new lines.
-    #[arg(long, short = 'f')]
+    /// Keep streaming new lines (no `-f`: that is the global `--spec`).
+    #[arg(long)]
     pub follow: bool,
     /// Only the last N lines.
     #[arg(long)]

@@ -195,3 +195,14 @@ pub fn spec_dir(cli: &Cli) -> &Path {
         _ => Path::new("."),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // clap only checks (e.g. clashing short options) when a subcommand is parsed.
+        super::Cli::command().debug_assert();
+    }
+}
