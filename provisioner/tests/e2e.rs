@@ -76,6 +76,27 @@ impl Drop for Cluster {
     }
 }
 
+/// The tester's row of a PASS verdict for `policy`: (requests, admitted, answered 429).
+fn verdict_row(out: &str, policy: &str) -> (u64, u64, u64) {
+    assert!(
+        out.contains("verdict: PASS"),
+        "the load test's verdict:\n{out}"
+    );
+    let row = out
+        .lines()
+        .find(|line| {
+            line.starts_with("10.77.0.30 ") && line.split_whitespace().nth(1) == Some(policy)
+        })
+        .unwrap_or_else(|| panic!("no {policy} row for the tester in:\n{out}"));
+    let cells: Vec<u64> = row
+        .split_whitespace()
+        .skip(3)
+        .take(3)
+        .map(|cell| cell.parse().expect("a count"))
+        .collect();
+    (cells[0], cells[1], cells[2])
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -312,6 +333,53 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     );
     let (out, _) = cluster.run_ok(&["ssh", "web1", "docker", "ps", "--format", "{{.Names}}"]);
     assert_eq!(out.trim(), "web", "ssh runs the command on web1");
+
+    // k6 on the tester host, judged by the provisioner: a burst of simultaneous requests from
+    // one client, then the tutorial's rate test shortened. Both admit exactly the limit.
+    let reports = cluster.dir.path().join("reports");
+    let reports_arg = reports.to_str().expect("utf-8 temp path");
+    let (out, _) = cluster.run_ok(&[
+        "loadtest",
+        "burst.js",
+        "-e",
+        "BURST_REQUESTS=300",
+        "--reports",
+        reports_arg,
+    ]);
+    assert_eq!(
+        verdict_row(&out, "shorten"),
+        (300, SHORTEN_LIMIT, 290),
+        "{out}"
+    );
+    let (out, _) = cluster.run_ok(&[
+        "loadtest",
+        "rate-test.js",
+        "-e",
+        "RAMP_SECONDS=3",
+        "-e",
+        "HOLD_SECONDS=15",
+        "--reports",
+        reports_arg,
+    ]);
+    let (requests, admitted, limited) = verdict_row(&out, "shorten");
+    assert!(requests > 200, "20 VUs for ~20 s: {out}");
+    assert_eq!(
+        (admitted, limited),
+        (SHORTEN_LIMIT, requests - SHORTEN_LIMIT),
+        "{out}"
+    );
+    let runs: Vec<PathBuf> = std::fs::read_dir(&reports)
+        .expect("reports folder")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    assert_eq!(runs.len(), 2, "one folder per run: {runs:?}");
+    let rate_run = runs
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("rate-test"))
+        .expect("the rate test's folder");
+    for file in ["samples.json", "summary.json", "report.html", "verdict.txt"] {
+        assert!(rate_run.join(file).is_file(), "{file} brought back");
+    }
 
     // deploy of an app change, one web host at a time, under steady traffic.
     let spec = std::fs::read_to_string(cluster.spec()).expect("read spec copy");
