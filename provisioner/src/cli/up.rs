@@ -119,16 +119,8 @@ pub fn shortener_url(cluster: &Cluster) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
-    use crate::spec::FileCheck;
-
-    fn default_cluster() -> Cluster {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
-        let text = std::fs::read_to_string(&path).expect("read cluster.yaml");
-        Cluster::parse(&text, &path, FileCheck::SpecOnly).expect("valid default spec")
-    }
 
     fn made(cluster: &Cluster) -> Vec<TerraformHost> {
         cluster
@@ -144,7 +136,7 @@ mod tests {
 
     #[test]
     fn terraform_hosts_must_match_the_spec() {
-        let cluster = default_cluster();
+        let cluster = Cluster::repository_default();
         let mut hosts = made(&cluster);
         assert!(check_hosts(&cluster, &hosts).is_ok());
         hosts[1].ip = "10.77.0.99".into();
@@ -164,6 +156,9 @@ mod tests {
 
     #[test]
     fn the_local_shortener_is_on_the_published_port() {
-        assert_eq!(shortener_url(&default_cluster()), "http://127.0.0.1:8080/");
+        assert_eq!(
+            shortener_url(&Cluster::repository_default()),
+            "http://127.0.0.1:8080/"
+        );
     }
 }

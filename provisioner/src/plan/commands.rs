@@ -135,17 +135,10 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::spec::FileCheck;
-
-    fn default_cluster() -> Cluster {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
-        let text = std::fs::read_to_string(&path).expect("read cluster.yaml");
-        Cluster::parse(&text, &path, FileCheck::SpecOnly).expect("valid default spec")
-    }
 
     #[test]
     fn vm_containers_run_with_the_contract_flags() {
-        let cluster = default_cluster();
+        let cluster = Cluster::repository_default();
         let lb = cluster.the(Role::LoadBalancer).expect("lb");
         assert_eq!(
             vm_run_command(&cluster, lb, "ssh-ed25519 AAAA test"),
@@ -203,7 +196,7 @@ mod tests {
 
     #[test]
     fn web_app_settings_follow_the_contract() {
-        let cluster = default_cluster();
+        let cluster = Cluster::repository_default();
         assert_eq!(
             rocket_databases(&cluster),
             "{shortener={url=\"postgres://shortener:${CLUSTERLAB_POSTGRES_PASSWORD}@10.77.0.21:5432/shortener\"}}"

@@ -196,16 +196,8 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
-    use crate::spec::FileCheck;
-
-    fn default_cluster() -> Cluster {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
-        let text = std::fs::read_to_string(&path).expect("read cluster.yaml");
-        Cluster::parse(&text, &path, FileCheck::SpecOnly).expect("valid default spec")
-    }
 
     fn task(host: &str, actions: Vec<Action>) -> HostTask {
         HostTask {
@@ -249,7 +241,7 @@ mod tests {
 
     #[test]
     fn up_orders_data_then_web_one_by_one_then_the_load_balancer() {
-        let plan = deploy_plan(&default_cluster(), Scope::All);
+        let plan = deploy_plan(&Cluster::repository_default(), Scope::All);
         let mut expected = vec![Stage {
             name: "data stores".into(),
             tasks: vec![
@@ -297,7 +289,7 @@ mod tests {
 
     #[test]
     fn deploy_touches_only_the_web_hosts() {
-        let plan = deploy_plan(&default_cluster(), Scope::App);
+        let plan = deploy_plan(&Cluster::repository_default(), Scope::App);
         assert_eq!(
             plan,
             DeployPlan {

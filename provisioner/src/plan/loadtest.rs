@@ -199,13 +199,6 @@ fn join(addresses: &[Ipv4Addr]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::FileCheck;
-    use std::path::Path;
-
-    fn default_cluster() -> Cluster {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
-        Cluster::load(&path, FileCheck::SpecOnly).expect("the default cluster.yaml is valid")
-    }
 
     fn request(script: &str, clients: usize) -> LoadTestRequest {
         LoadTestRequest {
@@ -217,7 +210,7 @@ mod tests {
 
     #[test]
     fn one_client_runs_from_the_tester_against_the_balancer() {
-        let test = plan(&default_cluster(), &request("rate-test.js", 1)).unwrap();
+        let test = plan(&Cluster::repository_default(), &request("rate-test.js", 1)).unwrap();
         assert_eq!(test.tester, "tester");
         assert_eq!(test.clients, vec![Ipv4Addr::new(10, 77, 0, 30)]);
         assert!(test.extra_addresses.is_empty());
@@ -240,7 +233,11 @@ mod tests {
 
     #[test]
     fn several_clients_get_free_addresses_bound_by_k6() {
-        let test = plan(&default_cluster(), &request("multi-client.js", 3)).unwrap();
+        let test = plan(
+            &Cluster::repository_default(),
+            &request("multi-client.js", 3),
+        )
+        .unwrap();
         let extra: Vec<String> = test.extra_addresses.iter().map(|a| a.to_string()).collect();
         assert_eq!(extra, ["10.77.0.31", "10.77.0.32", "10.77.0.33"]);
         assert_eq!(test.clients, test.extra_addresses);
@@ -259,7 +256,7 @@ mod tests {
 
     #[test]
     fn addresses_in_use_are_skipped_and_exhaustion_is_an_error() {
-        let mut cluster = default_cluster();
+        let mut cluster = Cluster::repository_default();
         cluster.network.cidr = "10.77.0.0/27".parse().unwrap(); // .1 ..= .30 usable
         let err = plan(&cluster, &request("multi-client.js", 2)).unwrap_err();
         assert_eq!(
@@ -284,7 +281,7 @@ mod tests {
 
     #[test]
     fn bad_requests_are_refused() {
-        let cluster = default_cluster();
+        let cluster = Cluster::repository_default();
         for (req, err) in [
             (
                 request("../etc/passwd", 1),

@@ -501,6 +501,15 @@ impl Cluster {
 }
 
 /// Why cluster.yaml could not be loaded.
+#[cfg(test)]
+impl Cluster {
+    /// The repository's own cluster.yaml, for unit tests of what it renders and plans.
+    pub(crate) fn repository_default() -> Cluster {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
+        Cluster::load(&path, FileCheck::SpecOnly).expect("the repository's cluster.yaml is valid")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
