@@ -151,15 +151,6 @@ impl Verdict {
     }
 }
 
-/// The policy the web app applies to a route class, as the limiter names them.
-fn policy_for<'a>(limiter: &'a Limiter, route: &str) -> (&'static str, &'a Policy) {
-    match route {
-        "shorten" => ("shorten", &limiter.policies.shorten),
-        "redirect" => ("redirect", &limiter.policies.redirect),
-        _ => ("default", &limiter.policies.default),
-    }
-}
-
 /// Judges the samples against the limiter's policies: per client and policy, no admission
 /// beyond what the algorithm allows in any window and (for the exact sliding log) no
 /// rejection while budget was left; for the run, no 5xx, no transport error, and p95
@@ -174,7 +165,7 @@ pub fn judge(
     }
     let mut groups: BTreeMap<(&'static str, &str), Vec<&Sample>> = BTreeMap::new();
     for sample in samples {
-        let (name, _) = policy_for(limiter, &sample.route);
+        let (name, _) = limiter.policies.for_route(&sample.route);
         groups
             .entry((name, &sample.client))
             .or_default()
@@ -184,7 +175,7 @@ pub fn judge(
     let clients: Vec<ClientReport> = groups
         .into_iter()
         .map(|((name, client), mut requests)| {
-            let (_, policy) = policy_for(limiter, name);
+            let (_, policy) = limiter.policies.for_route(name);
             requests.sort_by(|a, b| a.start.total_cmp(&b.start));
             let report = client_report(client, name, &requests, policy, limiter.algorithm);
             failures.extend(report_failures(&report, limiter.algorithm));

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::spec::{Cluster, Role};
+use crate::spec::{Cluster, Limiter, Role};
 
 /// Where the scripts and k6's outputs live on the tester host.
 pub const REMOTE_DIR: &str = "/tmp/clusterlab-k6";
@@ -135,7 +135,7 @@ pub fn plan(cluster: &Cluster, request: &LoadTestRequest) -> Result<LoadTest, Lo
         command.push(format!("{key}={value}"));
     }
     command.push(script.clone());
-    let budget_keys = budget_keys(&cluster.app.limiter.key_prefix, &clients);
+    let budget_keys = budget_keys(&cluster.app.limiter, &clients);
     Ok(LoadTest {
         tester: tester.name.clone(),
         script: script.clone(),
@@ -150,12 +150,15 @@ pub fn plan(cluster: &Cluster, request: &LoadTestRequest) -> Result<LoadTest, Lo
 
 /// The web app's key for a client under a policy: `<prefix>{<policy>:<client>}` (hash-tagged,
 /// see webapp/src/limiter/policy.rs), for every policy cluster.yaml can name.
-fn budget_keys(prefix: &str, clients: &[Ipv4Addr]) -> Vec<String> {
+fn budget_keys(limiter: &Limiter, clients: &[Ipv4Addr]) -> Vec<String> {
+    let prefix = &limiter.key_prefix;
     clients
         .iter()
         .flat_map(|client| {
-            ["default", "shorten", "redirect"]
-                .map(|policy| format!("{prefix}{{{policy}:{client}}}"))
+            limiter
+                .policies
+                .named()
+                .map(|(policy, _)| format!("{prefix}{{{policy}:{client}}}"))
         })
         .collect()
 }

@@ -262,6 +262,25 @@ pub struct Policies {
     pub redirect: Policy,
 }
 
+impl Policies {
+    /// Each policy with the name the web app gives it (its route class).
+    pub fn named(&self) -> [(&'static str, &Policy); 3] {
+        [
+            ("default", &self.default),
+            ("shorten", &self.shorten),
+            ("redirect", &self.redirect),
+        ]
+    }
+
+    /// The policy the web app applies to a route class: its own if it has one, else `default`.
+    pub fn for_route(&self, route: &str) -> (&'static str, &Policy) {
+        self.named()
+            .into_iter()
+            .find(|(name, _)| *name == route)
+            .unwrap_or(("default", &self.default))
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Policy {
