@@ -8,8 +8,11 @@
 //! - [`output`]: the thin I/O that writes rendered files atomically or compares them with
 //!   what is on disk (`render --check`).
 //! - [`exec`]: the only code that runs terraform, opens SSH and talks to Docker.
+//! - [`changes`]: pure reading of a saved Terraform plan into what it does to each host,
+//!   and which of it needs the user's consent (data hosts, data storage).
 //! - [`verdict`]: pure judgement of a k6 run's samples against the limiter's policies.
 //! - [`cli`]: the `provisioner` command line; `main.rs` only calls [`cli::run`].
+pub mod changes;
 pub mod cli;
 pub mod exec;
 pub mod output;

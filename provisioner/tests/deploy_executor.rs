@@ -38,6 +38,7 @@ fn converge(host: &str) -> HostTask {
         host: host.into(),
         actions: vec![Action::Converge {
             compose: PathBuf::from(format!("compose/{host}.yml")),
+            defer_replace: false,
         }],
     }
 }

@@ -420,6 +420,7 @@ async fn two_vms_ship_images_and_converge_services() {
         health_timeout: Duration::from_secs(60),
         poll_interval: Duration::from_millis(300),
         stop_timeout_secs: 2,
+        defer_replace: false,
     };
     let secret = secrets(&[("CLUSTERLAB_REDIS_PASSWORD", "pw-Ünïcode 'quoted'")]);
     let file = compose::parse("vm1", &compose_file("1", "ok")).expect("compose");

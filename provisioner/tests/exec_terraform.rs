@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use provisioner::changes::{parse_plan, summary};
 use provisioner::exec::terraform::{Stream, Terraform, TerraformHost};
 
 fn workspace(main_tf: &str) -> (tempfile::TempDir, PathBuf) {
@@ -47,9 +48,19 @@ async fn init_apply_output_destroy_with_streamed_output() {
         "{lines:?}"
     );
 
+    let plan_file = "tfplan";
+    assert!(
+        terraform
+            .plan(plan_file, &[], |_, _| {})
+            .await
+            .expect("plan"),
+        "a fresh workspace has changes"
+    );
+    let changes = parse_plan(&terraform.show_plan(plan_file).await.expect("show")).expect("json");
+    assert_eq!(summary(&changes), "2 to add, 0 to change, 0 to destroy");
     lines.clear();
     terraform
-        .apply(|s, l| lines.push((s, l.to_owned())))
+        .apply_plan(plan_file, |s, l| lines.push((s, l.to_owned())))
         .await
         .expect("apply");
     assert!(
@@ -76,7 +87,36 @@ async fn init_apply_output_destroy_with_streamed_output() {
         ]
     );
 
-    terraform.destroy(|_, _| {}).await.expect("destroy");
+    assert!(
+        !terraform
+            .plan(plan_file, &[], |_, _| {})
+            .await
+            .expect("plan"),
+        "nothing to do after apply"
+    );
+    assert!(
+        terraform
+            .plan(plan_file, &["terraform_data.vm[\"lb\"]".into()], |_, _| {})
+            .await
+            .expect("plan a replacement"),
+        "-replace forces a change"
+    );
+    let changes = parse_plan(&terraform.show_plan(plan_file).await.expect("show")).expect("json");
+    assert_eq!(summary(&changes), "1 to add, 0 to change, 1 to destroy");
+    assert_eq!(
+        terraform.state_list().await.expect("state list"),
+        ["terraform_data.vm[\"lb\"]", "terraform_data.vm[\"web1\"]"]
+    );
+
+    terraform
+        .destroy(&["terraform_data.vm[\"web1\"]".into()], |_, _| {})
+        .await
+        .expect("targeted destroy");
+    assert_eq!(
+        terraform.state_list().await.expect("state list"),
+        ["terraform_data.vm[\"lb\"]"]
+    );
+    terraform.destroy(&[], |_, _| {}).await.expect("destroy");
     let error = terraform.output_hosts().await.unwrap_err().to_string();
     assert!(error.contains("no `hosts` output"), "{error}");
 }
@@ -87,8 +127,12 @@ async fn failure_carries_terraforms_own_error_text() {
         workspace("resource \"terraform_data\" \"x\" {\n  input = undefined_thing\n}\n");
     let terraform = Terraform::new(&dir);
     terraform.init(|_, _| {}).await.expect("init");
-    let error = terraform.apply(|_, _| {}).await.unwrap_err().to_string();
-    assert!(error.contains("terraform apply"), "{error}");
+    let error = terraform
+        .plan("tfplan", &[], |_, _| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("terraform plan"), "{error}");
     assert!(error.contains(&dir.display().to_string()), "{error}");
     assert!(
         error.contains("undefined_thing"),

@@ -1,8 +1,10 @@
 //! The local target's rendered Terraform, applied and destroyed for real: `terraform apply`
-//! creates the network and one "VM" container per host with the contract's flags, the
-//! `hosts` output matches the spec, and `terraform destroy` removes containers, volumes and
-//! network using only what triggers_replace kept. A stand-in image (sleep) replaces
-//! clusterlab/vm, which belongs to the deploy layer.
+//! creates the network and one "VM" container per host with the contract's flags (data
+//! hosts with their data volume), the `hosts` output matches the spec, a new key is
+//! rotated into the running VMs without replacing any, and `terraform destroy` removes
+//! containers, engine volumes and network using only what triggers_replace kept, while the
+//! data volumes stay. A stand-in image (sleep, and a key script that records the key)
+//! replaces clusterlab/vm, which belongs to the deploy layer.
 
 mod common;
 
@@ -13,6 +15,7 @@ use provisioner::spec::{Cluster, FileCheck};
 
 const STANDIN_IMAGE: &str = "clusterlab-test/vm-standin:latest";
 const PUBKEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIStandIn test@clusterlab";
+const ROTATED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRotated test@clusterlab";
 
 /// Removes whatever a failed run left behind, whether or not destroy ran.
 struct Cleanup {
@@ -27,10 +30,11 @@ impl Drop for Cleanup {
             let _ = Command::new("docker")
                 .args(["rm", "-f", &container])
                 .output();
-            let volume = format!("{container}-docker");
-            let _ = Command::new("docker")
-                .args(["volume", "rm", &volume])
-                .output();
+            for volume in [format!("{container}-docker"), format!("{container}-data")] {
+                let _ = Command::new("docker")
+                    .args(["volume", "rm", &volume])
+                    .output();
+            }
         }
         let network = format!("{}-net", self.cluster);
         let _ = Command::new("docker")
@@ -47,8 +51,16 @@ fn docker(args: &[&str]) -> String {
 fn build_standin_image() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
+        dir.path().join("authorize-key"),
+        "#!/bin/sh\nprintf '%s' \"$SSH_PUBKEY\" >/authorized_key\n",
+    )
+    .expect("write the key script");
+    std::fs::write(
         dir.path().join("Dockerfile"),
-        "FROM debian:bookworm-slim\nCMD [\"sleep\", \"infinity\"]\n",
+        "FROM debian:bookworm-slim\n\
+         COPY authorize-key /usr/local/bin/clusterlab-authorize-key\n\
+         RUN chmod 0755 /usr/local/bin/clusterlab-authorize-key\n\
+         CMD [\"sleep\", \"infinity\"]\n",
     )
     .expect("write Dockerfile");
     common::run_tool(
@@ -85,17 +97,26 @@ fn local_workspace_applies_and_destroys() {
 
     let dir = common::render_to_temp(&cluster);
     let workspace = dir.path().join("terraform");
-    let terraform = |args: &[&str]| {
+    let terraform_with = |key: &str, args: &[&str]| {
         common::run_tool(
             Command::new("/usr/local/bin/terraform")
                 .args(args)
                 .env("TF_IN_AUTOMATION", "1")
-                .env("TF_VAR_ssh_public_key", format!("{PUBKEY}\n"))
+                .env("TF_VAR_ssh_public_key", format!("{key}\n"))
                 .current_dir(&workspace),
         )
     };
+    let terraform = |args: &[&str]| terraform_with(PUBKEY, args);
     terraform(&["init", "-input=false", "-no-color"]);
     terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let ids = |cluster: &Cluster| -> Vec<String> {
+        cluster
+            .hosts
+            .iter()
+            .map(|h| docker(&["inspect", "-f", "{{.Id}}", &format!("{name}-{}", h.name)]))
+            .collect()
+    };
+    let created = ids(&cluster);
 
     for host in &cluster.hosts {
         let container = format!("{name}-{}", host.name);
@@ -114,6 +135,24 @@ fn local_workspace_applies_and_destroys() {
             env.contains(&format!("SSH_PUBKEY={PUBKEY}\"")),
             "key passed trimmed and whole: {env}"
         );
+        let mounts = docker(&["inspect", "-f", "{{json .Mounts}}", &container]);
+        let data_mount = format!("\"Name\":\"{container}-data\"");
+        if host.role.holds_data() {
+            assert!(mounts.contains(&data_mount), "{container}: {mounts}");
+            assert!(
+                mounts.contains("\"Destination\":\"/srv/clusterlab\""),
+                "{mounts}"
+            );
+        } else {
+            assert!(
+                !mounts.contains("-data\""),
+                "{container} has no data volume: {mounts}"
+            );
+        }
+        assert_eq!(
+            docker(&["exec", &container, "cat", "/authorized_key"]),
+            PUBKEY
+        );
         let ports = docker(&["port", &container]);
         if host.name == "lb" {
             assert!(ports.contains(&format!(":{port}")), "{ports}");
@@ -130,6 +169,20 @@ fn local_workspace_applies_and_destroys() {
         assert_eq!(hosts[&host.name]["name"], host.name.as_str());
     }
 
+    // A new key is rotated into the running VMs; none is replaced.
+    terraform_with(
+        ROTATED,
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    );
+    assert_eq!(ids(&cluster), created, "a key change replaces no VM");
+    for host in &cluster.hosts {
+        let container = format!("{name}-{}", host.name);
+        assert_eq!(
+            docker(&["exec", &container, "cat", "/authorized_key"]),
+            ROTATED
+        );
+    }
+
     terraform(&["destroy", "-auto-approve", "-input=false", "-no-color"]);
     let label = format!("label=clusterlab.cluster={name}");
     assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
@@ -138,6 +191,18 @@ fn local_workspace_applies_and_destroys() {
         !networks.lines().any(|n| n == format!("{name}-net")),
         "{networks}"
     );
-    let volumes = docker(&["volume", "ls", "--format", "{{.Name}}"]);
-    assert!(!volumes.contains(&format!("{name}-")), "{volumes}");
+    let mut volumes: Vec<String> = docker(&["volume", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .filter(|v| v.starts_with(&format!("{name}-")))
+        .map(str::to_owned)
+        .collect();
+    volumes.sort();
+    assert_eq!(
+        volumes,
+        [
+            format!("{name}-postgres-data"),
+            format!("{name}-redis-data")
+        ],
+        "engine volumes go, data volumes stay"
+    );
 }

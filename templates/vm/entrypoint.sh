@@ -12,12 +12,14 @@ fi
 usermod -aG docker "$SSH_USER"
 printf '%s ALL=(ALL) NOPASSWD:ALL\n' "$SSH_USER" >"/etc/sudoers.d/90-clusterlab"
 chmod 0440 /etc/sudoers.d/90-clusterlab
+touch /run/clusterlab-user-ready
 
+# The key given at creation, only on first boot: later keys are rotated in place
+# (clusterlab-authorize-key) and must survive a restart of the VM.
 home=$(getent passwd "$SSH_USER" | cut -d: -f6)
-install -d -m 0700 -o "$SSH_USER" -g "$SSH_USER" "$home/.ssh"
-printf '%s\n' "$SSH_PUBKEY" >"$home/.ssh/authorized_keys"
-chown "$SSH_USER:$SSH_USER" "$home/.ssh/authorized_keys"
-chmod 0600 "$home/.ssh/authorized_keys"
+if [ ! -s "$home/.ssh/authorized_keys" ]; then
+  clusterlab-authorize-key
+fi
 
 # Host keys are made per container (the image ships none), so each VM has its own
 # identity and the per-cluster known_hosts file means something.

@@ -19,9 +19,7 @@ use crate::spec::{Cluster, ImageMode, SecretRef, Target};
 
 use super::{spec_dir, Cli, CliError};
 
-/// The compose placeholder each secret fills (contract with the rendered compose files).
-pub const REDIS_PASSWORD_VAR: &str = "CLUSTERLAB_REDIS_PASSWORD";
-pub const POSTGRES_PASSWORD_VAR: &str = "CLUSTERLAB_POSTGRES_PASSWORD";
+pub use crate::plan::{POSTGRES_PASSWORD_VAR, REDIS_PASSWORD_VAR};
 
 /// Where things are for one invocation.
 #[derive(Debug, Clone)]
@@ -60,6 +58,27 @@ impl Project {
     pub fn public_key(&self, cluster: &Cluster) -> PathBuf {
         self.spec_dir.join(&cluster.ssh.public_key)
     }
+}
+
+/// Asks `question` on a terminal and returns true only for an explicit "yes". Without a
+/// terminal on stdin nobody can answer, so the answer is no.
+pub fn confirm(question: &str) -> Result<bool, CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question}\nType yes to go ahead: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|source| CliError::Io {
+            operation: "read the answer from the terminal".into(),
+            source,
+        })?;
+    Ok(answer.trim() == "yes")
 }
 
 /// A tokio runtime for one command.

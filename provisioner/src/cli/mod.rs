@@ -3,6 +3,7 @@
 //! The commands that touch hosts (`up`, `deploy`, `status`, `logs`, `ssh`, `destroy`) share
 //! [`context`].
 
+mod backup;
 mod context;
 mod deploy;
 mod destroy;
@@ -27,6 +28,8 @@ use crate::spec::{Cluster, FileCheck, LoadError};
 
 /// Exit code for an invalid cluster.yaml (usage errors from clap use it too).
 pub const EXIT_INVALID_SPEC: u8 = 2;
+/// Exit code when a destructive step was refused for lack of consent (nothing changed).
+pub const EXIT_NEEDS_CONSENT: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,6 +83,10 @@ pub enum Command {
     Destroy(destroy::Args),
     /// Run a k6 script from k6/ on the tester host against the load balancer and judge it.
     Loadtest(loadtest::Args),
+    /// Write a pg_dump of the links database to a local file.
+    Backup(backup::BackupArgs),
+    /// Load a dump from `backup` into the cluster's database.
+    Restore(backup::RestoreArgs),
 }
 
 /// Why a command failed; each variant knows its exit code.
@@ -125,6 +132,11 @@ pub enum CliError {
     Usage(String),
     #[error("{0} host(s) unreachable")]
     Unreachable(usize),
+    #[error("cannot read terraform's plan: {0}")]
+    TerraformPlan(String),
+    /// Something destructive was asked for without consent; says what and how to consent.
+    #[error("{0}")]
+    NeedsConsent(String),
     #[error("leftovers of the cluster remain after destroy: {0}")]
     Leftovers(String),
     /// A child process (e.g. `ssh`) ended with this code; it has said why itself.
@@ -136,6 +148,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Load(LoadError::Invalid(_)) => EXIT_INVALID_SPEC,
+            CliError::NeedsConsent(_) => EXIT_NEEDS_CONSENT,
             _ => 1,
         }
     }
@@ -180,6 +193,8 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Ssh(args) => ssh::run(cli, args),
         Command::Destroy(args) => destroy::run(cli, args),
         Command::Loadtest(args) => loadtest::run(cli, args),
+        Command::Backup(args) => backup::backup(cli, args),
+        Command::Restore(args) => backup::restore(cli, args),
     }
 }
 

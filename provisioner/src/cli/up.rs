@@ -1,15 +1,18 @@
-//! CLI layer: `provisioner up` — validate, render, build what the hosts need, `terraform
-//! init` + `apply` (output streamed), check the hosts terraform reports against the spec,
-//! deploy every service in the planned order, and print the shortener's URL.
+//! CLI layer: `provisioner up` — validate, render, build what the hosts need, start local
+//! VMs that stopped, `terraform plan` and, when it changes anything, show it and apply that
+//! saved plan (never replacing a data host without consent), check the hosts terraform
+//! reports against the spec, deploy every service in the planned order, and print the
+//! shortener's URL.
 
 use std::time::Instant;
 
+use crate::changes;
 use crate::exec::converge::ConvergeOptions;
 use crate::exec::deploy::{self, Deployment, Images};
-use crate::exec::docker;
 use crate::exec::progress::Progress;
-use crate::exec::ssh::RetryPolicy;
-use crate::exec::terraform::TerraformHost;
+use crate::exec::ssh::{self, RetryPolicy};
+use crate::exec::terraform::{Terraform, TerraformHost};
+use crate::exec::{docker, local};
 use crate::plan::deploy::{deploy_plan, Scope};
 use crate::spec::{Cluster, FileCheck, ImageMode, Role, Target};
 
@@ -17,9 +20,15 @@ use super::context::{self, Project};
 use super::{load, Cli, CliError};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Consent to replace or destroy this data host (postgres or redis role) when the
+    /// plan needs it, e.g. after changing its IP. Its data survives on its data storage.
+    /// Repeat for several hosts.
+    #[arg(long = "allow-replace", value_name = "HOST")]
+    pub allow_replace: Vec<String>,
+}
 
-pub fn run(cli: &Cli, _args: &Args) -> Result<(), CliError> {
+pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let started = Instant::now();
     let project = Project::new(cli);
     // Spec-only first: the local target creates the key and secret files itself.
@@ -32,7 +41,7 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), CliError> {
     let cluster = load(cli, FileCheck::RequireFiles)?;
     let changed = context::render(&cluster, &project)?;
     eprintln!("rendered files ({changed} changed)");
-    runtime.block_on(up(&cluster, &project, &public_key))?;
+    runtime.block_on(up(&cluster, &project, &public_key, args))?;
     println!(
         "up: done in {:.1}s; the shortener is at {}",
         started.elapsed().as_secs_f64(),
@@ -41,7 +50,15 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn up(cluster: &Cluster, project: &Project, public_key: &str) -> Result<(), CliError> {
+async fn up(
+    cluster: &Cluster,
+    project: &Project,
+    public_key: &str,
+    args: &Args,
+) -> Result<(), CliError> {
+    for host in &args.allow_replace {
+        super::ssh::find_host(cluster, host)?;
+    }
     let progress = Progress::stderr();
     let plan = deploy_plan(cluster, Scope::All);
     let ships = cluster.images.mode == ImageMode::Ship;
@@ -57,7 +74,15 @@ async fn up(cluster: &Cluster, project: &Project, public_key: &str) -> Result<()
 
     let terraform = project.terraform(public_key);
     terraform.init(context::terraform_line).await?;
-    terraform.apply(context::terraform_line).await?;
+    // A VM that died is brought back before terraform plans: a stopped one is started; a
+    // missing one is re-created (its data volume survives and is reattached).
+    let gone = match &local {
+        Some(engine) if cluster.target == Target::Local => {
+            repair_local_vms(engine, cluster, &terraform.state_list().await?).await?
+        }
+        _ => Vec::new(),
+    };
+    apply(cluster, project, &terraform, &gone, &args.allow_replace).await?;
     check_hosts(cluster, &terraform.output_hosts().await?)?;
 
     let images = match (&local, ships) {
@@ -78,6 +103,115 @@ async fn up(cluster: &Cluster, project: &Project, public_key: &str) -> Result<()
     })
     .await?;
     Ok(())
+}
+
+/// The saved plan file, inside the terraform workspace (git-ignored).
+const PLAN_FILE: &str = "clusterlab.tfplan";
+
+/// Plans; when the plan changes anything, shows it, stops for consent where it would
+/// replace or destroy a data host (or delete data), applies exactly that plan and forgets
+/// the old host keys of every host it re-created.
+async fn apply(
+    cluster: &Cluster,
+    project: &Project,
+    terraform: &Terraform,
+    gone: &[String],
+    allowed: &[String],
+) -> Result<(), CliError> {
+    let replace: Vec<String> = gone
+        .iter()
+        .map(|h| crate::plan::local_host_resource(h))
+        .collect();
+    eprintln!("terraform plan (reading the hosts' state)");
+    if !terraform.plan(PLAN_FILE, &replace, |_, _| {}).await? {
+        eprintln!("terraform: no changes to the hosts");
+        return Ok(());
+    }
+    let changes = changes::parse_plan(&terraform.show_plan(PLAN_FILE).await?)
+        .map_err(CliError::TerraformPlan)?;
+    eprintln!("terraform plan: {}", changes::summary(&changes));
+    for change in &changes {
+        eprintln!("  {}", changes::describe(change));
+    }
+    // A VM that is already gone is re-created, not taken away: its data is on its volume.
+    let mut allowed = allowed.to_vec();
+    allowed.extend(gone.iter().cloned());
+    let blocked = changes::needing_consent(cluster, &changes, &allowed, false);
+    if !blocked.is_empty() {
+        let hosts: Vec<String> = {
+            let mut hosts: Vec<String> = blocked.iter().filter_map(|c| c.host.clone()).collect();
+            hosts.dedup();
+            hosts
+        };
+        let question = format!(
+            "This would replace or destroy data host(s) {}:\n{}\nTheir data is kept on storage \
+             that outlives the VM, but the services stop while it happens.",
+            hosts.join(", "),
+            blocked
+                .iter()
+                .map(|c| format!("  {}", changes::describe(c)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let deletes_data = blocked.iter().any(|c| c.holds == changes::Holds::Data);
+        if deletes_data || !context::confirm(&question)? {
+            return Err(CliError::NeedsConsent(format!(
+                "{question}\nNothing was changed. {}",
+                if deletes_data {
+                    "`up` never deletes data storage: back it up (`provisioner backup`) and \
+                     remove it with `provisioner destroy --delete-data`."
+                        .to_owned()
+                } else {
+                    format!(
+                        "To go ahead, back up first (`provisioner backup`) and run `provisioner up {}`.",
+                        hosts
+                            .iter()
+                            .map(|h| format!("--allow-replace {h}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                }
+            )));
+        }
+    }
+    terraform
+        .apply_plan(PLAN_FILE, context::terraform_line)
+        .await?;
+    let known_hosts = project.known_hosts(cluster);
+    for name in changes::new_machines(&changes) {
+        if let Some(host) = cluster.hosts.iter().find(|h| h.name == name) {
+            ssh::forget_host_key(&known_hosts, &host.ip.to_string()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts stopped VM containers and returns the hosts whose container is gone although
+/// terraform's state has it (they must be re-created).
+async fn repair_local_vms(
+    engine: &bollard::Docker,
+    cluster: &Cluster,
+    state: &[String],
+) -> Result<Vec<String>, CliError> {
+    let mut gone = Vec::new();
+    for host in &cluster.hosts {
+        if !state.contains(&crate::plan::local_host_resource(&host.name)) {
+            continue;
+        }
+        let container = crate::plan::container_name(cluster, host);
+        match local::vm_state(engine, &container).await? {
+            local::VmState::Running => {}
+            local::VmState::Stopped => {
+                eprintln!("{}: the VM was stopped; starting it", host.name);
+                local::start_vm(engine, &container).await?;
+            }
+            local::VmState::Missing => {
+                eprintln!("{}: the VM is gone; terraform re-creates it", host.name);
+                gone.push(host.name.clone());
+            }
+        }
+    }
+    Ok(gone)
 }
 
 /// Terraform made the hosts from the spec, so any difference means the state and the spec

@@ -40,6 +40,9 @@ pub enum Action {
     /// Hash matched but the container was stopped, so it was started.
     Started,
     Replaced,
+    /// The spec changed but the running container was left for a later converge
+    /// ([`ConvergeOptions::defer_replace`]).
+    Deferred,
 }
 
 impl std::fmt::Display for Action {
@@ -49,6 +52,7 @@ impl std::fmt::Display for Action {
             Action::Unchanged => "unchanged",
             Action::Started => "started",
             Action::Replaced => "replaced",
+            Action::Deferred => "left running until the web hosts have rolled",
         })
     }
 }
@@ -67,6 +71,9 @@ pub struct ConvergeOptions {
     pub poll_interval: Duration,
     /// Seconds Docker waits after SIGTERM before SIGKILL when stopping the old container.
     pub stop_timeout_secs: i32,
+    /// Leave a running container whose spec changed as it is (reported as
+    /// [`Action::Deferred`]); a later converge without this flag replaces it.
+    pub defer_replace: bool,
 }
 
 impl Default for ConvergeOptions {
@@ -75,6 +82,7 @@ impl Default for ConvergeOptions {
             health_timeout: Duration::from_secs(120),
             poll_interval: Duration::from_millis(500),
             stop_timeout_secs: 10,
+            defer_replace: false,
         }
     }
 }
@@ -296,8 +304,11 @@ pub async fn converge_service(
         return Ok(report(Action::Started));
     }
 
-    progress.step(format!("{}: replacing {name}", spec.name));
     let was_running = is_running(&current);
+    if was_running && options.defer_replace {
+        return Ok(report(Action::Deferred));
+    }
+    progress.step(format!("{}: replacing {name}", spec.name));
     create(docker, host, &next, container_body(spec, &hash)).await?;
     let stop = StopContainerOptionsBuilder::new()
         .t(options.stop_timeout_secs)
@@ -455,11 +466,48 @@ pub async fn status(docker: &Docker, host: &str) -> Result<Vec<ServiceStatus>> {
     Ok(statuses)
 }
 
+/// The environment of a running container as `NAME=value` pairs; None when it does not
+/// exist or is not running.
+pub async fn running_env(
+    docker: &Docker,
+    host: &str,
+    container: &str,
+) -> Result<Option<BTreeMap<String, String>>> {
+    let Some(found) = inspect(docker, host, container).await? else {
+        return Ok(None);
+    };
+    if !is_running(&found) {
+        return Ok(None);
+    }
+    Ok(Some(
+        found
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            })
+            .collect(),
+    ))
+}
+
 /// Runs a command inside a running container (e.g. `nginx -s reload`) and returns its
 /// output; a non-zero exit is an error with that output.
 pub async fn exec_in(docker: &Docker, host: &str, container: &str, cmd: &[&str]) -> Result<String> {
-    let command_text = cmd.join(" ");
-    let operation = || format!("exec `{command_text}` in {container}");
+    exec_in_shown_as(docker, host, container, cmd, &cmd.join(" ")).await
+}
+
+/// [`exec_in`] for a command that carries a secret: errors show `shown`, not the command.
+pub async fn exec_in_shown_as(
+    docker: &Docker,
+    host: &str,
+    container: &str,
+    cmd: &[&str],
+    shown: &str,
+) -> Result<String> {
+    let operation = || format!("exec `{shown}` in {container}");
     let created = docker
         .create_exec(
             container,

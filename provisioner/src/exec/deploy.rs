@@ -18,6 +18,7 @@ use super::images::{self, ShipOutcome};
 use super::progress::{HostProgress, Progress};
 use super::ssh::{RetryPolicy, SshTarget, UploadOutcome};
 use crate::plan::deploy::{Action, DeployPlan, HostTask};
+use crate::plan::{REDIS_PASSWORD_VAR, REDIS_PORT};
 
 /// How images reach the hosts.
 #[derive(Clone)]
@@ -158,7 +159,13 @@ pub async fn run(
         for (task, result) in runnable.iter().zip(results) {
             match result {
                 Ok(report) => {
-                    on_report(&report);
+                    // A host converged a second time (Redis after the web hosts) is
+                    // reported again only when that second pass changed something.
+                    let repeat_of_nothing = done.iter().any(|d: &HostReport| d.host == report.host)
+                        && report.services.iter().all(|s| s.action == Done::Unchanged);
+                    if !repeat_of_nothing {
+                        on_report(&report);
+                    }
                     done.push(report);
                 }
                 Err(error) => {
@@ -231,19 +238,29 @@ async fn run_task(
                     upload_changed = true;
                 }
             }
-            Action::Converge { compose: path } => {
+            Action::Converge {
+                compose: path,
+                defer_replace,
+            } => {
                 let text = read(name, &deployment.render_root, path)?;
                 let file = compose::parse(name, &text)?;
+                let options = ConvergeOptions {
+                    defer_replace: *defer_replace,
+                    ..deployment.converge.clone()
+                };
                 let services = converge::converge(
                     &host.docker,
                     name,
                     &file,
                     &deployment.secrets,
-                    &deployment.converge,
+                    &options,
                     bar,
                 )
                 .await?;
                 report.services.extend(services);
+            }
+            Action::AcceptRedisPassword { container } => {
+                accept_redis_password(deployment, host, name, container, bar).await?;
             }
             Action::SettleAfterReplace { seconds } => {
                 let restarted = report
@@ -272,6 +289,66 @@ async fn run_task(
     }
     bar.step(report.summary());
     Ok(report)
+}
+
+/// Adds the spec's Redis password to the running Redis' default user, keeping the one it
+/// has. The exec inherits the container's `REDISCLI_AUTH` (its current password), so
+/// redis-cli is authenticated; the new password is one argument, never shell text.
+async fn accept_redis_password(
+    deployment: &Deployment<'_>,
+    host: &ConnectedHost,
+    name: &str,
+    container: &str,
+    bar: &HostProgress,
+) -> Result<()> {
+    let Some(env) = converge::running_env(&host.docker, name, container).await? else {
+        return Ok(());
+    };
+    let wanted = deployment.secrets.get(REDIS_PASSWORD_VAR).ok_or_else(|| {
+        ExecError::UnresolvedVariable {
+            host: name.to_owned(),
+            service: container.to_owned(),
+            field: "password".into(),
+            variable: REDIS_PASSWORD_VAR.into(),
+        }
+    })?;
+    if env.get("REDISCLI_AUTH") == Some(wanted) {
+        return Ok(());
+    }
+    bar.step("redis: accepting the new password beside the old one");
+    let port = REDIS_PORT.to_string();
+    let password = format!(">{wanted}");
+    let shown = "redis-cli ACL SETUSER default on >(new password)";
+    let answer = converge::exec_in_shown_as(
+        &host.docker,
+        name,
+        container,
+        &[
+            "redis-cli",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "ACL",
+            "SETUSER",
+            "default",
+            "on",
+            &password,
+        ],
+        shown,
+    )
+    .await?;
+    // redis-cli exits 0 on an error reply; only "OK" means the password was added.
+    if answer.trim() == "OK" {
+        Ok(())
+    } else {
+        Err(ExecError::Service {
+            host: name.to_owned(),
+            service: container.to_owned(),
+            operation: shown.into(),
+            message: answer.trim().to_owned(),
+        })
+    }
 }
 
 fn read(host: &str, root: &Path, file: &Path) -> Result<String> {

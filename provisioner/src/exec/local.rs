@@ -1,7 +1,8 @@
 //! The local target's own setup and teardown on this machine: the generated SSH key pair
-//! and secret files that `up` creates when missing, and the sweep after `terraform
-//! destroy` that removes whatever of the cluster is still on the local engine (a VM
-//! container, its Docker volume, the cluster network).
+//! and secret files that `up` creates when missing, the VM containers' state (a stopped
+//! VM is started again before a deploy), and the sweep after `terraform destroy` that
+//! removes whatever of the cluster is still on the local engine (a VM container, its
+//! Docker volume, the cluster network; its data volumes only when asked).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -77,6 +78,45 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     file.write_all(contents).map_err(error)
 }
 
+/// A local VM container as the engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmState {
+    Running,
+    Stopped,
+    Missing,
+}
+
+/// The state of the VM container `name`.
+pub async fn vm_state(docker: &Docker, name: &str) -> Result<VmState> {
+    match docker.inspect_container(name, None).await {
+        Ok(found) => Ok(if found.state.and_then(|s| s.running).unwrap_or(false) {
+            VmState::Running
+        } else {
+            VmState::Stopped
+        }),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(VmState::Missing),
+        Err(e) => Err(ExecError::docker(
+            LOCAL,
+            format!("inspect VM container {name}"),
+            e,
+        )),
+    }
+}
+
+/// Starts a stopped VM container (its sshd, dockerd and, through their restart policy,
+/// its services come back with it).
+pub async fn start_vm(docker: &Docker, name: &str) -> Result<()> {
+    docker
+        .start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(|e| ExecError::docker(LOCAL, format!("start VM container {name}"), e))
+}
+
 /// What of a cluster is on the local engine: containers carrying its label, the volumes
 /// and network named after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -112,8 +152,13 @@ impl std::fmt::Display for Leftovers {
 }
 
 /// Finds the cluster's leftovers: containers labelled `clusterlab.cluster=<cluster>`, the
-/// `<cluster>-<host>-docker` volumes of `hosts` and the `<cluster>-net` network.
-pub async fn find_leftovers(docker: &Docker, cluster: &str, hosts: &[String]) -> Result<Leftovers> {
+/// volumes named in `volumes` (the VMs' engine volumes, and data volumes when they are
+/// to go) and the `<cluster>-net` network.
+pub async fn find_leftovers(
+    docker: &Docker,
+    cluster: &str,
+    wanted: &[String],
+) -> Result<Leftovers> {
     let label = format!("clusterlab.cluster={cluster}");
     let filters = HashMap::from([("label", vec![label.as_str()])]);
     let containers = docker
@@ -130,10 +175,6 @@ pub async fn find_leftovers(docker: &Docker, cluster: &str, hosts: &[String]) ->
         .map(|n| n.trim_start_matches('/').to_owned())
         .collect();
 
-    let wanted: Vec<String> = hosts
-        .iter()
-        .map(|h| format!("{cluster}-{h}-docker"))
-        .collect();
     let volumes = docker
         .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
         .await

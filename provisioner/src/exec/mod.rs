@@ -3,6 +3,7 @@
 //! user, key path, file contents, secrets) so the spec/plan layers stay pure.
 //!
 //! # Layout
+//! - [`backup`]: pg_dump out of / pg_restore into the postgres container, streamed.
 //! - [`ssh`]: one multiplexed SSH session per host, known_hosts per cluster, retries,
 //!   file upload, and the forwarded `docker.sock`.
 //! - [`docker`]: bollard clients for the local engine and for a host over SSH.
@@ -18,6 +19,7 @@
 //! - [`progress`]: one indicatif bar per host.
 //! - [`error`]: the one error type; every variant names the host and the operation.
 
+pub mod backup;
 pub mod compose;
 pub mod converge;
 pub mod deploy;

@@ -366,9 +366,57 @@ pub async fn generate_key(path: &Path, comment: &str) -> Result<String> {
         .map_err(|e| ExecError::io("local", format!("read {}", public.display()), e))
 }
 
+/// Removes `address`'s host keys from `known_hosts` (`ssh-keygen -R`), for a host that was
+/// just replaced: its new keys would otherwise be refused as an attack. Nothing to do when
+/// the file does not exist yet.
+pub async fn forget_host_key(known_hosts: &Path, address: &str) -> Result<()> {
+    if !known_hosts.exists() {
+        return Ok(());
+    }
+    let output = tokio::process::Command::new("ssh-keygen")
+        .arg("-R")
+        .arg(address)
+        .arg("-f")
+        .arg(known_hosts)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| ExecError::io("local", "run ssh-keygen -R", e))?;
+    if !output.status.success() {
+        return Err(ExecError::RemoteCommand {
+            host: "local".into(),
+            command: format!("ssh-keygen -R {address} -f {}", known_hosts.display()),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    // ssh-keygen keeps the previous contents as `<file>.old`.
+    let _ = std::fs::remove_file(format!("{}.old", known_hosts.display()));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_replaced_hosts_key_is_forgotten_and_only_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("known_hosts");
+        forget_host_key(&file, "10.0.0.1")
+            .await
+            .expect("no file yet");
+        std::fs::write(
+            &file,
+            "10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n\
+             10.0.0.2 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+        )
+        .expect("write");
+        forget_host_key(&file, "10.0.0.1").await.expect("forget");
+        let left = std::fs::read_to_string(&file).expect("read");
+        assert!(!left.contains("10.0.0.1 "), "{left}");
+        assert!(left.contains("10.0.0.2 "), "{left}");
+    }
 
     #[test]
     fn delays_double_and_cap() {

@@ -63,24 +63,87 @@ impl Terraform {
             .map(drop)
     }
 
-    pub async fn apply(&self, on_line: impl FnMut(Stream, &str)) -> Result<()> {
+    /// `terraform plan -out=PLAN_FILE`, forcing the replacement of `replace` (addresses);
+    /// true when the plan changes anything (`-detailed-exitcode` says 2).
+    pub async fn plan(
+        &self,
+        plan_file: &str,
+        replace: &[String],
+        on_line: impl FnMut(Stream, &str),
+    ) -> Result<bool> {
+        let mut args: Vec<String> = [
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-detailed-exitcode",
+            "-compact-warnings",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(format!("-out={plan_file}"));
+        args.extend(replace.iter().map(|address| format!("-replace={address}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _) = self.run_accepting("plan", &args, &[0, 2], on_line).await?;
+        Ok(code == 2)
+    }
+
+    /// The saved plan as JSON (`terraform show -json PLAN_FILE`), for [`crate::changes`].
+    pub async fn show_plan(&self, plan_file: &str) -> Result<String> {
+        self.run(
+            "show",
+            &["show", "-json", "-no-color", plan_file],
+            |_, _| {},
+        )
+        .await
+    }
+
+    /// Applies exactly the saved plan: what the user was shown is what happens.
+    pub async fn apply_plan(
+        &self,
+        plan_file: &str,
+        on_line: impl FnMut(Stream, &str),
+    ) -> Result<()> {
         self.run(
             "apply",
-            &["apply", "-auto-approve", "-input=false", "-no-color"],
+            &[
+                "apply",
+                "-input=false",
+                "-no-color",
+                "-auto-approve",
+                plan_file,
+            ],
             on_line,
         )
         .await
         .map(drop)
     }
 
-    pub async fn destroy(&self, on_line: impl FnMut(Stream, &str)) -> Result<()> {
-        self.run(
-            "destroy",
-            &["destroy", "-auto-approve", "-input=false", "-no-color"],
-            on_line,
-        )
-        .await
-        .map(drop)
+    /// Every resource address in the state (`terraform state list`); none before the
+    /// first apply.
+    pub async fn state_list(&self) -> Result<Vec<String>> {
+        let stdout = self
+            .run("state list", &["state", "list"], |_, _| {})
+            .await?;
+        Ok(stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// `terraform destroy`, of everything or only of `targets` (and what depends on them).
+    pub async fn destroy(
+        &self,
+        targets: &[String],
+        on_line: impl FnMut(Stream, &str),
+    ) -> Result<()> {
+        let mut args: Vec<String> = ["destroy", "-auto-approve", "-input=false", "-no-color"]
+            .map(str::to_owned)
+            .to_vec();
+        args.extend(targets.iter().map(|address| format!("-target={address}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run("destroy", &args, on_line).await.map(drop)
     }
 
     /// The `hosts` output: a map of name -> `{role, ip}` (or a list of `{name, role, ip}`),
@@ -100,8 +163,22 @@ impl Terraform {
         &self,
         operation: &str,
         args: &[&str],
-        mut on_line: impl FnMut(Stream, &str),
+        on_line: impl FnMut(Stream, &str),
     ) -> Result<String> {
+        self.run_accepting(operation, args, &[0], on_line)
+            .await
+            .map(|(_, stdout)| stdout)
+    }
+
+    /// [`Terraform::run`] for commands whose exit code carries an answer: any code in
+    /// `accepted` is success, returned with stdout.
+    async fn run_accepting(
+        &self,
+        operation: &str,
+        args: &[&str],
+        accepted: &[i32],
+        mut on_line: impl FnMut(Stream, &str),
+    ) -> Result<(i32, String)> {
         let failure = |status: String, output: String| ExecError::Terraform {
             operation: operation.to_owned(),
             dir: self.dir.display().to_string(),
@@ -160,8 +237,8 @@ impl Terraform {
             .wait()
             .await
             .map_err(|e| failure("wait failed".into(), e.to_string()))?;
-        if status.success() {
-            Ok(all_stdout)
+        if let Some(code) = status.code().filter(|code| accepted.contains(code)) {
+            Ok((code, all_stdout))
         } else {
             // Terraform prints its diagnostics on stderr; fall back to the stdout tail
             // when it printed nothing there.

@@ -8,52 +8,114 @@ pub const WEB_PORT: u16 = 8000;
 pub const REDIS_PORT: u16 = 6379;
 pub const POSTGRES_PORT: u16 = 5432;
 
+/// The compose placeholders the deployer fills with each secret (the rendered files hold
+/// only these names, never a secret).
+pub const REDIS_PASSWORD_VAR: &str = "CLUSTERLAB_REDIS_PASSWORD";
+pub const POSTGRES_PASSWORD_VAR: &str = "CLUSTERLAB_POSTGRES_PASSWORD";
+
 pub(crate) fn network_name(cluster: &Cluster) -> String {
     format!("{}-net", cluster.name)
 }
 
-pub(crate) fn container_name(cluster: &Cluster, host: &Host) -> String {
+/// The local target's VM container of a host.
+pub fn container_name(cluster: &Cluster, host: &Host) -> String {
     format!("{}-{}", cluster.name, host.name)
 }
 
-pub(crate) fn volume_name(cluster: &Cluster, host: &Host) -> String {
+/// The local target's Terraform address of a host's VM (see [`crate::changes`] for the
+/// naming rule every workspace follows).
+pub fn local_host_resource(host: &str) -> String {
+    format!("terraform_data.host[{host:?}]")
+}
+
+pub fn volume_name(cluster: &Cluster, host: &Host) -> String {
     format!("{}-{}-docker", cluster.name, host.name)
 }
 
-/// `docker network create` for the local target's network.
-pub fn network_create_command(cluster: &Cluster) -> String {
-    format!(
-        "docker network create --subnet {} --gateway {} {}",
-        cluster.network.cidr,
-        cluster.network.gateway,
-        network_name(cluster)
-    )
+/// Where a data host keeps PostgreSQL's and Redis' files: storage whose lifetime is not the
+/// VM's (the local target's `<cluster>-<host>-data` volume, a Proxmox VM's data disk). The
+/// compose files bind-mount service directories below it (contract with cloud-init).
+pub const DATA_DIR: &str = "/srv/clusterlab";
+
+/// The local target's data volume of a data host (none for the other roles).
+pub fn data_volume_name(cluster: &Cluster, host: &Host) -> Option<String> {
+    host.role
+        .holds_data()
+        .then(|| format!("{}-{}-data", cluster.name, host.name))
 }
 
-/// `docker run` of one local-target VM container; `public_key` is inserted as is (the
-/// rendered Terraform passes `${var.ssh_public_key}` so the key never lands in the file).
-pub fn vm_run_command(cluster: &Cluster, host: &Host, public_key: &str) -> String {
-    let publish = if host.role == Role::LoadBalancer {
-        format!("-p {}:80 ", cluster.load_balancer.published_port)
-    } else {
-        String::new()
-    };
-    format!(
-        "docker run -d --name {container} --hostname {host} --network {network} --ip {ip} \
-         --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
-         --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' \
-         --tmpfs /run --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
-         -v {volume}:/var/lib/docker --label clusterlab.cluster={cluster} \
-         -e SSH_USER={user} -e SSH_PUBKEY=\"{public_key}\" {publish}{image}",
-        container = container_name(cluster, host),
-        host = host.name,
-        network = network_name(cluster),
-        ip = host.ip,
-        volume = volume_name(cluster, host),
-        cluster = cluster.name,
-        user = cluster.ssh.user,
-        image = cluster.images.vm,
-    )
+/// `docker network create` for the local target's network, as an argument array.
+pub fn network_create_args(cluster: &Cluster) -> Vec<String> {
+    [
+        "docker",
+        "network",
+        "create",
+        "--subnet",
+        &cluster.network.cidr.to_string(),
+        "--gateway",
+        &cluster.network.gateway.to_string(),
+        &network_name(cluster),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `docker run` of one local-target VM container, as an argument array. The public key is
+/// not in it: `-e SSH_PUBKEY` passes the variable from the caller's environment, so a key
+/// never becomes part of a command line.
+pub fn vm_run_args(cluster: &Cluster, host: &Host) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        &container_name(cluster, host),
+        "--hostname",
+        &host.name,
+        "--network",
+        &network_name(cluster),
+        "--ip",
+        &host.ip.to_string(),
+        "--cap-add",
+        "ALL",
+        "--cap-drop",
+        "SYS_RESOURCE",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "apparmor=unconfined",
+        "--device-cgroup-rule",
+        "a *:* rwm",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "-v",
+        &format!("{}:/var/lib/docker", volume_name(cluster, host)),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Some(data) = data_volume_name(cluster, host) {
+        args.extend(["-v".to_owned(), format!("{data}:{DATA_DIR}")]);
+    }
+    args.extend([
+        "--label".to_owned(),
+        format!("clusterlab.cluster={}", cluster.name),
+        "-e".to_owned(),
+        format!("SSH_USER={}", cluster.ssh.user),
+        "-e".to_owned(),
+        "SSH_PUBKEY".to_owned(),
+    ]);
+    if host.role == Role::LoadBalancer {
+        args.extend([
+            "-p".to_owned(),
+            format!("{}:80", cluster.load_balancer.published_port),
+        ]);
+    }
+    args.push(cluster.images.vm.clone());
+    args
 }
 
 /// The arguments of the system `ssh` that logs in to `address` as the cluster's user with
@@ -141,22 +203,32 @@ mod tests {
         let cluster = Cluster::repository_default();
         let lb = cluster.the(Role::LoadBalancer).expect("lb");
         assert_eq!(
-            vm_run_command(&cluster, lb, "ssh-ed25519 AAAA test"),
+            vm_run_args(&cluster, lb).join(" "),
             "docker run -d --name clusterlab-lb --hostname lb --network clusterlab-net \
              --ip 10.77.0.10 --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
-             --security-opt apparmor=unconfined --device-cgroup-rule='a *:* rwm' --tmpfs /run \
+             --security-opt apparmor=unconfined --device-cgroup-rule a *:* rwm --tmpfs /run \
              --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-lb-docker:/var/lib/docker \
-             --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab \
-             -e SSH_PUBKEY=\"ssh-ed25519 AAAA test\" -p 8080:80 clusterlab/vm:latest"
+             --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY \
+             -p 8080:80 clusterlab/vm:latest"
         );
         let web = cluster.hosts_with(Role::Web).next().expect("web");
-        let run = vm_run_command(&cluster, web, "k");
+        let run = vm_run_args(&cluster, web);
         assert!(
-            !run.contains(" -p "),
-            "only the load balancer publishes a port: {run}"
+            !run.contains(&"-p".to_owned()),
+            "only the load balancer publishes a port: {run:?}"
         );
+        assert!(
+            !run.iter().any(|a| a.ends_with(DATA_DIR)),
+            "web hosts keep no data: {run:?}"
+        );
+        let postgres = cluster.the(Role::Postgres).expect("postgres");
+        let run = vm_run_args(&cluster, postgres);
+        let data = run
+            .iter()
+            .position(|a| a == "clusterlab-postgres-data:/srv/clusterlab");
+        assert_eq!(run[data.expect("the data volume is mounted") - 1], "-v");
         assert_eq!(
-            network_create_command(&cluster),
+            network_create_args(&cluster).join(" "),
             "docker network create --subnet 10.77.0.0/24 --gateway 10.77.0.1 clusterlab-net"
         );
     }

@@ -28,8 +28,18 @@ pub enum Action {
     Image { image: String },
     /// Write a rendered file (relative to the render root) to a path on the host.
     Upload { file: PathBuf, remote: String },
-    /// Converge the host's containers to its rendered compose file.
-    Converge { compose: PathBuf },
+    /// Converge the host's containers to its rendered compose file. With `defer_replace`,
+    /// a running container whose spec changed is left running for a later converge of
+    /// the same file (a new one is still created, a stopped one still started).
+    Converge {
+        compose: PathBuf,
+        defer_replace: bool,
+    },
+    /// Make the running Redis accept the spec's password besides its current one (an ACL
+    /// password added to the default user), so web hosts rolled onto the new password
+    /// and those still on the old one are both served; the later converge that replaces
+    /// the container leaves only the new one. Nothing happens when Redis is not running.
+    AcceptRedisPassword { container: String },
     /// When converge replaced or restarted a container of this task, wait this long before
     /// the next stage: the load balancer marks a host that refused connections as failed
     /// for `fail_timeout_s`, and if the next web host went down while this one is still
@@ -100,33 +110,54 @@ fn compose_path(host: &Host) -> PathBuf {
     PathBuf::from(format!("compose/{}.yml", host.name))
 }
 
-fn image_and_converge(host: &Host, image: &str) -> HostTask {
-    HostTask {
-        host: host.name.clone(),
-        actions: vec![
-            Action::Image {
-                image: image.to_owned(),
-            },
-            Action::Converge {
-                compose: compose_path(host),
-            },
-        ],
+fn converge(host: &Host) -> Action {
+    Action::Converge {
+        compose: compose_path(host),
+        defer_replace: false,
     }
 }
 
 /// The deploy steps for `scope`. Data stores come up together; web images reach every web
 /// host at once (the slow part), then the web hosts converge one at a time so the load
 /// balancer always keeps a healthy upstream; nginx goes last, when it has upstreams.
+///
+/// A running Redis is replaced only after the web hosts: every web host asks it before
+/// serving, so with a new password it first accepts both, the web hosts roll onto the new
+/// one, and only then does a new container keep just the new one. No web host ever holds
+/// a password that Redis refuses.
 pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
     let images = &cluster.images;
     let mut stages = Vec::new();
+    let redis = cluster.the(Role::Redis).filter(|_| scope == Scope::All);
     if scope == Scope::All {
         let data: Vec<HostTask> = cluster
             .hosts
             .iter()
             .filter_map(|host| match host.role {
-                Role::Postgres => Some(image_and_converge(host, &images.postgres)),
-                Role::Redis => Some(image_and_converge(host, &images.redis)),
+                Role::Postgres => Some(HostTask {
+                    host: host.name.clone(),
+                    actions: vec![
+                        Action::Image {
+                            image: images.postgres.clone(),
+                        },
+                        converge(host),
+                    ],
+                }),
+                Role::Redis => Some(HostTask {
+                    host: host.name.clone(),
+                    actions: vec![
+                        Action::Image {
+                            image: images.redis.clone(),
+                        },
+                        Action::AcceptRedisPassword {
+                            container: "redis".into(),
+                        },
+                        Action::Converge {
+                            compose: compose_path(host),
+                            defer_replace: true,
+                        },
+                    ],
+                }),
                 _ => None,
             })
             .collect();
@@ -150,9 +181,7 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
     });
     let settle = cluster.load_balancer.fail_timeout_s + 1;
     for (index, host) in web.iter().enumerate() {
-        let mut actions = vec![Action::Converge {
-            compose: compose_path(host),
-        }];
+        let mut actions = vec![converge(host)];
         // The last web host has no successor that could go down while it is marked.
         if index + 1 < web.len() {
             actions.push(Action::SettleAfterReplace { seconds: settle });
@@ -162,6 +191,15 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
             tasks: vec![HostTask {
                 host: host.name.clone(),
                 actions,
+            }],
+        });
+    }
+    if let Some(redis) = redis {
+        stages.push(Stage {
+            name: "redis after the web hosts".into(),
+            tasks: vec![HostTask {
+                host: redis.name.clone(),
+                actions: vec![converge(redis)],
             }],
         });
     }
@@ -179,9 +217,7 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
                             file: PathBuf::from(NGINX_CONF_LOCAL),
                             remote: NGINX_CONF_REMOTE.into(),
                         },
-                        Action::Converge {
-                            compose: compose_path(lb),
-                        },
+                        converge(lb),
                         Action::ReloadOnChange {
                             container: "nginx".into(),
                             command: vec!["nginx".into(), "-s".into(), "reload".into()],
@@ -213,6 +249,7 @@ mod tests {
     fn converge(host: &str) -> Action {
         Action::Converge {
             compose: PathBuf::from(format!("compose/{host}.yml")),
+            defer_replace: false,
         }
     }
 
@@ -247,7 +284,16 @@ mod tests {
             tasks: vec![
                 task(
                     "redis",
-                    vec![image("clusterlab/redis:7"), converge("redis")],
+                    vec![
+                        image("clusterlab/redis:7"),
+                        Action::AcceptRedisPassword {
+                            container: "redis".into(),
+                        },
+                        Action::Converge {
+                            compose: PathBuf::from("compose/redis.yml"),
+                            defer_replace: true,
+                        },
+                    ],
                 ),
                 task(
                     "postgres",
@@ -256,6 +302,10 @@ mod tests {
             ],
         }];
         expected.extend(web_stages());
+        expected.push(Stage {
+            name: "redis after the web hosts".into(),
+            tasks: vec![task("redis", vec![converge("redis")])],
+        });
         expected.push(Stage {
             name: "load balancer".into(),
             tasks: vec![task(

@@ -12,8 +12,9 @@ use serde::Serialize;
 use tera::Tera;
 
 pub use commands::{
-    network_create_command, rocket_databases, rocket_limiter, ssh_args, vm_run_command,
-    POSTGRES_PORT, REDIS_PORT, WEB_PORT,
+    container_name, data_volume_name, local_host_resource, network_create_args, rocket_databases,
+    rocket_limiter, ssh_args, vm_run_args, volume_name, DATA_DIR, POSTGRES_PASSWORD_VAR,
+    POSTGRES_PORT, REDIS_PASSWORD_VAR, REDIS_PORT, WEB_PORT,
 };
 
 use crate::spec::{Cluster, Host, ProxmoxProvider, Role, Target};
@@ -113,9 +114,14 @@ struct HostView<'a> {
     host: &'a Host,
     /// The name padded to the longest one, because `terraform fmt` aligns `=` in maps.
     key: String,
+    /// HCL literals of the local target's VM: quoted by [`hcl_quote`], never pasted.
+    name_hcl: String,
+    ip_hcl: String,
     container: String,
     volume: String,
-    run: String,
+    /// `docker run` without its last word (local-exec appends `command` to `interpreter`).
+    run_interpreter: String,
+    run_image: String,
 }
 
 #[derive(Serialize)]
@@ -127,7 +133,11 @@ struct View<'a> {
     web_hosts: Vec<&'a Host>,
     prefix_len: u8,
     network_name: String,
-    network_create: String,
+    network_subnet: String,
+    network_gateway: String,
+    network_create_interpreter: String,
+    vm_image: String,
+    data_dir: &'static str,
     api_url: String,
     web_port: u16,
     redis_port: u16,
@@ -141,7 +151,6 @@ struct HostFileView<'a> {
     #[serde(flatten)]
     view: &'a View<'a>,
     host: &'a Host,
-    volume: Option<&'static str>,
 }
 
 /// Renders every file of the spec, in a fixed order.
@@ -160,16 +169,19 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
     let hosts = cluster
         .hosts
         .iter()
-        .map(|host| HostView {
-            host,
-            key: format!("{:width$}", host.name),
-            container: commands::container_name(cluster, host),
-            volume: commands::volume_name(cluster, host),
-            run: hcl_string(&vm_run_command(
-                cluster,
+        .map(|host| {
+            let mut run = vm_run_args(cluster, host);
+            let image = run.pop().unwrap_or_default();
+            HostView {
                 host,
-                "${trimspace(var.ssh_public_key)}",
-            )),
+                key: format!("{:width$}", host.name),
+                name_hcl: hcl_quote(&host.name),
+                ip_hcl: hcl_quote(&host.ip.to_string()),
+                container: hcl_quote(&commands::container_name(cluster, host)),
+                volume: hcl_quote(&commands::volume_name(cluster, host)),
+                run_interpreter: hcl_list(&run),
+                run_image: hcl_quote(&image),
+            }
         })
         .collect();
     let view = View {
@@ -179,8 +191,17 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
         hosts,
         web_hosts: cluster.hosts_with(Role::Web).collect(),
         prefix_len: cluster.network.cidr.prefix_len(),
-        network_name: commands::network_name(cluster),
-        network_create: hcl_string(&network_create_command(cluster)),
+        network_name: hcl_quote(&commands::network_name(cluster)),
+        network_subnet: hcl_quote(&cluster.network.cidr.to_string()),
+        network_gateway: hcl_quote(&cluster.network.gateway.to_string()),
+        // local-exec appends `command` (the network's name) to the interpreter.
+        network_create_interpreter: {
+            let mut args = network_create_args(cluster);
+            args.pop();
+            hcl_list(&args)
+        },
+        vm_image: hcl_quote(&cluster.images.vm),
+        data_dir: DATA_DIR,
         api_url: cluster
             .proxmox
             .as_ref()
@@ -228,17 +249,10 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
         &context,
     )?;
     for host in &cluster.hosts {
-        let volume = match host.role {
-            Role::LoadTester => continue,
-            Role::Redis => Some("redis-data"),
-            Role::Postgres => Some("postgres-data"),
-            Role::Web | Role::LoadBalancer => None,
-        };
-        let host_view = HostFileView {
-            view: &view,
-            host,
-            volume,
-        };
+        if host.role == Role::LoadTester {
+            continue;
+        }
+        let host_view = HostFileView { view: &view, host };
         let context =
             tera::Context::from_serialize(&host_view).map_err(|e| template_error("context", e))?;
         add(
@@ -257,8 +271,56 @@ fn finish(contents: String) -> String {
     text
 }
 
-/// Quotes text for the inside of an HCL string literal; `${` is left alone on purpose, as
-/// the commands carry Terraform interpolations.
+/// Escapes text for the inside of an HCL string literal: quotes, backslashes, control
+/// characters, and the `${` / `%{` that would start an interpolation or a directive, so a
+/// value always stays the one string it was.
 fn hcl_string(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"")
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole HCL string literal, quotes included.
+fn hcl_quote(text: &str) -> String {
+    format!("\"{}\"", hcl_string(text))
+}
+
+/// An HCL list of string literals, e.g. a local-exec `interpreter`.
+fn hcl_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| hcl_quote(i)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hcl_literals_keep_any_text_one_string() {
+        assert_eq!(hcl_quote("plain"), "\"plain\"");
+        assert_eq!(
+            hcl_quote("a\"b\\c\nd${x}%{if}$y%z"),
+            "\"a\\\"b\\\\c\\nd$${x}%%{if}$y%z\""
+        );
+        assert_eq!(hcl_quote("bell\u{7}"), "\"bell\\u0007\"");
+        assert_eq!(
+            hcl_list(&["docker".into(), "a *:* rwm".into()]),
+            "[\"docker\", \"a *:* rwm\"]"
+        );
+    }
 }

@@ -134,6 +134,13 @@ impl Role {
             Role::LoadTester => "load_tester",
         }
     }
+
+    /// PostgreSQL and Redis hosts hold the only state that cannot be rebuilt: replacing
+    /// or destroying them needs the user's consent, and their data lives on storage that
+    /// outlives the host.
+    pub fn holds_data(self) -> bool {
+        matches!(self, Role::Redis | Role::Postgres)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]

@@ -1,6 +1,8 @@
 #!/bin/sh
 # First start: initdb with POSTGRES_USER/POSTGRES_PASSWORD and create POSTGRES_DB, like
-# the official image; later starts reuse the data directory as it is.
+# the official image. Later starts reuse the data directory and set the role's password to
+# POSTGRES_PASSWORD, so a changed secret takes effect with the next container (the official
+# image would keep the first password forever).
 set -eu
 
 if [ "$(id -u)" = 0 ]; then
@@ -27,6 +29,16 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
       -c "CREATE DATABASE \"$db\" OWNER \"$user\""
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   fi
+elif [ -n "${POSTGRES_PASSWORD:-}" ]; then
+  user=${POSTGRES_USER:-postgres}
+  # Only the local socket listens meanwhile (trust auth); psql quotes the values itself
+  # (:"name" and :'literal'), so no password or name can change the statement.
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+  psql -v ON_ERROR_STOP=1 -U "$user" -d postgres -q \
+    -v role="$user" -v password="$POSTGRES_PASSWORD" <<'SQL'
+ALTER ROLE :"role" PASSWORD :'password';
+SQL
+  pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 fi
 
 if [ "${1:-}" = postgres ]; then
