@@ -4,8 +4,12 @@
 //! cold `up`; a link shortened and followed and the page loaded through the load balancer;
 //! the shorten limit held exactly across both web hosts; a second `up` that changes
 //! nothing; `deploy` of an app change rolled one web host at a time under steady traffic;
-//! `destroy` leaving nothing behind. A guard destroys the cluster even when a phase fails.
-//! One test function: the phases share one cluster and must not run concurrently.
+//! then what must never lose data: a killed VM brought back, a lost key pair rotated in
+//! place, both secrets rotated with the limit still exact, a data host replaced only with
+//! consent and its links kept, `destroy` refusing without `--yes`, and a backup restored
+//! into a cluster made anew after `destroy --delete-data`; last, `destroy` leaving nothing
+//! behind. A guard destroys the cluster even when a phase fails. One test function: the
+//! phases share one cluster and must not run concurrently.
 
 mod common;
 
@@ -71,7 +75,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if self.armed {
             eprintln!("e2e: destroying the cluster after a failure");
-            self.run(&["destroy"]);
+            self.run(&["destroy", "--yes", "--delete-data"]);
         }
     }
 }
@@ -164,7 +168,9 @@ fn leftovers() -> Vec<String> {
     found.extend(
         docker_lines(&["volume", "ls", "--format", "{{.Name}}"])
             .into_iter()
-            .filter(|v| v.starts_with("clusterlab-") && v.ends_with("-docker")),
+            .filter(|v| {
+                v.starts_with("clusterlab-") && (v.ends_with("-docker") || v.ends_with("-data"))
+            }),
     );
     found.extend(
         docker_lines(&["network", "ls", "--format", "{{.Name}}"])
@@ -172,6 +178,53 @@ fn leftovers() -> Vec<String> {
             .filter(|n| n == "clusterlab-net"),
     );
     found
+}
+
+/// Runs the provisioner, expecting it to refuse with the consent exit code (3).
+fn refused(cluster: &Cluster, args: &[&str]) -> String {
+    let output = cluster.run(args);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "provisioner {} should refuse for lack of consent",
+        args.join(" ")
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Follows `short_url` and returns the status and Location.
+async fn follow(client: &reqwest::Client, short_url: &str) -> (StatusCode, String) {
+    let answer = client.get(short_url).send().await.expect("follow a link");
+    let location = answer
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().expect("location").to_owned())
+        .unwrap_or_default();
+    (answer.status(), location)
+}
+
+/// 30 concurrent shortens from this client admit exactly the limit across both web hosts,
+/// none of them served without asking Redis. Needs a fresh budget (a minute since the last
+/// shorten) and freshly started web hosts (their counters start at zero).
+async fn burst_is_limited_exactly(http: &reqwest::Client, tag: &str) {
+    let answers = futures_util::future::join_all((0..30).map(|i| {
+        let http = http.clone();
+        async move {
+            shorten(&http, &format!("https://example.com/{tag}/{i}"))
+                .await
+                .status()
+        }
+    }))
+    .await;
+    let admitted = answers.iter().filter(|s| s.is_success()).count() as u64;
+    assert_eq!(admitted, SHORTEN_LIMIT, "{tag}: answers {answers:?}");
+    for (host, ip) in WEB_HOSTS {
+        assert_eq!(
+            shorten_decisions(http, ip, "fail_open").await,
+            0,
+            "{tag}: {host} served without asking Redis"
+        );
+    }
 }
 
 fn web_env(host: &str) -> Vec<String> {
@@ -469,8 +522,140 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         );
     }
 
+    let link_survives = |phase: &'static str| {
+        let http = http.clone();
+        let short_url = short_url.clone();
+        async move {
+            assert_eq!(
+                follow(&http, &short_url).await,
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    "https://example.com/e2e".to_owned()
+                ),
+                "the link made at the start still redirects after {phase}"
+            );
+        }
+    };
+    let started = Instant::now();
+    let clusterlab = cluster.dir.path().join(".clusterlab");
+
+    // (c) A VM that died is started again by the next up, which then finishes.
+    common::run_tool(Command::new("docker").args(["kill", "clusterlab-web1"]));
+    let output = cluster.run(&["up"]);
+    assert!(output.status.success(), "up after a killed VM failed");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("web1: the VM was stopped; starting it"),
+        "{stderr}"
+    );
+    link_survives("a killed VM").await;
+    let killed_vm = started.elapsed();
+
+    // (a) The key pair and known_hosts lost (as `git clean -xfd` does): up makes a new key
+    // and rotates it into the running VMs; no host is replaced, every link survives.
+    let started = Instant::now();
+    for file in ["id_ed25519", "id_ed25519.pub", "known_hosts-clusterlab"] {
+        std::fs::remove_file(clusterlab.join(file)).expect("remove a key file");
+    }
+    let output = cluster.run(&["up"]);
+    assert!(
+        output.status.success(),
+        "up after losing the key pair failed"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("terraform_data.authorized_key[\"postgres\"] will be replaced"),
+        "the key is rotated: {stderr}"
+    );
+    assert!(
+        !stderr.contains("terraform_data.host["),
+        "no VM is replaced for a new key: {stderr}"
+    );
+    link_survives("a lost key pair").await;
+    let lost_key = started.elapsed();
+
+    // (d) Both secrets rotated: every service ends healthy on the new passwords and the
+    // limit is still exact (Redis accepted both passwords while the web hosts rolled).
+    let started = Instant::now();
+    for secret in ["redis_password", "postgres_password"] {
+        std::fs::write(
+            clusterlab.join("secrets").join(secret),
+            format!("rotated{secret}{}\n", std::process::id()),
+        )
+        .expect("rotate a secret");
+    }
+    let (out, _) = cluster.run_ok(&["up"]);
+    for line in [
+        "postgres: postgres replaced",
+        "web1: web replaced",
+        "web2: web replaced",
+        "redis: redis replaced",
+    ] {
+        assert!(
+            out.contains(line),
+            "missing {line:?} after rotating secrets:\n{out}"
+        );
+    }
+    let (status, _) = cluster.run_ok(&["status"]);
+    assert_eq!(status.matches("(healthy)").count(), 5, "{status}");
+    link_survives("rotated secrets").await;
+    burst_is_limited_exactly(&http, "rotated").await;
+    let rotated = started.elapsed();
+
+    // (b) The postgres host's IP changes: up stops, names the host and why, and changes
+    // nothing; with consent the host is replaced and its links are still there.
+    let started = Instant::now();
+    let spec = std::fs::read_to_string(cluster.spec()).expect("read spec copy");
+    std::fs::write(
+        cluster.spec(),
+        spec.replace("ip: 10.77.0.21 }", "ip: 10.77.0.22 }"),
+    )
+    .expect("move postgres");
+    let stderr = refused(&cluster, &["up"]);
+    assert!(
+        stderr.contains("postgres: terraform_data.host[\"postgres\"] will be replaced")
+            && stderr.contains("triggers_replace.ip: \"10.77.0.21\" -> \"10.77.0.22\"")
+            && stderr.contains("--allow-replace postgres"),
+        "{stderr}"
+    );
+    link_survives("a refused replacement").await;
+    let (out, _) = cluster.run_ok(&["up", "--allow-replace", "postgres"]);
+    assert!(out.contains("postgres: postgres created"), "{out}");
+    link_survives("replacing the postgres host").await;
+    let replaced = started.elapsed();
+
+    // (e) destroy without --yes and without a terminal does nothing.
+    let stderr = refused(&cluster, &["destroy"]);
+    assert!(stderr.contains("Nothing was done"), "{stderr}");
+    link_survives("a refused destroy").await;
+
+    // (f) backup, destroy with --delete-data, up, restore: the links are back.
+    let started = Instant::now();
+    let dump = cluster.dir.path().join("links.dump");
+    let dump_arg = dump.to_str().expect("utf-8 temp path");
+    let (out, _) = cluster.run_ok(&["backup", "--out", dump_arg]);
+    assert!(out.contains("links"), "{out}");
+    assert!(dump.metadata().expect("the dump").len() > 0);
+    cluster.run_ok(&["destroy", "--yes", "--delete-data"]);
+    assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
+    cluster.run_ok(&["up"]);
+    assert_eq!(
+        follow(&http, &short_url).await.0,
+        StatusCode::NOT_FOUND,
+        "a cluster made anew has no links"
+    );
+    let (out, _) = cluster.run_ok(&["restore", dump_arg]);
+    assert!(out.contains("restore:"), "{out}");
+    link_survives("backup, destroy --delete-data, up, restore").await;
+    let stderr = refused(&cluster, &["restore", dump_arg]);
+    assert!(
+        stderr.contains("--force"),
+        "a non-empty database is refused: {stderr}"
+    );
+    let restored = started.elapsed();
+
     // destroy leaves nothing.
-    let (_, destroy) = cluster.run_ok(&["destroy"]);
+    let (_, destroy) = cluster.run_ok(&["destroy", "--yes", "--delete-data"]);
     cluster.armed = false;
     assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
     assert!(!cluster
@@ -480,10 +665,17 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         .exists());
 
     eprintln!(
-        "e2e wall times: cold up {:.1}s, no-change up {:.1}s, deploy {:.1}s, destroy {:.1}s",
+        "e2e wall times: cold up {:.1}s, no-change up {:.1}s, deploy {:.1}s, killed VM {:.1}s, \
+         lost key {:.1}s, rotated secrets {:.1}s, replaced postgres {:.1}s, backup/destroy/up/\
+         restore {:.1}s, destroy {:.1}s",
         cold_up.as_secs_f64(),
         warm_up.as_secs_f64(),
         deploy_time.as_secs_f64(),
+        killed_vm.as_secs_f64(),
+        lost_key.as_secs_f64(),
+        rotated.as_secs_f64(),
+        replaced.as_secs_f64(),
+        restored.as_secs_f64(),
         destroy.as_secs_f64()
     );
 }

@@ -48,6 +48,14 @@ async fn init_apply_output_destroy_with_streamed_output() {
         "{lines:?}"
     );
 
+    assert!(
+        terraform
+            .state_list()
+            .await
+            .expect("no state yet")
+            .is_empty(),
+        "nothing before the first apply"
+    );
     let plan_file = "tfplan";
     assert!(
         terraform

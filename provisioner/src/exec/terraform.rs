@@ -119,8 +119,11 @@ impl Terraform {
     }
 
     /// Every resource address in the state (`terraform state list`); none before the
-    /// first apply.
+    /// first apply (the workspaces keep their state locally, in the workspace).
     pub async fn state_list(&self) -> Result<Vec<String>> {
+        if !self.dir.join("terraform.tfstate").exists() {
+            return Ok(Vec::new());
+        }
         let stdout = self
             .run("state list", &["state", "list"], |_, _| {})
             .await?;
