@@ -55,7 +55,7 @@ async fn up(cluster: &Cluster, project: &Project, public_key: &str) -> Result<()
         context::ensure_local_images(local, cluster, project, &plan, &progress).await?;
     }
 
-    let terraform = project.terraform(public_key);
+    let terraform = project.terraform(cluster, public_key)?;
     terraform.init(context::terraform_line).await?;
     terraform.apply(context::terraform_line).await?;
     check_hosts(cluster, &terraform.output_hosts().await?)?;
