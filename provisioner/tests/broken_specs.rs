@@ -60,7 +60,7 @@ const CASES: &[Case] = &[
     Case {
         name: "unknown top-level key",
         edits: &[("target: local\n", "target: local\ncolour: blue\n")],
-        errors: &["3:1: colour: unknown key `colour` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, proxmox)"],
+        errors: &["3:1: colour: unknown key `colour` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, proxmox, loadtest)"],
     },
     Case {
         name: "unknown nested key",
@@ -71,7 +71,7 @@ const CASES: &[Case] = &[
         name: "unknown key in a host",
         edits: &[("ip: 10.1.0.11 }", "ip: 10.1.0.11, ram: 4 }")],
         errors: &[
-            "12:45: hosts[1].ram: unknown key `ram` (expected one of: name, role, ip, vm_id, cores, memory_mb, disk_gb)",
+            "12:45: hosts[1].ram: unknown key `ram` (expected one of: name, role, ip, vm_id, cores, memory_mb, disk_gb, kind, node, vlan, cpu_type, data_disk_gb, data_vm_id)",
         ],
     },
     Case {
@@ -101,7 +101,7 @@ const CASES: &[Case] = &[
         edits: &[("hosts:\n", "hosts: many\nx_hosts:\n")],
         errors: &[
             "10:8: hosts: expected a list, found \"many\"",
-            "11:1: x_hosts: unknown key `x_hosts` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, proxmox)",
+            "11:1: x_hosts: unknown key `x_hosts` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, proxmox, loadtest)",
         ],
     },
     Case {
@@ -346,6 +346,90 @@ const CASES: &[Case] = &[
         errors: &[
             "23:3: app.public_base_url: expected a string, found nothing",
             "32:10: proxmox: expected a mapping, found \"true\"",
+        ],
+    },
+    Case {
+        name: "proxmox homelab keys out of range or unquotable",
+        edits: &[
+            ("", PROXMOX),
+            ("  bridge: vmbr0\n", "  bridge: vmbr0\n  vlan: 5000\n  cpu_type: \"x86 64\"\n  tags: [prod, Prod]\n  ssh_user: Root\n  lxc_template: local:iso/x.iso\n"),
+            ("  node: pve\n", "  node: \"pve;rm\"\n"),
+        ],
+        errors: &[
+            "33:9: proxmox.node: invalid Proxmox name \"pve;rm\": use letters, digits and . _ -",
+            "37:9: proxmox.vlan: VLAN tag 5000 is outside 1-4094",
+            "38:13: proxmox.cpu_type: invalid Proxmox name \"x86 64\": use letters, digits and . _ -",
+            "39:16: proxmox.tags[1]: invalid tag \"Prod\": use 1-64 lowercase letters, digits, '_' and '-', not starting with '-'",
+            "40:13: proxmox.ssh_user: invalid user name \"Root\": use 1-32 lowercase letters, digits, '_' and '-'",
+            "41:17: proxmox.lxc_template: expected <storage>:vztmpl/<file> (e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst), found \"local:iso/x.iso\"",
+        ],
+    },
+    Case {
+        name: "lxc and data disk keys on a web host",
+        edits: &[("ip: 10.1.0.11 }", "ip: 10.1.0.11, kind: lxc, data_disk_gb: 5, vlan: 0 }")],
+        errors: &[
+            "12:51: hosts[1].kind: only postgres and redis hosts may be lxc (web1 is web)",
+            "12:70: hosts[1].data_disk_gb: only postgres and redis hosts have a data disk (web1 is web)",
+            "12:79: hosts[1].vlan: VLAN tag 0 is outside 1-4094",
+        ],
+    },
+    Case {
+        name: "lxc host without an lxc template, with a cpu type",
+        edits: &[("", PROXMOX), ("ip: 10.1.0.21 }", "ip: 10.1.0.21, kind: lxc, cpu_type: host }")],
+        errors: &[
+            "14:54: hosts[3].kind: an lxc host needs `proxmox.lxc_template` (e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst)",
+            "14:69: hosts[3].cpu_type: an lxc host has no emulated CPU",
+        ],
+    },
+    Case {
+        name: "template from an image with telmate",
+        edits: &[
+            ("", PROXMOX),
+            ("vm_id: 9000 }", "vm_id: 9000, image_url: \"https://img.example/debian.qcow2\" }"),
+            ("  node: pve\n", "  node: pve\n  provider: telmate\n"),
+        ],
+        errors: &[
+            "35:50: proxmox.template.image_url: building the template from an image needs provider bpg (telmate cannot download images); create the template by hand or use bpg",
+        ],
+    },
+    Case {
+        name: "data VM id taken by another host",
+        edits: &[
+            ("target: local", "target: proxmox"),
+            ("ip: 10.1.0.10 }", "ip: 10.1.0.10, vm_id: 1101 }"),
+            ("ip: 10.1.0.11 }", "ip: 10.1.0.11, vm_id: 102 }"),
+            ("ip: 10.1.0.20 }", "ip: 10.1.0.20, vm_id: 101 }"),
+            ("ip: 10.1.0.21 }", "ip: 10.1.0.21, vm_id: 104, data_vm_id: 102 }"),
+            ("ip: 10.1.0.30 }", "ip: 10.1.0.30, vm_id: 105 }"),
+            ("", PROXMOX),
+        ],
+        errors: &[
+            "13:55: hosts[2].vm_id: data VM id 1101 of redis is already used by hosts[0]; set data_vm_id",
+            "14:72: hosts[3].data_vm_id: data VM id 102 of pg is already used by hosts[1]; set data_vm_id",
+        ],
+    },
+    Case {
+        name: "loadtest extra addresses that do not parse",
+        edits: &[(
+            "",
+            "loadtest:\n  extra_addresses: [10.1.0.11, 10.1.0.40-10.1.0.41, 10.1.0.41, 10.2.0.5, 10.1.0.1, 10.1.0.50-10.1.0.40, 10.1.0.x]\n",
+        )],
+        errors: &[
+            "32:84: loadtest.extra_addresses[5]: range \"10.1.0.50-10.1.0.40\" ends before it starts",
+            "32:105: loadtest.extra_addresses[6]: expected an IPv4 address or a range like 10.0.0.50-10.0.0.59, found \"10.1.0.x\"",
+        ],
+    },
+    Case {
+        name: "loadtest extra addresses in use, outside, repeated",
+        edits: &[(
+            "",
+            "loadtest:\n  extra_addresses: [10.1.0.11, 10.1.0.40-10.1.0.41, 10.1.0.41, 10.2.0.5, 10.1.0.1]\n",
+        )],
+        errors: &[
+            "32:21: loadtest.extra_addresses[0]: 10.1.0.11 is the address of web1 (hosts[1])",
+            "32:53: loadtest.extra_addresses[2]: 10.1.0.41 is listed twice (also loadtest.extra_addresses[1])",
+            "32:64: loadtest.extra_addresses[3]: 10.2.0.5 is not a host address of the network 10.1.0.0/24",
+            "32:74: loadtest.extra_addresses[4]: 10.1.0.1 is the gateway address",
         ],
     },
 ];

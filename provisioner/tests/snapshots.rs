@@ -1,5 +1,6 @@
-//! Golden snapshots of every file rendered for the default cluster.yaml and for the Proxmox
-//! example with both providers, plus the committed render staying in sync with the spec.
+//! Golden snapshots of every file rendered for the default cluster.yaml, for the Proxmox
+//! example and for the multi-node homelab example (LXC host, VLAN, template from an image)
+//! with both providers, plus the committed render staying in sync with the spec.
 
 mod common;
 
@@ -28,6 +29,19 @@ fn proxmox_bpg_example_renders_as_snapshotted() {
 #[test]
 fn proxmox_telmate_example_renders_as_snapshotted() {
     snapshot_all("proxmox_telmate", &common::telmate());
+}
+
+#[test]
+fn proxmox_homelab_bpg_renders_as_snapshotted() {
+    snapshot_all(
+        "proxmox_homelab_bpg",
+        &common::load("examples/proxmox-homelab.yaml"),
+    );
+}
+
+#[test]
+fn proxmox_homelab_telmate_renders_as_snapshotted() {
+    snapshot_all("proxmox_homelab_telmate", &common::homelab_telmate());
 }
 
 #[test]

@@ -56,6 +56,12 @@ fn proxmox_telmate_workspace_is_formatted() {
 }
 
 #[test]
+fn proxmox_homelab_workspaces_are_formatted() {
+    fmt_check(&common::load("examples/proxmox-homelab.yaml"));
+    fmt_check(&common::homelab_telmate());
+}
+
+#[test]
 fn nginx_accepts_the_load_balancer_config() {
     for cluster in [
         common::load("cluster.yaml"),

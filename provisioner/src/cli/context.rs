@@ -38,9 +38,28 @@ impl Project {
         }
     }
 
-    pub fn terraform(&self, public_key: &str) -> Terraform {
-        Terraform::new(self.spec_dir.join("terraform"))
-            .with_env("TF_VAR_ssh_public_key", public_key)
+    /// Terraform in the rendered workspace, with every variable the workspace declares set
+    /// from the spec: the public key, and on Proxmox the resolved API token and the key
+    /// paths. Paths are absolute because terraform runs with `-chdir=terraform/`.
+    pub fn terraform(&self, cluster: &Cluster, public_key: &str) -> Result<Terraform, CliError> {
+        let mut terraform = Terraform::new(self.spec_dir.join("terraform"))
+            .with_env("TF_VAR_ssh_public_key", public_key);
+        if let (Target::Proxmox, Some(proxmox)) = (cluster.target, &cluster.proxmox) {
+            let token = proxmox.api_token.resolve(&self.spec_dir)?;
+            terraform = terraform
+                .with_env("TF_VAR_proxmox_api_token", token.expose())
+                .with_env(
+                    "TF_VAR_ssh_private_key_path",
+                    absolute(&self.private_key(cluster)).display().to_string(),
+                );
+            if let Some(key) = &proxmox.ssh_private_key {
+                terraform = terraform.with_env(
+                    "TF_VAR_proxmox_ssh_private_key_path",
+                    absolute(&self.spec_dir.join(key)).display().to_string(),
+                );
+            }
+        }
+        Ok(terraform)
     }
 
     /// One known_hosts file per cluster, so a re-created cluster that reuses the addresses

@@ -42,7 +42,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     }
     // The workspace may never have been rendered here (destroy after a failed first up).
     context::render(&cluster, &project)?;
-    let terraform = project.terraform(&context::public_key_text(&cluster, &project));
+    let terraform = project.terraform(&cluster, &context::public_key_text(&cluster, &project))?;
     let kept = context::runtime()?.block_on(async {
         let destroyed = async {
             terraform.init(context::terraform_line).await?;

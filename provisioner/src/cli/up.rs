@@ -72,7 +72,7 @@ async fn up(
         context::ensure_local_images(local, cluster, project, &plan, &progress).await?;
     }
 
-    let terraform = project.terraform(public_key);
+    let terraform = project.terraform(cluster, public_key)?;
     terraform.init(context::terraform_line).await?;
     // A VM that died is brought back before terraform plans: a stopped one is started; a
     // missing one is re-created (its data volume survives and is reattached).

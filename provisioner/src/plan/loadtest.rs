@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::spec::{Cluster, Limiter, Role};
+use crate::spec::{Cluster, Limiter, Role, Target};
 
 /// Where the scripts and k6's outputs live on the tester host.
 pub const REMOTE_DIR: &str = "/tmp/clusterlab-k6";
@@ -60,6 +60,16 @@ pub enum LoadTestError {
         free: usize,
         wanted: usize,
     },
+    #[error(
+        "--clients {wanted} needs {wanted} extra addresses but loadtest.extra_addresses lists {listed}; \
+         add addresses there that no device on the network uses"
+    )]
+    NotEnoughListed { listed: usize, wanted: usize },
+    #[error(
+        "--clients {wanted} on Proxmox needs loadtest.extra_addresses in cluster.yaml: the \
+         cluster network is a LAN, and addresses no host of the spec uses may belong to other devices"
+    )]
+    NoListedAddresses { wanted: usize },
     #[error("-e {0:?}: the provisioner sets this variable itself")]
     ReservedVariable(String),
 }
@@ -163,11 +173,26 @@ fn budget_keys(limiter: &Limiter, clients: &[Ipv4Addr]) -> Vec<String> {
         .collect()
 }
 
-/// The first `count` addresses of the network after the tester's that no host, the gateway,
-/// the network or the broadcast address uses: extra client addresses for the tester.
+/// Extra client addresses for the tester: the first `count` of `loadtest.extra_addresses`
+/// (validated free of hosts) when the spec lists any; otherwise, on the local target only
+/// (a Docker network nobody else uses), the first addresses of the network after the
+/// tester's that no host, the gateway, the network or the broadcast address uses.
 fn free_addresses(cluster: &Cluster, count: usize) -> Result<Vec<Ipv4Addr>, LoadTestError> {
     if count == 0 {
         return Ok(Vec::new());
+    }
+    let listed = &cluster.loadtest.extra_addresses;
+    if !listed.is_empty() {
+        if listed.len() < count {
+            return Err(LoadTestError::NotEnoughListed {
+                listed: listed.len(),
+                wanted: count,
+            });
+        }
+        return Ok(listed[..count].to_vec());
+    }
+    if cluster.target == Target::Proxmox {
+        return Err(LoadTestError::NoListedAddresses { wanted: count });
     }
     let cidr = cluster.network.cidr;
     let taken =
@@ -280,6 +305,33 @@ mod tests {
         let extra: Vec<String> = test.extra_addresses.iter().map(|a| a.to_string()).collect();
         // .10, .11 and .12 are the balancer and the web hosts.
         assert_eq!(extra, ["10.77.0.13", "10.77.0.14", "10.77.0.15"]);
+    }
+
+    #[test]
+    fn listed_addresses_are_used_in_order_and_are_the_only_ones_on_proxmox() {
+        let mut cluster = Cluster::repository_default();
+        cluster.loadtest.extra_addresses =
+            vec![Ipv4Addr::new(10, 77, 0, 200), Ipv4Addr::new(10, 77, 0, 201)];
+        let test = plan(&cluster, &request("multi-client.js", 2)).unwrap();
+        assert_eq!(test.extra_addresses, cluster.loadtest.extra_addresses);
+        assert_eq!(
+            plan(&cluster, &request("multi-client.js", 3)).unwrap_err(),
+            LoadTestError::NotEnoughListed {
+                listed: 2,
+                wanted: 3
+            }
+        );
+
+        cluster.target = Target::Proxmox;
+        cluster.loadtest.extra_addresses.clear();
+        let err = plan(&cluster, &request("multi-client.js", 2)).unwrap_err();
+        assert_eq!(err, LoadTestError::NoListedAddresses { wanted: 2 });
+        assert!(
+            err.to_string().contains("loadtest.extra_addresses"),
+            "{err}"
+        );
+        // One client sends from the tester's own address: nothing to list.
+        assert!(plan(&cluster, &request("rate-test.js", 1)).is_ok());
     }
 
     #[test]

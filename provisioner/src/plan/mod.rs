@@ -17,7 +17,7 @@ pub use commands::{
     POSTGRES_PORT, REDIS_PASSWORD_VAR, REDIS_PORT, WEB_PORT,
 };
 
-use crate::spec::{Cluster, Host, ProxmoxProvider, Role, Target};
+use crate::spec::{Cluster, Host, HostKind, Proxmox, ProxmoxProvider, Role, Target};
 
 /// First line of every rendered file; also how `render` recognises files it owns.
 pub const HEADER: &str =
@@ -122,6 +122,71 @@ struct HostView<'a> {
     /// `docker run` without its last word (local-exec appends `command` to `interpreter`).
     run_interpreter: String,
     run_image: String,
+    /// Proxmox only: the node, VLAN tag (0 = untagged), CPU type, tags and start order the
+    /// host gets, resolved from the host and the `proxmox` section.
+    #[serde(flatten)]
+    proxmox: Option<ProxmoxHostView>,
+}
+
+#[derive(Serialize)]
+struct ProxmoxHostView {
+    node: String,
+    vlan_tag: u16,
+    cpu: String,
+    /// bpg: an HCL list literal, sorted (Proxmox sorts tags; unsorted ones show as drift).
+    tag_list: String,
+    /// telmate: `;`-separated, sorted.
+    tag_string: String,
+    startup_order: u8,
+    has_data: bool,
+    data_vm: Option<u32>,
+    /// telmate: a fixed MAC (locally administered, from the VM id), so the network-config in
+    /// the cloud-init ISO can match the NIC whatever the guest calls it.
+    mac: String,
+}
+
+/// Data hosts start first and stop last, so the web hosts find them when they start.
+pub fn startup_order(role: Role) -> u8 {
+    match role {
+        Role::Postgres | Role::Redis => 1,
+        Role::Web => 2,
+        Role::LoadBalancer => 3,
+        Role::LoadTester => 4,
+    }
+}
+
+/// The Proxmox tags of a host: the cluster name, its role and the spec's extra tags, sorted
+/// and without duplicates.
+pub fn proxmox_tags(cluster: &Cluster, proxmox: &Proxmox, host: &Host) -> Vec<String> {
+    let mut tags: Vec<String> = [cluster.name.clone(), host.role.as_str().to_owned()]
+        .into_iter()
+        .chain(proxmox.tags.iter().cloned())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+fn proxmox_host_view(cluster: &Cluster, proxmox: &Proxmox, host: &Host) -> ProxmoxHostView {
+    let tags = proxmox_tags(cluster, proxmox, host);
+    let id = host.vm_id.unwrap_or_default().to_be_bytes();
+    ProxmoxHostView {
+        node: proxmox.node_of(host).to_owned(),
+        vlan_tag: host.vlan.or(proxmox.vlan).unwrap_or(0),
+        cpu: host
+            .cpu_type
+            .clone()
+            .unwrap_or_else(|| proxmox.cpu_type.clone()),
+        tag_list: hcl_list(&tags),
+        tag_string: hcl_string(&tags.join(";")),
+        startup_order: startup_order(host.role),
+        has_data: host.has_data_disk(),
+        data_vm: host.data_vm_id(),
+        mac: format!(
+            "02:00:{:02X}:{:02X}:{:02X}:{:02X}",
+            id[0], id[1], id[2], id[3]
+        ),
+    }
 }
 
 #[derive(Serialize)]
@@ -130,6 +195,15 @@ struct View<'a> {
     cluster: &'a Cluster,
     proxmox: Option<&'a crate::spec::Proxmox>,
     hosts: Vec<HostView<'a>>,
+    /// Proxmox: the QEMU VMs, the LXC containers and the VMs with a data disk, each padded
+    /// for its own map.
+    vms: Vec<HostView<'a>>,
+    containers: Vec<HostView<'a>>,
+    data_hosts: Vec<HostView<'a>>,
+    /// The template's cloud image URL, quoted for HCL.
+    image_url: String,
+    /// A template built from an image gets the smallest VM disk, so every clone can grow it.
+    template_disk_gb: u32,
     web_hosts: Vec<&'a Host>,
     prefix_len: u8,
     network_name: String,
@@ -160,35 +234,52 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
     tera.add_raw_templates(TEMPLATES.iter().copied())
         .map_err(|e| template_error("templates/", e))?;
 
-    let width = cluster
-        .hosts
-        .iter()
-        .map(|h| h.name.len())
-        .max()
-        .unwrap_or(0);
-    let hosts = cluster
-        .hosts
-        .iter()
-        .map(|host| {
-            let mut run = vm_run_args(cluster, host);
-            let image = run.pop().unwrap_or_default();
-            HostView {
-                host,
-                key: format!("{:width$}", host.name),
-                name_hcl: hcl_quote(&host.name),
-                ip_hcl: hcl_quote(&host.ip.to_string()),
-                container: hcl_quote(&commands::container_name(cluster, host)),
-                volume: hcl_quote(&commands::volume_name(cluster, host)),
-                run_interpreter: hcl_list(&run),
-                run_image: hcl_quote(&image),
-            }
-        })
-        .collect();
+    let views = |keep: &dyn Fn(&Host) -> bool| -> Vec<HostView> {
+        let chosen: Vec<&Host> = cluster.hosts.iter().filter(|h| keep(h)).collect();
+        let width = chosen.iter().map(|h| h.name.len()).max().unwrap_or(0);
+        chosen
+            .into_iter()
+            .map(|host| {
+                let mut run = vm_run_args(cluster, host);
+                let image = run.pop().unwrap_or_default();
+                HostView {
+                    host,
+                    key: format!("{:width$}", host.name),
+                    name_hcl: hcl_quote(&host.name),
+                    ip_hcl: hcl_quote(&host.ip.to_string()),
+                    container: hcl_quote(&commands::container_name(cluster, host)),
+                    volume: hcl_quote(&commands::volume_name(cluster, host)),
+                    run_interpreter: hcl_list(&run),
+                    run_image: hcl_quote(&image),
+                    proxmox: cluster
+                        .proxmox
+                        .as_ref()
+                        .map(|p| proxmox_host_view(cluster, p, host)),
+                }
+            })
+            .collect()
+    };
     let view = View {
         header: HEADER,
         cluster,
         proxmox: cluster.proxmox.as_ref(),
-        hosts,
+        hosts: views(&|_| true),
+        vms: views(&|h| h.kind == HostKind::Vm),
+        containers: views(&|h| h.kind == HostKind::Lxc),
+        data_hosts: views(&|h| h.kind == HostKind::Vm && h.has_data_disk()),
+        image_url: cluster
+            .proxmox
+            .as_ref()
+            .and_then(|p| p.template.image_url.as_deref())
+            .map(hcl_string)
+            .unwrap_or_default(),
+        template_disk_gb: cluster
+            .hosts
+            .iter()
+            .filter(|h| h.kind == HostKind::Vm)
+            .map(|h| h.disk_gb)
+            .min()
+            .unwrap_or(crate::spec::defaults::disk_gb()),
         web_hosts: cluster.hosts_with(Role::Web).collect(),
         prefix_len: cluster.network.cidr.prefix_len(),
         network_name: hcl_quote(&commands::network_name(cluster)),

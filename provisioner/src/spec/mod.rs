@@ -38,6 +38,20 @@ pub struct Cluster {
     /// Required when `target: proxmox`, ignored otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxmox: Option<Proxmox>,
+    #[schemars(default)]
+    pub loadtest: LoadTestSpec,
+}
+
+/// What `provisioner loadtest` may use on the cluster network.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LoadTestSpec {
+    /// Addresses `loadtest --clients N` may add to the tester, in order: single addresses or
+    /// ranges `first-last` inside `network.cidr` that no host uses. Required for more than one
+    /// client on Proxmox (a LAN has other devices); the local target falls back to the free
+    /// addresses after the tester's.
+    #[schemars(with = "Vec<String>")]
+    pub extra_addresses: Vec<Ipv4Addr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
@@ -104,6 +118,55 @@ pub struct Host {
     #[schemars(default = "defaults::disk_gb")]
     #[schemars(range(min = 1))]
     pub disk_gb: u32,
+    /// `vm` (default) or `lxc` (Proxmox container; `postgres` and `redis` only).
+    #[schemars(default = "defaults::kind")]
+    pub kind: HostKind,
+    /// Proxmox node of this host (default `proxmox.node`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// VLAN tag of this host's NIC (default `proxmox.vlan`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4094))]
+    pub vlan: Option<u16>,
+    /// Emulated CPU type of this VM (default `proxmox.cpu_type`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_type: Option<String>,
+    /// Size in GiB of the data disk (`postgres` and `redis` only), mounted at /srv/clusterlab.
+    #[schemars(default = "defaults::data_disk_gb")]
+    #[schemars(range(min = 1))]
+    pub data_disk_gb: u32,
+    /// VM id of the never-started VM that owns the data disk (bpg; default `vm_id + 1000`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 999_999_999))]
+    pub data_vm_id: Option<u32>,
+}
+
+impl Host {
+    /// Whether this host keeps data that cannot be rebuilt (it gets a data disk).
+    pub fn has_data_disk(&self) -> bool {
+        matches!(self.role, Role::Postgres | Role::Redis)
+    }
+
+    /// The VM id of the bpg data VM that owns this host's data disk.
+    pub fn data_vm_id(&self) -> Option<u32> {
+        if !self.has_data_disk() || self.kind == HostKind::Lxc {
+            return None;
+        }
+        self.data_vm_id
+            .or_else(|| self.vm_id.map(|id| id.saturating_add(DATA_VM_ID_OFFSET)))
+    }
+}
+
+/// `data_vm_id` defaults to the host's `vm_id` plus this.
+pub const DATA_VM_ID_OFFSET: u32 = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HostKind {
+    /// A QEMU VM cloned from the template.
+    Vm,
+    /// A Proxmox LXC container (Docker runs inside it: nesting + keyctl).
+    Lxc,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
@@ -360,7 +423,7 @@ pub struct Proxmox {
     /// Whether to accept a self-signed TLS certificate.
     #[schemars(default)]
     pub insecure: bool,
-    /// Node the VMs are created on.
+    /// Node the VMs are created on (and where the template lives); `hosts[].node` overrides.
     pub node: String,
     pub template: ProxmoxTemplate,
     /// Datastore of the VM disks and cloud-init drives.
@@ -375,6 +438,36 @@ pub struct Proxmox {
     /// API token `user@realm!tokenid=secret`, by reference (`env:NAME` or `file:path`).
     #[schemars(with = "String", pattern(r"^(env:[A-Z_][A-Z0-9_]*|file:.+)$"))]
     pub api_token: SecretRef,
+    /// PAM user bpg logs in as over SSH to upload snippets (an API token has no password).
+    #[schemars(default = "defaults::proxmox_ssh_user")]
+    pub ssh_user: String,
+    /// Private key for that SSH login, relative to cluster.yaml; unset = the SSH agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh_private_key: Option<PathBuf>,
+    /// VLAN tag of every NIC (unset = untagged); `hosts[].vlan` overrides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4094))]
+    pub vlan: Option<u16>,
+    /// Emulated CPU type of the VMs.
+    #[schemars(default = "defaults::cpu_type")]
+    pub cpu_type: String,
+    /// Whether the hosts start when their node boots (data hosts first).
+    #[schemars(default = "defaults::onboot")]
+    pub onboot: bool,
+    /// Extra Proxmox tags on every host (besides the cluster name and the role).
+    #[schemars(default)]
+    pub tags: Vec<String>,
+    /// LXC OS template (e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`); required
+    /// when a host has `kind: lxc`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lxc_template: Option<String>,
+}
+
+impl Proxmox {
+    /// The node a host runs on.
+    pub fn node_of<'a>(&'a self, host: &'a Host) -> &'a str {
+        host.node.as_deref().unwrap_or(&self.node)
+    }
 }
 
 /// The cloud-init enabled VM template that hosts are cloned from.
@@ -385,6 +478,10 @@ pub struct ProxmoxTemplate {
     pub name: String,
     /// Template VM id (bpg clones by id).
     pub vm_id: u32,
+    /// Cloud image to build the template from (bpg only): downloaded to the node and made
+    /// into template `vm_id` by Terraform. Unset = the template already exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
@@ -464,6 +561,21 @@ pub mod defaults {
     }
     pub fn provider() -> ProxmoxProvider {
         ProxmoxProvider::Bpg
+    }
+    pub fn kind() -> HostKind {
+        HostKind::Vm
+    }
+    pub fn data_disk_gb() -> u32 {
+        10
+    }
+    pub fn proxmox_ssh_user() -> String {
+        "root".to_owned()
+    }
+    pub fn cpu_type() -> String {
+        "x86-64-v2-AES".to_owned()
+    }
+    pub fn onboot() -> bool {
+        true
     }
 }
 

@@ -13,9 +13,9 @@ use marked_yaml::{LoaderOptions, Node, Span};
 
 use super::validate::rules;
 use super::{
-    defaults, Algorithm, App, Cluster, FailMode, Host, ImageMode, Images, Limiter, LoadBalancer,
-    Network, Policies, Policy, Proxmox, ProxmoxProvider, ProxmoxTemplate, Role, SecretRef, Secrets,
-    SpecError, Ssh, Target, Window,
+    defaults, Algorithm, App, Cluster, FailMode, Host, HostKind, ImageMode, Images, Limiter,
+    LoadBalancer, LoadTestSpec, Network, Policies, Policy, Proxmox, ProxmoxProvider,
+    ProxmoxTemplate, Role, SecretRef, Secrets, SpecError, Ssh, Target, Window,
 };
 
 /// Key path -> (line, column) of the value found there, and of its key.
@@ -32,6 +32,11 @@ impl Locations {
             .get(path)
             .copied()
             .unwrap_or_else(|| self.of(path))
+    }
+
+    /// Whether cluster.yaml wrote `path` (a default was not used).
+    pub(super) fn written(&self, path: &str) -> bool {
+        self.values.contains_key(path)
     }
 
     /// Where `path` is, or the nearest enclosing key that was written (defaults have no place).
@@ -60,16 +65,27 @@ pub(super) struct Parts {
     /// Whether every entry of `hosts` parsed (role counts are only meaningful then).
     pub hosts_complete: bool,
     pub proxmox: ProxmoxState,
+    /// `loadtest.extra_addresses` with the index of the entry each came from.
+    pub extra_addresses: Vec<(usize, Ipv4Addr)>,
 }
 
 #[derive(Debug, Default)]
 pub(super) enum ProxmoxState {
     #[default]
     Absent,
-    /// Present and parsed; its template's VM id.
-    Parsed(u32),
+    /// Present and parsed.
+    Parsed(ProxmoxFacts),
     /// Present but broken (already reported).
     Broken,
+}
+
+/// What the cross-value checks need from a parsed `proxmox` section.
+#[derive(Debug)]
+pub(super) struct ProxmoxFacts {
+    pub template_vm_id: u32,
+    pub provider: ProxmoxProvider,
+    pub has_lxc_template: bool,
+    pub builds_template: bool,
 }
 
 /// The result of the first pass.
@@ -377,6 +393,7 @@ impl Reader {
                 "app",
                 "secrets",
                 "proxmox",
+                "loadtest",
             ],
         )?;
         let name = self.required(&f, "name", cluster_name);
@@ -390,11 +407,17 @@ impl Reader {
         let app = self.required(&f, "app", app);
         let secrets = self.required(&f, "secrets", secrets);
         let proxmox = self.optional(&f, "proxmox", proxmox);
+        let loadtest = self.or_default(&f, "loadtest", loadtest, LoadTestSpec::default);
         self.parts.target = target;
         self.parts.network = network.clone();
         self.parts.proxmox = match &proxmox {
             Some(None) => ProxmoxState::Absent,
-            Some(Some(p)) => ProxmoxState::Parsed(p.template.vm_id),
+            Some(Some(p)) => ProxmoxState::Parsed(ProxmoxFacts {
+                template_vm_id: p.template.vm_id,
+                provider: p.provider,
+                has_lxc_template: p.lxc_template.is_some(),
+                builds_template: p.template.image_url.is_some(),
+            }),
             None => ProxmoxState::Broken,
         };
         Some(Cluster {
@@ -408,6 +431,7 @@ impl Reader {
             app: app?,
             secrets: secrets?,
             proxmox: proxmox?,
+            loadtest: loadtest?,
         })
     }
 }
@@ -451,7 +475,22 @@ fn image(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
 
 fn proxmox_word(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
     let value = string(r, node, path);
-    checked(r, node, path, value, |v| rules::word(v, "name"))
+    checked(r, node, path, value, |v| rules::proxmox_id(v))
+}
+
+fn vlan(r: &mut Reader, node: &Node, path: &str) -> Option<u16> {
+    let value = r.parsed(node, path, "a VLAN tag (1-4094)");
+    checked(r, node, path, value, |v| rules::vlan(*v))
+}
+
+fn tag(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let value = string(r, node, path);
+    checked(r, node, path, value, |v| rules::tag(v))
+}
+
+/// One entry of `loadtest.extra_addresses`: an address or an inclusive range `first-last`.
+fn address_range(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Ipv4Addr>> {
+    r.with(node, path, "an IPv4 address or range", rules::address_range)
 }
 
 fn positive(r: &mut Reader, node: &Node, path: &str) -> Option<u32> {
@@ -595,6 +634,16 @@ fn fail_mode(r: &mut Reader, node: &Node, path: &str) -> Option<FailMode> {
     )
 }
 
+fn host_kind(r: &mut Reader, node: &Node, path: &str) -> Option<HostKind> {
+    one_of(
+        r,
+        node,
+        path,
+        "host kind",
+        &[("vm", HostKind::Vm), ("lxc", HostKind::Lxc)],
+    )
+}
+
 fn provider(r: &mut Reader, node: &Node, path: &str) -> Option<ProxmoxProvider> {
     one_of(
         r,
@@ -667,6 +716,12 @@ fn host(r: &mut Reader, node: &Node, path: &str) -> Option<Host> {
             "cores",
             "memory_mb",
             "disk_gb",
+            "kind",
+            "node",
+            "vlan",
+            "cpu_type",
+            "data_disk_gb",
+            "data_vm_id",
         ],
     )?;
     let name = r.required(&f, "name", host_name);
@@ -684,6 +739,12 @@ fn host(r: &mut Reader, node: &Node, path: &str) -> Option<Host> {
         defaults::memory_mb,
     );
     let disk_gb = r.or_default(&f, "disk_gb", positive, defaults::disk_gb);
+    let kind = r.or_default(&f, "kind", host_kind, defaults::kind);
+    let node_name = r.optional(&f, "node", proxmox_word);
+    let vlan = r.optional(&f, "vlan", vlan);
+    let cpu_type = r.optional(&f, "cpu_type", proxmox_word);
+    let data_disk_gb = r.or_default(&f, "data_disk_gb", positive, defaults::data_disk_gb);
+    let data_vm_id = r.optional(&f, "data_vm_id", self::vm_id);
     Some(Host {
         name: name?,
         role: role?,
@@ -692,6 +753,12 @@ fn host(r: &mut Reader, node: &Node, path: &str) -> Option<Host> {
         cores: cores?,
         memory_mb: memory_mb?,
         disk_gb: disk_gb?,
+        kind: kind?,
+        node: node_name?,
+        vlan: vlan?,
+        cpu_type: cpu_type?,
+        data_disk_gb: data_disk_gb?,
+        data_vm_id: data_vm_id?,
     })
 }
 
@@ -868,6 +935,13 @@ fn proxmox(r: &mut Reader, node: &Node, path: &str) -> Option<Proxmox> {
             "bridge",
             "provider",
             "api_token",
+            "ssh_user",
+            "ssh_private_key",
+            "vlan",
+            "cpu_type",
+            "onboot",
+            "tags",
+            "lxc_template",
         ],
     )?;
     let endpoint = r.required(&f, "endpoint", |r, n, p| {
@@ -887,6 +961,24 @@ fn proxmox(r: &mut Reader, node: &Node, path: &str) -> Option<Proxmox> {
     let bridge = r.required(&f, "bridge", proxmox_word);
     let provider = r.or_default(&f, "provider", provider, defaults::provider);
     let api_token = r.required(&f, "api_token", secret);
+    let ssh_user = r.or_default(
+        &f,
+        "ssh_user",
+        |r, n, p| {
+            let value = string(r, n, p);
+            checked(r, n, p, value, |v| rules::pam_user(v))
+        },
+        defaults::proxmox_ssh_user,
+    );
+    let ssh_private_key = r.optional(&f, "ssh_private_key", path_buf);
+    let vlan = r.optional(&f, "vlan", vlan);
+    let cpu_type = r.or_default(&f, "cpu_type", proxmox_word, defaults::cpu_type);
+    let onboot = r.or_default(&f, "onboot", boolean, defaults::onboot);
+    let tags = r.or_default(&f, "tags", |r, n, p| r.list(n, p, tag), Vec::new);
+    let lxc_template = r.optional(&f, "lxc_template", |r, n, p| {
+        let value = string(r, n, p);
+        checked(r, n, p, value, |v| rules::lxc_template(v))
+    });
     Some(Proxmox {
         endpoint: endpoint?,
         insecure: insecure?,
@@ -897,15 +989,45 @@ fn proxmox(r: &mut Reader, node: &Node, path: &str) -> Option<Proxmox> {
         bridge: bridge?,
         provider: provider?,
         api_token: api_token?,
+        ssh_user: ssh_user?,
+        ssh_private_key: ssh_private_key?,
+        vlan: vlan?,
+        cpu_type: cpu_type?,
+        onboot: onboot?,
+        tags: tags?,
+        lxc_template: lxc_template?,
     })
 }
 
 fn template(r: &mut Reader, node: &Node, path: &str) -> Option<ProxmoxTemplate> {
-    let f = r.mapping(node, path, &["name", "vm_id"])?;
+    let f = r.mapping(node, path, &["name", "vm_id", "image_url"])?;
     let name = r.required(&f, "name", proxmox_word);
     let vm_id = r.required(&f, "vm_id", vm_id);
+    let image_url = r.optional(&f, "image_url", |r, n, p| {
+        let value = string(r, n, p);
+        checked(r, n, p, value, |v| rules::image_url(v))
+    });
     Some(ProxmoxTemplate {
         name: name?,
         vm_id: vm_id?,
+        image_url: image_url?,
     })
+}
+
+fn loadtest(r: &mut Reader, node: &Node, path: &str) -> Option<LoadTestSpec> {
+    let f = r.mapping(node, path, &["extra_addresses"])?;
+    let ranges = r.or_default(
+        &f,
+        "extra_addresses",
+        |r, n, p| r.list(n, p, address_range),
+        Vec::new,
+    )?;
+    let mut extra_addresses = Vec::new();
+    for (i, range) in ranges.into_iter().enumerate() {
+        for address in range {
+            r.parts.extra_addresses.push((i, address));
+            extra_addresses.push(address);
+        }
+    }
+    Some(LoadTestSpec { extra_addresses })
 }

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::reader::{Locations, Parts, ProxmoxState};
-use super::{Cluster, Host, Network, Role, SecretRef, SpecError, Target};
+use super::{
+    Cluster, Host, HostKind, Network, ProxmoxProvider, Role, SecretRef, SpecError, Target,
+    DATA_VM_ID_OFFSET,
+};
 
 /// Rules about one value; each returns the message to report.
 pub(super) mod rules {
@@ -38,6 +41,131 @@ pub(super) mod rules {
                 "invalid {what} {text:?}: use letters, digits and . _ / : @ -"
             ))
         }
+    }
+
+    /// Proxmox identifiers that reach HCL unquoted-safe: node, storage, bridge, template and
+    /// CPU type names.
+    pub fn proxmox_id(text: &str) -> Result<(), String> {
+        if !text.is_empty()
+            && text
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid Proxmox name {text:?}: use letters, digits and . _ -"
+            ))
+        }
+    }
+
+    pub fn vlan(tag: u16) -> Result<(), String> {
+        if (1..=4094).contains(&tag) {
+            Ok(())
+        } else {
+            Err(format!("VLAN tag {tag} is outside 1-4094"))
+        }
+    }
+
+    /// Proxmox tags as telmate's validator accepts them (bpg and Proxmox accept more).
+    pub fn tag(text: &str) -> Result<(), String> {
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && !text.starts_with('-')
+            && text
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "_-".contains(ch));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid tag {text:?}: use 1-64 lowercase letters, digits, '_' and '-', not starting with '-'"
+            ))
+        }
+    }
+
+    /// A PAM login on the Proxmox node.
+    pub fn pam_user(text: &str) -> Result<(), String> {
+        let ok = text.len() <= 32
+            && text.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_')
+            && text
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "_-".contains(ch));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid user name {text:?}: use 1-32 lowercase letters, digits, '_' and '-'"
+            ))
+        }
+    }
+
+    /// `<storage>:vztmpl/<file>`, the form `pveam`/`pvesm list` show.
+    pub fn lxc_template(text: &str) -> Result<(), String> {
+        let word = |w: &str| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+        };
+        match text.split_once(":vztmpl/") {
+            Some((storage, file)) if word(storage) && word(file) => Ok(()),
+            _ => Err(format!(
+                "expected <storage>:vztmpl/<file> (e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst), found {text:?}"
+            )),
+        }
+    }
+
+    /// A cloud image URL: http(s), no characters that need quoting, and a file name with an
+    /// image extension (Proxmox imports by extension).
+    pub fn image_url(url: &str) -> Result<(), String> {
+        let file = url.rsplit('/').next().unwrap_or_default();
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url
+                .chars()
+                .all(|ch| ch.is_ascii_graphic() && !"\"'\\$`{}<>".contains(ch))
+            && [".qcow2", ".img", ".raw"]
+                .iter()
+                .any(|ext| file.ends_with(ext));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected an http(s) URL of a .qcow2, .img or .raw cloud image, found {url:?}"
+            ))
+        }
+    }
+
+    /// Most addresses one `loadtest.extra_addresses` range may hold.
+    pub const MAX_RANGE: u32 = 1024;
+
+    /// `a.b.c.d` or `a.b.c.d-a.b.c.e` (inclusive).
+    pub fn address_range(text: &str) -> Result<Vec<std::net::Ipv4Addr>, String> {
+        use std::net::Ipv4Addr;
+        let parse = |t: &str| {
+            t.trim().parse::<Ipv4Addr>().map_err(|_| {
+                format!(
+                    "expected an IPv4 address or a range like 10.0.0.50-10.0.0.59, found {text:?}"
+                )
+            })
+        };
+        let (first, last) = match text.split_once('-') {
+            Some((a, b)) => (parse(a)?, parse(b)?),
+            None => {
+                let one = parse(text)?;
+                (one, one)
+            }
+        };
+        let (lo, hi) = (u32::from(first), u32::from(last));
+        if lo > hi {
+            return Err(format!("range {text:?} ends before it starts"));
+        }
+        if hi - lo >= MAX_RANGE {
+            return Err(format!(
+                "range {text:?} has {} addresses (at most {MAX_RANGE})",
+                u64::from(hi - lo) + 1
+            ));
+        }
+        Ok((lo..=hi).map(Ipv4Addr::from).collect())
     }
 
     pub fn positive(value: u64) -> Result<(), String> {
@@ -189,7 +317,106 @@ pub(super) fn validate(parts: &Parts, locations: &Locations) -> Vec<SpecError> {
             "missing required key `proxmox` (target is proxmox)",
         );
     }
+    proxmox_hosts(&mut c, parts);
+    extra_addresses(&mut c, parts);
     c.errors
+}
+
+/// The Proxmox-only host keys: which roles and providers they make sense for.
+fn proxmox_hosts(c: &mut Checker, parts: &Parts) {
+    let facts = match &parts.proxmox {
+        ProxmoxState::Parsed(facts) => Some(facts),
+        _ => None,
+    };
+    if let Some(facts) = facts {
+        if facts.builds_template && facts.provider == ProxmoxProvider::Telmate {
+            c.error(
+                "proxmox.template.image_url",
+                "building the template from an image needs provider bpg (telmate cannot download images); create the template by hand or use bpg",
+            );
+        }
+    }
+    for (i, host) in &parts.hosts {
+        let at = |key: &str| format!("hosts[{i}].{key}");
+        if !host.has_data_disk() {
+            for key in ["data_disk_gb", "data_vm_id"] {
+                if c.locations.written(&at(key)) {
+                    c.error(
+                        at(key),
+                        format!(
+                            "only postgres and redis hosts have a data disk ({} is {})",
+                            host.name,
+                            host.role.as_str()
+                        ),
+                    );
+                }
+            }
+        }
+        if host.kind == HostKind::Lxc {
+            if !host.has_data_disk() {
+                c.error(
+                    at("kind"),
+                    format!(
+                        "only postgres and redis hosts may be lxc ({} is {})",
+                        host.name,
+                        host.role.as_str()
+                    ),
+                );
+            }
+            if c.locations.written(&at("data_vm_id")) {
+                c.error(
+                    at("data_vm_id"),
+                    "an lxc host keeps its data on a mount point, not in a data VM",
+                );
+            }
+            if c.locations.written(&at("cpu_type")) {
+                c.error(at("cpu_type"), "an lxc host has no emulated CPU");
+            }
+            if let Some(facts) = facts {
+                if !facts.has_lxc_template {
+                    c.error(
+                        at("kind"),
+                        "an lxc host needs `proxmox.lxc_template` (e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst)",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `loadtest.extra_addresses` must be free addresses of the cluster network.
+fn extra_addresses(c: &mut Checker, parts: &Parts) {
+    let mut seen = HashMap::new();
+    for (i, ip) in &parts.extra_addresses {
+        let at = format!("loadtest.extra_addresses[{i}]");
+        if let Some(net) = &parts.network {
+            let cidr = net.cidr;
+            if !cidr.contains(ip) || *ip == cidr.network() || *ip == cidr.broadcast() {
+                c.error(
+                    &at,
+                    format!("{ip} is not a host address of the network {cidr}"),
+                );
+                continue;
+            }
+            if *ip == net.gateway {
+                c.error(&at, format!("{ip} is the gateway address"));
+                continue;
+            }
+        }
+        if let Some((h, host)) = parts.hosts.iter().find(|(_, h)| h.ip == *ip) {
+            c.error(
+                &at,
+                format!("{ip} is the address of {} (hosts[{h}])", host.name),
+            );
+            continue;
+        }
+        if let Some(first) = seen.insert(*ip, *i) {
+            c.error(
+                &at,
+                format!("{ip} is listed twice (also loadtest.extra_addresses[{first}])"),
+            );
+        }
+    }
 }
 
 fn check_network(c: &mut Checker, net: &Network) {
@@ -223,8 +450,8 @@ fn hosts(c: &mut Checker, parts: &Parts) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut ips = HashMap::new();
     let mut vm_ids = HashMap::new();
-    if let ProxmoxState::Parsed(template) = parts.proxmox {
-        vm_ids.insert(template, "proxmox.template".to_owned());
+    if let ProxmoxState::Parsed(facts) = &parts.proxmox {
+        vm_ids.insert(facts.template_vm_id, "proxmox.template".to_owned());
     }
     for (i, host) in &parts.hosts {
         let at = |key: &str| format!("hosts[{i}].{key}");
@@ -266,6 +493,34 @@ fn hosts(c: &mut Checker, parts: &Parts) {
             }
             None => {}
         }
+        // Only bpg keeps data disks in a VM of their own.
+        let data_vm = match &parts.proxmox {
+            ProxmoxState::Parsed(facts) if facts.provider == ProxmoxProvider::Bpg => {
+                host.data_vm_id()
+            }
+            _ => None,
+        };
+        if let Some(id) = data_vm {
+            let key = if c.locations.written(&at("data_vm_id")) {
+                "data_vm_id"
+            } else {
+                "vm_id"
+            };
+            if id > 999_999_999 {
+                c.error(
+                    at(key),
+                    format!("data VM id {id} is outside 100-999999999 (vm_id + {DATA_VM_ID_OFFSET}); set data_vm_id"),
+                );
+            } else if let Some(first) = vm_ids.insert(id, format!("hosts[{i}].data_vm_id")) {
+                c.error(
+                    at(key),
+                    format!(
+                        "data VM id {id} of {} is already used by {first}; set data_vm_id",
+                        host.name
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -304,10 +559,18 @@ pub(super) fn check_files(cluster: &Cluster, locations: &Locations, base: &Path)
         locations,
         errors: Vec::new(),
     };
-    for (path, file) in [
+    let mut keys = vec![
         ("ssh.private_key", &cluster.ssh.private_key),
         ("ssh.public_key", &cluster.ssh.public_key),
-    ] {
+    ];
+    if let Some(key) = cluster
+        .proxmox
+        .as_ref()
+        .and_then(|p| p.ssh_private_key.as_ref())
+    {
+        keys.push(("proxmox.ssh_private_key", key));
+    }
+    for (path, file) in keys {
         if !base.join(file).is_file() {
             c.error(path, format!("key file {} does not exist", file.display()));
         }

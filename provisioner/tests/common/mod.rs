@@ -35,6 +35,19 @@ pub fn telmate() -> Cluster {
     cluster
 }
 
+/// The homelab example with the telmate provider, which cannot build the template from an
+/// image (the template must already exist).
+pub fn homelab_telmate() -> Cluster {
+    let mut cluster = load("examples/proxmox-homelab.yaml");
+    let proxmox = cluster
+        .proxmox
+        .as_mut()
+        .expect("the example has a proxmox section");
+    proxmox.provider = provisioner::spec::ProxmoxProvider::Telmate;
+    proxmox.template.image_url = None;
+    cluster
+}
+
 pub fn render(cluster: &Cluster) -> Vec<RenderedFile> {
     plan::render(cluster).expect("the spec renders")
 }
