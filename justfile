@@ -13,9 +13,17 @@ up:
 test:
     ./scripts/test.sh
 
-# Remove the cluster: containers, networks, volumes.
-destroy:
-    {{provisioner}} destroy
+# Remove the cluster's hosts (asks first; add --yes, and --delete-data to delete the data).
+destroy *args:
+    {{provisioner}} destroy {{args}}
+
+# Write a pg_dump of the links database (default backups/<cluster>-<time>.dump).
+backup *args:
+    {{provisioner}} backup {{args}}
+
+# Load a dump from `just backup` into the cluster's database.
+restore file *args:
+    {{provisioner}} restore {{file}} {{args}}
 
 # Check cluster.yaml; every error with its line:column.
 validate:
