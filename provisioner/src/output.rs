@@ -1,6 +1,7 @@
 //! I/O layer for rendered files: atomic writes (temp file + rename in the same directory, so
 //! a reader never sees half a file) and the `render --check` comparison with a unified diff.
-//! Files whose first line is [`HEADER`] belong to `render`: stale ones are removed.
+//! Files that carry [`plan::HEADER`] (see [`plan::is_rendered`]) belong to `render`: stale ones are
+//! removed.
 
 use std::fs;
 use std::io::Write;
@@ -8,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use similar::TextDiff;
 
-use crate::plan::{RenderedFile, HEADER};
+use crate::plan::{self, RenderedFile};
 
 /// Directories (under the output root) where `render` owns the files that carry its header.
-const OWNED_DIRS: [&str; 2] = ["terraform", "compose"];
+const OWNED_DIRS: [&str; 3] = ["terraform", "terraform/cloud-init", "compose"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -117,7 +118,7 @@ fn stale_files(root: &Path, files: &[RenderedFile]) -> Result<Vec<PathBuf>, Outp
             }
             // Unreadable or binary files are not ours; only the header claims a file.
             let owned = fs::read_to_string(entry.path())
-                .map(|text| text.lines().next() == Some(HEADER))
+                .map(|text| plan::is_rendered(&text))
                 .unwrap_or(false);
             if owned {
                 stale.push(relative);
@@ -180,6 +181,7 @@ fn unified_diff(path: &Path, old: &str, new: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::HEADER;
 
     fn file(path: &str, contents: &str) -> RenderedFile {
         RenderedFile {
@@ -218,5 +220,32 @@ mod tests {
         let again = write_all(root.path(), std::slice::from_ref(&a2)).expect("write");
         assert_eq!(again.unchanged, vec![PathBuf::from("compose/a.yml")]);
         assert!(again.written.is_empty());
+    }
+
+    #[test]
+    fn cloud_init_user_data_left_behind_is_stale() {
+        // A cluster moved from proxmox to local, or a host removed: its user data, whose
+        // header is on the second line, must not linger for the next Terraform run.
+        let root = tempfile::tempdir().expect("tempdir");
+        let web = file(
+            "terraform/cloud-init/web1.yaml",
+            &format!("#cloud-config\n{HEADER}\nhostname: web1\n"),
+        );
+        write_all(root.path(), std::slice::from_ref(&web)).expect("write");
+        fs::write(
+            root.path().join("terraform/cloud-init/mine.yaml"),
+            "#cloud-config\nhostname: mine\n",
+        )
+        .expect("write");
+        assert_eq!(
+            check(root.path(), &[]).expect("check"),
+            vec![Drift::Stale("terraform/cloud-init/web1.yaml".into())]
+        );
+        let report = write_all(root.path(), &[]).expect("write");
+        assert_eq!(
+            report.removed,
+            vec![PathBuf::from("terraform/cloud-init/web1.yaml")]
+        );
+        assert!(root.path().join("terraform/cloud-init/mine.yaml").exists());
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::exec::ssh::HostSession;
-use crate::exec::{docker, loadtest};
+use crate::exec::ssh::{HostSession, UploadOutcome};
+use crate::exec::{docker, images, loadtest};
 use crate::plan::loadtest::{self as plan, LoadTestRequest, REPORT, SAMPLES, SUMMARY};
 use crate::spec::{FileCheck, Role};
 use crate::verdict::{self, Thresholds};
@@ -71,6 +71,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         .the(Role::Redis)
         .expect("a valid spec has one redis host");
     let targets = context::targets(&cluster, &project);
+    let k6 = images::find_k6_binary()?;
     eprintln!(
         "k6 {} on {} ({}) against the load balancer, clients: {}",
         test.script,
@@ -89,9 +90,15 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         let _ = store.session.close().await;
         reset?;
         let session = HostSession::connect(&targets[&tester.name], &retry).await?;
-        let outputs = loadtest::run(&session, &test, tester.ip, &scripts, |line| {
-            eprintln!("  k6 | {line}")
-        })
+        let outputs = async {
+            if loadtest::install_k6(&session, &k6).await? == UploadOutcome::Written {
+                eprintln!("{}: installed k6 at {}", tester.name, loadtest::K6_REMOTE);
+            }
+            loadtest::run(&session, &test, tester.ip, &scripts, |line| {
+                eprintln!("  k6 | {line}")
+            })
+            .await
+        }
         .await;
         let _ = session.close().await;
         outputs

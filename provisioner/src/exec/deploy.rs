@@ -115,7 +115,9 @@ pub async fn run(
         let result = match deployment.targets.get(host) {
             Some(target) => {
                 bars[host].step(format!("connecting to {}", target.address));
-                docker::connect(target, &deployment.retry).await
+                let wait = super::cloud_init::CloudInitWait::default();
+                docker::connect_reporting(target, &deployment.retry, &wait, |s| bars[host].note(s))
+                    .await
             }
             None => Err(ExecError::Ssh {
                 host: host.clone(),

@@ -2,8 +2,11 @@
 //! through the SSH-forwarded `docker.sock`. Both negotiate the API version, because
 //! Debian's docker.io (20.10, API 1.41) is older than bollard's default.
 
+use std::time::{Duration, Instant};
+
 use bollard::{Docker, API_DEFAULT_VERSION};
 
+use super::cloud_init::{self, CloudInitOutcome, CloudInitWait};
 use super::error::{ExecError, Result};
 use super::ssh::{HostSession, RetryPolicy, SshTarget};
 
@@ -21,11 +24,26 @@ pub async fn connect_local() -> Result<Docker> {
     connect_socket("local", &socket).await
 }
 
+/// How long a host's dockerd may take to answer once cloud-init is done (or, without
+/// cloud-init, once SSH answers): systemd may still be starting it.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A host's engine over its SSH session: forwards the socket, then connects to the local
-/// end of the forward.
+/// end of the forward, retrying until dockerd answers or [`ENGINE_TIMEOUT`] has passed.
 pub async fn connect_host(session: &HostSession) -> Result<Docker> {
     let socket = session.forward_docker_socket().await?;
-    connect_socket(session.host(), &socket.to_string_lossy()).await
+    let socket = socket.to_string_lossy();
+    let started = Instant::now();
+    loop {
+        match connect_socket(session.host(), &socket).await {
+            Ok(docker) => return Ok(docker),
+            // The forward accepts locally even while nothing listens on the host's end.
+            Err(_) if started.elapsed() < ENGINE_TIMEOUT => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 async fn connect_socket(host: &str, socket: &str) -> Result<Docker> {
@@ -44,9 +62,32 @@ pub struct ConnectedHost {
     pub docker: Docker,
 }
 
-/// SSH in (retrying while the host boots), forward `docker.sock`, connect bollard.
+/// SSH in (retrying while the host boots), wait for cloud-init, forward `docker.sock`,
+/// connect bollard.
 pub async fn connect(target: &SshTarget, retry: &RetryPolicy) -> Result<ConnectedHost> {
-    let session = HostSession::connect(target, retry).await?;
+    connect_reporting(target, retry, &CloudInitWait::default(), |_| {}).await
+}
+
+/// [`connect`], telling `on_status` what it waits for ("waiting for cloud-init (installing
+/// packages)").
+pub async fn connect_reporting(
+    target: &SshTarget,
+    retry: &RetryPolicy,
+    wait: &CloudInitWait,
+    mut on_status: impl FnMut(&str),
+) -> Result<ConnectedHost> {
+    let mut session = HostSession::connect(target, retry).await?;
+    let outcome = cloud_init::wait(&session, wait, &mut on_status).await?;
+    if let CloudInitOutcome::Finished {
+        ran_during_session: true,
+        ..
+    } = outcome
+    {
+        // This login predates the user data's group change; sshd fixed its groups then.
+        let _ = session.close().await;
+        session = HostSession::connect(target, retry).await?;
+    }
+    on_status("connecting to Docker");
     let docker = connect_host(&session).await?;
     Ok(ConnectedHost { session, docker })
 }

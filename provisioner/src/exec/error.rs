@@ -48,6 +48,9 @@ pub enum ExecError {
         source: std::io::Error,
     },
 
+    #[error("{host}: cloud-init: {message}")]
+    CloudInit { host: String, message: String },
+
     #[error("{host}: image {image}: {message}")]
     Image {
         host: String,

@@ -2,13 +2,14 @@
 //! client addresses, run k6 with its progress streamed, and bring its outputs back.
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 
 use crate::plan::loadtest::{LoadTest, REMOTE_DIR, REPORT, SAMPLES, SUMMARY};
 
 use bollard::Docker;
 
 use super::converge::exec_in;
-use super::ssh::HostSession;
+use super::ssh::{HostSession, UploadOutcome};
 use super::{ExecError, Result};
 
 /// What k6 left on the tester, brought back.
@@ -20,6 +21,20 @@ pub struct Outputs {
     pub summary: String,
     /// k6 skips its HTML report for runs too short to chart.
     pub report: Option<String>,
+}
+
+/// Where the provisioner puts its k6 on the tester; the local target's VM image has the
+/// same binary at the same place, so there the upload is skipped.
+pub const K6_REMOTE: &str = "/usr/local/bin/k6";
+
+/// Makes the tester's k6 the one this machine uses ([`super::images::find_k6_binary`]): uploaded
+/// over the session when it is missing or differs (sha256), so a Proxmox tester needs no
+/// third-party apt repository. k6 is one static binary, so any amd64 Linux runs it.
+pub async fn install_k6(session: &HostSession, binary: &Path) -> Result<UploadOutcome> {
+    let contents = tokio::fs::read(binary)
+        .await
+        .map_err(|e| ExecError::io("local", format!("read {}", binary.display()), e))?;
+    session.install_executable(K6_REMOTE, &contents).await
 }
 
 /// Runs `test` on the tester `session` with `scripts` (file name, contents) in its directory.

@@ -6,6 +6,7 @@
 //! - [`backup`]: pg_dump out of / pg_restore into the postgres container, streamed.
 //! - [`ssh`]: one multiplexed SSH session per host, known_hosts per cluster, retries,
 //!   file upload, and the forwarded `docker.sock`.
+//! - [`cloud_init`]: wait for a booted VM's cloud-init to finish before using its Docker.
 //! - [`docker`]: bollard clients for the local engine and for a host over SSH.
 //! - [`images`]: build contexts hashed by content, ship (export -> import) or pull.
 //! - [`compose`]: the compose subset we render, read into typed service specs.
@@ -20,6 +21,7 @@
 //! - [`error`]: the one error type; every variant names the host and the operation.
 
 pub mod backup;
+pub mod cloud_init;
 pub mod compose;
 pub mod converge;
 pub mod deploy;

@@ -276,12 +276,7 @@ impl HostSession {
     pub async fn upload(&self, remote_path: &str, contents: &[u8]) -> Result<UploadOutcome> {
         let wanted = hex::encode(Sha256::digest(contents));
         // A missing file is the normal first-deploy case, so its error is not one.
-        let current = self
-            .run("sudo", &["-n", "sha256sum", "--", remote_path])
-            .await
-            .ok()
-            .and_then(|out| out.split_whitespace().next().map(str::to_owned));
-        if current.as_deref() == Some(wanted.as_str()) {
+        if self.sha256(remote_path).await.as_deref() == Some(wanted.as_str()) {
             return Ok(UploadOutcome::Unchanged);
         }
         let dir = Path::new(remote_path)
@@ -301,6 +296,43 @@ impl HostSession {
         )
         .await?;
         Ok(UploadOutcome::Written)
+    }
+
+    /// Installs an executable at `remote_path` (as root, via `sudo -n`) unless the file
+    /// there already has exactly these contents. Written next to it and renamed, so a
+    /// running copy is never overwritten in place ("text file busy").
+    pub async fn install_executable(
+        &self,
+        remote_path: &str,
+        contents: &[u8],
+    ) -> Result<UploadOutcome> {
+        if self.sha256(remote_path).await.as_deref()
+            == Some(hex::encode(Sha256::digest(contents)).as_str())
+        {
+            return Ok(UploadOutcome::Unchanged);
+        }
+        self.run_with_input(
+            "sudo",
+            &[
+                "-n",
+                "sh",
+                "-c",
+                "mkdir -p \"$(dirname \"$1\")\" && cat > \"$1.new\" && chmod 0755 \"$1.new\" && mv \"$1.new\" \"$1\"",
+                "install",
+                remote_path,
+            ],
+            Some(contents),
+        )
+        .await?;
+        Ok(UploadOutcome::Written)
+    }
+
+    /// The sha256 of a file on the host, `None` when it cannot be read (e.g. missing).
+    async fn sha256(&self, remote_path: &str) -> Option<String> {
+        self.run("sudo", &["-n", "sha256sum", "--", remote_path])
+            .await
+            .ok()
+            .and_then(|out| out.split_whitespace().next().map(str::to_owned))
     }
 
     /// Forwards a local Unix socket to the host's `/var/run/docker.sock` and returns the

@@ -2,6 +2,7 @@
 //! (Terraform workspace, compose files, nginx config) and the deploy steps ([`deploy`]) as data. Nothing here touches a disk
 //! or a host; the same spec always gives byte-identical files.
 
+pub mod cloud_init;
 mod commands;
 pub mod deploy;
 pub mod loadtest;
@@ -22,6 +23,17 @@ use crate::spec::{Cluster, Host, HostKind, Proxmox, ProxmoxProvider, Role, Targe
 /// First line of every rendered file; also how `render` recognises files it owns.
 pub const HEADER: &str =
     "# Rendered by `provisioner render` from cluster.yaml: edit that (or templates/), not this file.";
+
+/// Whether `text` is a file `render` wrote: [`HEADER`] on its first line, or on its second
+/// after `#cloud-config`, which cloud-init requires on the first line of user data.
+pub fn is_rendered(text: &str) -> bool {
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(HEADER) => true,
+        Some(cloud_init::MAGIC) => lines.next() == Some(HEADER),
+        _ => false,
+    }
+}
 
 /// The templates, compiled into the binary so `render` is deterministic and needs no
 /// install step; they live in the repository's `templates/` directory.
@@ -78,6 +90,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "compose/labels.tera",
         include_str!("../../../templates/compose/labels.tera"),
     ),
+    (
+        cloud_init::TEMPLATE,
+        include_str!("../../../templates/cloud-init/user-data.yaml.tera"),
+    ),
 ];
 
 /// One file of the plan: a path relative to the output root, and its full text.
@@ -92,6 +108,8 @@ pub struct RenderedFile {
 pub enum PlanError {
     #[error("template {name} failed to render: {message}")]
     Template { name: String, message: String },
+    #[error("{path}: {message}")]
+    TerraformTemplate { path: String, message: String },
 }
 
 fn template_error(name: &str, error: tera::Error) -> PlanError {
@@ -351,6 +369,33 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
             format!("compose/{}.yml", host.name),
             &context,
         )?;
+    }
+    for host in cloud_init::hosts(cluster) {
+        let host_view = cloud_init::View {
+            header: HEADER,
+            cluster,
+            host,
+            data_disk: cloud_init::data_disk(host),
+        };
+        let context =
+            tera::Context::from_serialize(&host_view).map_err(|e| template_error("context", e))?;
+        let path = cloud_init::path(host);
+        add(
+            cloud_init::TEMPLATE.into(),
+            path.display().to_string(),
+            &context,
+        )?;
+    }
+    for file in files
+        .iter()
+        .filter(|f| f.path.starts_with("terraform/cloud-init"))
+    {
+        cloud_init::check_interpolations(&file.contents).map_err(|message| {
+            PlanError::TerraformTemplate {
+                path: file.path.display().to_string(),
+                message,
+            }
+        })?;
     }
     Ok(files)
 }

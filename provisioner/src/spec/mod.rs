@@ -144,7 +144,7 @@ pub struct Host {
 impl Host {
     /// Whether this host keeps data that cannot be rebuilt (it gets a data disk).
     pub fn has_data_disk(&self) -> bool {
-        matches!(self.role, Role::Postgres | Role::Redis)
+        self.role.holds_data()
     }
 
     /// The VM id of the bpg data VM that owns this host's data disk.
