@@ -156,7 +156,7 @@ async fn apply(
         let deletes_data = blocked.iter().any(|c| c.holds == changes::Holds::Data);
         if deletes_data || !context::confirm(&question)? {
             return Err(CliError::NeedsConsent(format!(
-                "{question}\nNothing was changed. {}",
+                "{question}\nNo host was changed. {}",
                 if deletes_data {
                     "`up` never deletes data storage: back it up (`provisioner backup`) and \
                      remove it with `provisioner destroy --delete-data`."

@@ -393,8 +393,9 @@ async fn wait_ready(
     }
 }
 
-/// The healthcheck outputs Docker recorded, oldest first (best effort: this runs while
-/// reporting another error).
+/// What explains a container that never got healthy: the healthcheck outputs Docker
+/// recorded (oldest first), how often it restarted, and the last lines it logged (best
+/// effort: this runs while reporting another error).
 async fn health_log(docker: &Docker, host: &str, container: &str) -> String {
     let Ok(Some(found)) = inspect(docker, host, container).await else {
         return "(container gone)".into();
@@ -404,20 +405,36 @@ async fn health_log(docker: &Docker, host: &str, container: &str) -> String {
         .and_then(|s| s.health)
         .and_then(|h| h.log)
         .unwrap_or_default();
-    if entries.is_empty() {
-        return "(no healthcheck results recorded)".into();
+    let checks = if entries.is_empty() {
+        "(no healthcheck results recorded)".to_owned()
+    } else {
+        entries
+            .iter()
+            .map(|entry| {
+                format!(
+                    "exit {}: {}",
+                    entry.exit_code.unwrap_or(-1),
+                    entry.output.as_deref().unwrap_or("").trim()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let options = bollard::query_parameters::LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .tail("20")
+        .build();
+    let mut lines = Vec::new();
+    let mut logs = docker.logs(container, Some(options));
+    while let Some(Ok(chunk)) = logs.next().await {
+        lines.push(chunk.to_string().trim_end().to_owned());
     }
-    entries
-        .iter()
-        .map(|entry| {
-            format!(
-                "exit {}: {}",
-                entry.exit_code.unwrap_or(-1),
-                entry.output.as_deref().unwrap_or("").trim()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    format!(
+        "{checks}\nrestarts: {}\nlast log lines:\n{}",
+        found.restart_count.unwrap_or(0),
+        lines.join("\n")
+    )
 }
 
 /// One clusterlab container on a host, as `status` shows it.
