@@ -163,7 +163,10 @@ pub async fn run(
                 Ok(report) => {
                     // A host converged a second time (Redis after the web hosts) is
                     // reported again only when that second pass changed something.
-                    let repeat_of_nothing = done.iter().any(|d: &HostReport| d.host == report.host)
+                    let converged_before = done
+                        .iter()
+                        .any(|d: &HostReport| d.host == report.host && !d.services.is_empty());
+                    let repeat_of_nothing = converged_before
                         && report.services.iter().all(|s| s.action == Done::Unchanged);
                     if !repeat_of_nothing {
                         on_report(&report);
