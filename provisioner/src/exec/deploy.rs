@@ -161,14 +161,7 @@ pub async fn run(
         for (task, result) in runnable.iter().zip(results) {
             match result {
                 Ok(report) => {
-                    // A host converged a second time (Redis after the web hosts) is
-                    // reported again only when that second pass changed something.
-                    let converged_before = done
-                        .iter()
-                        .any(|d: &HostReport| d.host == report.host && !d.services.is_empty());
-                    let repeat_of_nothing = converged_before
-                        && report.services.iter().all(|s| s.action == Done::Unchanged);
-                    if !repeat_of_nothing {
+                    if !repeats_nothing(&done, &report) {
                         on_report(&report);
                     }
                     done.push(report);
@@ -198,6 +191,16 @@ pub async fn run(
     } else {
         Err(DeployError { failures, done })
     }
+}
+
+/// A host converged a second time (Redis after the web hosts) is reported again only when
+/// that second pass changed something; a web host's image-only report does not count as
+/// its first.
+fn repeats_nothing(done: &[HostReport], report: &HostReport) -> bool {
+    let converged_before = done
+        .iter()
+        .any(|d| d.host == report.host && !d.services.is_empty());
+    converged_before && report.services.iter().all(|s| s.action == Done::Unchanged)
 }
 
 async fn run_task(
@@ -372,6 +375,28 @@ mod tests {
             container: name.into(),
             action,
         }
+    }
+
+    #[test]
+    fn only_a_second_converge_that_changed_nothing_goes_unreported() {
+        let report = |host: &str, services| HostReport {
+            host: host.into(),
+            services,
+            images_transferred: Vec::new(),
+            reloaded: None,
+        };
+        let images_only = report("web1", Vec::new());
+        let web_unchanged = report("web1", vec![service("web", Done::Unchanged)]);
+        assert!(!repeats_nothing(&[images_only.clone()], &web_unchanged));
+        let redis_first = report("redis", vec![service("redis", Done::Deferred)]);
+        let redis_again = report("redis", vec![service("redis", Done::Unchanged)]);
+        let redis_replaced = report("redis", vec![service("redis", Done::Replaced)]);
+        assert!(repeats_nothing(
+            &[images_only.clone(), redis_first.clone()],
+            &redis_again
+        ));
+        assert!(!repeats_nothing(&[redis_first], &redis_replaced));
+        assert!(!repeats_nothing(&[], &redis_again));
     }
 
     #[test]
