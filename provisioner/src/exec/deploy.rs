@@ -387,7 +387,10 @@ mod tests {
         };
         let images_only = report("web1", Vec::new());
         let web_unchanged = report("web1", vec![service("web", Done::Unchanged)]);
-        assert!(!repeats_nothing(&[images_only.clone()], &web_unchanged));
+        assert!(!repeats_nothing(
+            std::slice::from_ref(&images_only),
+            &web_unchanged
+        ));
         let redis_first = report("redis", vec![service("redis", Done::Deferred)]);
         let redis_again = report("redis", vec![service("redis", Done::Unchanged)]);
         let redis_replaced = report("redis", vec![service("redis", Done::Replaced)]);
