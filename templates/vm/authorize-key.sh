@@ -17,7 +17,9 @@ done
 
 home=$(getent passwd "$SSH_USER" | cut -d: -f6)
 install -d -m 0700 -o "$SSH_USER" -g "$SSH_USER" "$home/.ssh"
-tmp="$home/.ssh/authorized_keys.new"
+# A file of its own: at first boot the entrypoint and a rotation from terraform may write
+# at the same moment, and each must rename only what it wrote.
+tmp=$(mktemp "$home/.ssh/authorized_keys.XXXXXX")
 printf '%s\n' "$SSH_PUBKEY" >"$tmp"
 chown "$SSH_USER:$SSH_USER" "$tmp"
 chmod 0600 "$tmp"
