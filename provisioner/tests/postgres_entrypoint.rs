@@ -30,7 +30,10 @@ impl Dir {
         let temp = tempfile::tempdir().expect("temp dir");
         let root = temp.path().to_owned();
         std::fs::copy(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/images/postgres/entrypoint.sh"),
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../templates/images/postgres/entrypoint.sh"
+            ),
             root.join("entrypoint.sh"),
         )
         .expect("copy the entrypoint");
@@ -56,7 +59,10 @@ impl Dir {
         let child = Command::new("sh")
             .arg(self.root.join("entrypoint.sh"))
             .args(["postgres", "-c", "listen_addresses=127.0.0.1"])
-            .env("PATH", format!("{BIN}:{}", std::env::var("PATH").unwrap_or_default()))
+            .env(
+                "PATH",
+                format!("{BIN}:{}", std::env::var("PATH").unwrap_or_default()),
+            )
             .env("PGDATA", self.data())
             .env("PGPORT", self.port.to_string())
             .env("POSTGRES_USER", APP)
@@ -64,10 +70,16 @@ impl Dir {
             .env("POSTGRES_PASSWORD", password)
             .spawn()
             .expect("run the entrypoint");
-        let server = Server { child, port: self.port };
+        let server = Server {
+            child,
+            port: self.port,
+        };
         let started = Instant::now();
         while !server.psql(APP, password, APP, "SELECT 1").status.success() {
-            assert!(started.elapsed() < Duration::from_secs(60), "PostgreSQL did not come up");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "PostgreSQL did not come up"
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
         server
@@ -92,7 +104,11 @@ impl Server {
 
     fn query(&self, password: &str, sql: &str) -> String {
         let out = self.psql(APP, password, APP, sql);
-        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -126,7 +142,10 @@ fn assert_least_privilege(server: &Server, password: &str) {
         "the app role owns its database and no other"
     );
     // Migrations run as this role: it can create in its own database.
-    server.query(password, "CREATE TABLE IF NOT EXISTS probe (id int); DROP TABLE probe");
+    server.query(
+        password,
+        "CREATE TABLE IF NOT EXISTS probe (id int); DROP TABLE probe",
+    );
     for sql in [
         "CREATE DATABASE other",
         "CREATE ROLE other",
@@ -137,7 +156,10 @@ fn assert_least_privilege(server: &Server, password: &str) {
         assert!(!out.status.success(), "{sql} was allowed");
     }
     let other = server.psql(APP, password, "postgres", "SELECT 1");
-    assert!(!other.status.success(), "the app role may connect to postgres");
+    assert!(
+        !other.status.success(),
+        "the app role may connect to postgres"
+    );
     let superuser = server.psql("postgres", password, "postgres", "SELECT 1");
     let refused = String::from_utf8_lossy(&superuser.stderr);
     assert!(
@@ -167,7 +189,11 @@ fn an_old_data_directory_whose_app_role_was_superuser_is_demoted() {
     let dir = Dir::new();
     // The layout the previous entrypoint made: initdb with the app's role as superuser.
     std::fs::create_dir(dir.data()).expect("data dir");
-    Command::new("chown").arg("postgres:postgres").arg(dir.data()).status().expect("chown");
+    Command::new("chown")
+        .arg("postgres:postgres")
+        .arg(dir.data())
+        .status()
+        .expect("chown");
     let init = format!(
         "{BIN}/initdb -D {data} -U {APP} -E UTF8 --auth-local=trust --auth-host=scram-sha-256 >/dev/null \
          && printf 'host all all all scram-sha-256\\n' >>{data}/pg_hba.conf \
@@ -178,7 +204,14 @@ fn an_old_data_directory_whose_app_role_was_superuser_is_demoted() {
         port = dir.port,
     );
     let status = Command::new("setpriv")
-        .args(["--reuid=postgres", "--regid=postgres", "--init-groups", "sh", "-c", &init])
+        .args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "sh",
+            "-c",
+            &init,
+        ])
         .status()
         .expect("initdb");
     assert!(status.success());
