@@ -309,7 +309,7 @@ const CASES: &[Case] = &[
         errors: &[
             "1:7: name: invalid cluster name \"Demo\": use 1-32 lowercase letters, digits and '-', starting with a letter",
             "15:44: hosts[4].ip: expected an IPv4 address, found \"10.1.0.999\"",
-            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit",
+            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit",
         ],
     },
     Case {
@@ -337,7 +337,7 @@ const CASES: &[Case] = &[
         name: "image name with a space",
         edits: &[("nginx: nginx:1", "nginx: \"nginx 1\"")],
         errors: &[
-            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit",
+            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit",
         ],
     },
     Case {
@@ -465,8 +465,8 @@ const CASES: &[Case] = &[
         name: "an image name that docker would read as an option",
         edits: &[("vm: vm:1", "vm: --privileged"), ("nginx: nginx:1", "nginx: Nginx:1")],
         errors: &[
-            "17:7: images.vm: invalid image name \"--privileged\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit",
-            "21:10: images.nginx: invalid image name \"Nginx:1\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit",
+            "17:7: images.vm: invalid image name \"--privileged\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit",
+            "21:10: images.nginx: invalid image name \"Nginx:1\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit",
         ],
     },
     Case {

@@ -35,6 +35,9 @@ pub(super) mod rules {
     pub fn word(text: &str, what: &str) -> Result<(), String> {
         let ok = text.len() <= 255
             && text.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            // A trailing `:` would make a YAML plain scalar a mapping key (found by the
+            // hostile-string property test); Docker references end in a name, tag or digest.
+            && text.ends_with(|ch: char| ch.is_ascii_alphanumeric())
             && text
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || "._/:@-".contains(ch));
@@ -42,7 +45,7 @@ pub(super) mod rules {
             Ok(())
         } else {
             Err(format!(
-                "invalid {what} {text:?}: use letters, digits and . _ / : @ -, starting with a lowercase letter or digit"
+                "invalid {what} {text:?}: use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit"
             ))
         }
     }
