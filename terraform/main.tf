@@ -13,42 +13,42 @@ locals {
       container = "clusterlab-lb"
       volume    = "clusterlab-lb-docker"
       ip        = "10.77.0.10"
-      run       = ["docker", "run", "-d", "--name", "clusterlab-lb", "--hostname", "lb", "--network", "clusterlab-net", "--ip", "10.77.0.10", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-lb-docker:/var/lib/docker", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY", "-p", "8080:80"]
+      run       = ["docker", "run", "-d", "--name", "clusterlab-lb", "--hostname", "lb", "--network", "clusterlab-net", "--ip", "10.77.0.10", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-lb-docker:/var/lib/docker", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY", "-p", "127.0.0.1:8080:80", "--pull=never"]
       run_image = "clusterlab/vm:latest"
     }
     web1 = {
       container = "clusterlab-web1"
       volume    = "clusterlab-web1-docker"
       ip        = "10.77.0.11"
-      run       = ["docker", "run", "-d", "--name", "clusterlab-web1", "--hostname", "web1", "--network", "clusterlab-net", "--ip", "10.77.0.11", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-web1-docker:/var/lib/docker", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY"]
+      run       = ["docker", "run", "-d", "--name", "clusterlab-web1", "--hostname", "web1", "--network", "clusterlab-net", "--ip", "10.77.0.11", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-web1-docker:/var/lib/docker", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY", "--pull=never"]
       run_image = "clusterlab/vm:latest"
     }
     web2 = {
       container = "clusterlab-web2"
       volume    = "clusterlab-web2-docker"
       ip        = "10.77.0.12"
-      run       = ["docker", "run", "-d", "--name", "clusterlab-web2", "--hostname", "web2", "--network", "clusterlab-net", "--ip", "10.77.0.12", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-web2-docker:/var/lib/docker", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY"]
+      run       = ["docker", "run", "-d", "--name", "clusterlab-web2", "--hostname", "web2", "--network", "clusterlab-net", "--ip", "10.77.0.12", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-web2-docker:/var/lib/docker", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY", "--pull=never"]
       run_image = "clusterlab/vm:latest"
     }
     redis = {
       container = "clusterlab-redis"
       volume    = "clusterlab-redis-docker"
       ip        = "10.77.0.20"
-      run       = ["docker", "run", "-d", "--name", "clusterlab-redis", "--hostname", "redis", "--network", "clusterlab-net", "--ip", "10.77.0.20", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-redis-docker:/var/lib/docker", "-v", "clusterlab-redis-data:/srv/clusterlab", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY"]
+      run       = ["docker", "run", "-d", "--name", "clusterlab-redis", "--hostname", "redis", "--network", "clusterlab-net", "--ip", "10.77.0.20", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-redis-docker:/var/lib/docker", "-v", "clusterlab-redis-data:/srv/clusterlab", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY", "--pull=never"]
       run_image = "clusterlab/vm:latest"
     }
     postgres = {
       container = "clusterlab-postgres"
       volume    = "clusterlab-postgres-docker"
       ip        = "10.77.0.21"
-      run       = ["docker", "run", "-d", "--name", "clusterlab-postgres", "--hostname", "postgres", "--network", "clusterlab-net", "--ip", "10.77.0.21", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-postgres-docker:/var/lib/docker", "-v", "clusterlab-postgres-data:/srv/clusterlab", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY"]
+      run       = ["docker", "run", "-d", "--name", "clusterlab-postgres", "--hostname", "postgres", "--network", "clusterlab-net", "--ip", "10.77.0.21", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-postgres-docker:/var/lib/docker", "-v", "clusterlab-postgres-data:/srv/clusterlab", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY", "--pull=never"]
       run_image = "clusterlab/vm:latest"
     }
     tester = {
       container = "clusterlab-tester"
       volume    = "clusterlab-tester-docker"
       ip        = "10.77.0.30"
-      run       = ["docker", "run", "-d", "--name", "clusterlab-tester", "--hostname", "tester", "--network", "clusterlab-net", "--ip", "10.77.0.30", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-tester-docker:/var/lib/docker", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY"]
+      run       = ["docker", "run", "-d", "--name", "clusterlab-tester", "--hostname", "tester", "--network", "clusterlab-net", "--ip", "10.77.0.30", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--device-cgroup-rule", "a *:* rwm", "--tmpfs", "/run", "--tmpfs", "/tmp", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", "clusterlab-tester-docker:/var/lib/docker", "--label", "clusterlab.cluster=clusterlab", "-e", "SSH_USER=clusterlab", "-e", "SSH_PUBKEY", "--pull=never"]
       run_image = "clusterlab/vm:latest"
     }
   }

@@ -396,6 +396,7 @@ mod tests {
             timeout_ms: 50,
             ipv6_prefix: 64,
             key_prefix: "rl:".into(),
+            redis_maxmemory: "256mb".into(),
             policies: Policies {
                 default: policy(100, 60),
                 shorten: policy(3, 10),

@@ -299,7 +299,7 @@ const CASES: &[Case] = &[
         name: "proxmox endpoint over plain http and unknown provider",
         edits: &[("", PROXMOX), ("https://pve:8006/", "http://pve:8006/"), ("  node: pve\n", "  node: pve\n  provider: libvirt\n")],
         errors: &[
-            "32:13: proxmox.endpoint: expected an https:// URL, found \"http://pve:8006/\"",
+            "32:13: proxmox.endpoint: expected an https:// URL with a host and no spaces or quotes, found \"http://pve:8006/\"",
             "34:13: proxmox.provider: unknown provider \"libvirt\" (expected one of: bpg, telmate)",
         ],
     },
@@ -309,7 +309,7 @@ const CASES: &[Case] = &[
         errors: &[
             "1:7: name: invalid cluster name \"Demo\": use 1-32 lowercase letters, digits and '-', starting with a letter",
             "15:44: hosts[4].ip: expected an IPv4 address, found \"10.1.0.999\"",
-            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -",
+            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit",
         ],
     },
     Case {
@@ -337,7 +337,7 @@ const CASES: &[Case] = &[
         name: "image name with a space",
         edits: &[("nginx: nginx:1", "nginx: \"nginx 1\"")],
         errors: &[
-            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -",
+            "21:10: images.nginx: invalid image name \"nginx 1\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit",
         ],
     },
     Case {
@@ -431,6 +431,63 @@ const CASES: &[Case] = &[
             "32:64: loadtest.extra_addresses[3]: 10.2.0.5 is not a host address of the network 10.1.0.0/24",
             "32:74: loadtest.extra_addresses[4]: 10.1.0.1 is the gateway address",
         ],
+    },
+    Case {
+        name: "a key path that would end an HCL string and add a line",
+        edits: &[(
+            "private_key: keys/id\n",
+            "private_key: \"keys/id\\\"\\nresource x\"\n",
+        )],
+        errors: &["8:16: ssh.private_key: invalid file path \"keys/id\\\"\\nresource x\": '\"' is not allowed (no control characters, quotes, '\\', '`' or '$')"],
+    },
+    Case {
+        name: "a public key path with a shell variable and a tab",
+        edits: &[("public_key: keys/id.pub\n", "public_key: \"keys/\\t$HOME.pub\"\n")],
+        errors: &["9:15: ssh.public_key: invalid file path \"keys/\\t$HOME.pub\": '\\t' is not allowed (no control characters, quotes, '\\', '`' or '$')"],
+    },
+    Case {
+        name: "a file secret path with a backtick and an HCL directive",
+        edits: &[
+            ("file:pg.txt", "file:pg`id`.txt"),
+            ("redis_password: env:REDIS_PW", "redis_password: file:r%{x}"),
+        ],
+        errors: &[
+            "29:19: secrets.redis_password: invalid file path \"r%{x}\": \"%{\" is not allowed",
+            "30:22: secrets.postgres_password: invalid file path \"pg`id`.txt\": '`' is not allowed (no control characters, quotes, '\\', '`' or '$')",
+        ],
+    },
+    Case {
+        name: "a key prefix that would end a quoted string",
+        edits: &[("  limiter:\n", "  limiter:\n    key_prefix: \"rl'x\"\n")],
+        errors: &["24:17: app.limiter.key_prefix: invalid key prefix \"rl'x\": use 1-64 letters, digits and : _ . -"],
+    },
+    Case {
+        name: "an image name that docker would read as an option",
+        edits: &[("vm: vm:1", "vm: --privileged"), ("nginx: nginx:1", "nginx: Nginx:1")],
+        errors: &[
+            "17:7: images.vm: invalid image name \"--privileged\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit",
+            "21:10: images.nginx: invalid image name \"Nginx:1\": use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit",
+        ],
+    },
+    Case {
+        name: "the superuser as the app's database role",
+        edits: &[("app:\n", "app:\n  database: postgres\n")],
+        errors: &["23:13: app.database: invalid database name \"postgres\": use 1-63 lowercase letters, digits and '_', starting with a letter (not `postgres`, the superuser)"],
+    },
+    Case {
+        name: "a public URL with a query, and one without a host",
+        edits: &[("app:\n", "app:\n  public_base_url: \"http://a.example/?x=`id`\"\n")],
+        errors: &["23:20: app.public_base_url: expected an http(s) URL with a host, without a trailing '/', query, fragment, credentials, spaces or quotes, found \"http://a.example/?x=`id`\""],
+    },
+    Case {
+        name: "redis maxmemory without a unit",
+        edits: &[("  limiter:\n", "  limiter:\n    redis_maxmemory: 256\n")],
+        errors: &["24:22: app.limiter.redis_maxmemory: expected a memory size like 256mb or 1gb, found \"256\""],
+    },
+    Case {
+        name: "a load balancer bound to a name",
+        edits: &[("images:\n", "load_balancer: { bind: localhost }\nimages:\n")],
+        errors: &["16:24: load_balancer.bind: expected an IPv4 address, found \"localhost\""],
     },
 ];
 

@@ -155,7 +155,31 @@ fn local_workspace_applies_and_destroys() {
         );
         let ports = docker(&["port", &container]);
         if host.name == "lb" {
-            assert!(ports.contains(&format!(":{port}")), "{ports}");
+            // Bound to load_balancer.bind's default, loopback: the listening socket's
+            // address as Docker set it up, never 0.0.0.0 or [::].
+            assert_eq!(ports, format!("80/tcp -> 127.0.0.1:{port}"));
+            let bindings = docker(&[
+                "inspect",
+                "-f",
+                "{{json .HostConfig.PortBindings}}",
+                &container,
+            ]);
+            assert_eq!(
+                bindings,
+                format!(r#"{{"80/tcp":[{{"HostIp":"127.0.0.1","HostPort":"{port}"}}]}}"#)
+            );
+            let listening = common::run_tool(Command::new("ss").args([
+                "-Hltn",
+                "sport",
+                "=",
+                &format!(":{port}"),
+            ]));
+            // `State Recv-Q Send-Q Local Peer`: every socket on the port is loopback's.
+            let local: Vec<String> = String::from_utf8_lossy(&listening.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+                .collect();
+            assert_eq!(local, [format!("127.0.0.1:{port}")]);
         } else {
             assert!(ports.is_empty(), "{container} publishes {ports}");
         }

@@ -164,3 +164,215 @@ proptest! {
         }
     }
 }
+
+/// The string fields of cluster.yaml that reach a rendered file, a command or a URL: the
+/// default spec's line, the key it sets, and what precedes the value (`file:` secrets).
+const STRING_FIELDS: &[(&str, &str, &str)] = &[
+    ("name: clusterlab\n", "name", ""),
+    ("  user: clusterlab\n", "  user", ""),
+    (
+        "  private_key: .clusterlab/id_ed25519\n",
+        "  private_key",
+        "",
+    ),
+    (
+        "  public_key: .clusterlab/id_ed25519.pub\n",
+        "  public_key",
+        "",
+    ),
+    (
+        "  client_max_body_size: 64k\n",
+        "  client_max_body_size",
+        "",
+    ),
+    ("  vm: clusterlab/vm:latest\n", "  vm", ""),
+    ("  webapp: clusterlab/webapp:latest\n", "  webapp", ""),
+    ("  redis: clusterlab/redis:7\n", "  redis", ""),
+    ("  postgres: clusterlab/postgres:15\n", "  postgres", ""),
+    ("  nginx: clusterlab/nginx:1\n", "  nginx", ""),
+    (
+        "  public_base_url: http://127.0.0.1:8080\n",
+        "  public_base_url",
+        "",
+    ),
+    ("  database: shortener\n", "  database", ""),
+    ("    key_prefix: \"rl:\"\n", "    key_prefix", ""),
+    ("    redis_maxmemory: 256mb\n", "    redis_maxmemory", ""),
+    (
+        "  redis_password: file:.clusterlab/secrets/redis_password\n",
+        "  redis_password",
+        "file:",
+    ),
+    (
+        "  postgres_password: file:.clusterlab/secrets/postgres_password\n",
+        "  postgres_password",
+        "file:",
+    ),
+];
+
+/// Characters that quote, escape, template, comment or break a line somewhere in HCL,
+/// YAML, nginx, TOML, URLs or a shell, mixed with ordinary ones so that some values pass.
+fn hostile_string() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        3 => "[a-z0-9]{1,4}",
+        1 => prop::sample::select(vec![
+            "\"", "'", "\\", "\n", "\r", "\t", "\0", "$", "${", "%{", "{", "}", "`", "#", ":",
+            " ", ";", "&", "|", "<", ">", "=", "[", "]", ",", "@", "/", ".", "-", "_", "\u{2028}",
+            "é", "\u{7f}", "$(id)", "\"\nresource \"terraform_data\" \"x\" {}\n#",
+        ])
+        .prop_map(str::to_owned),
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|parts| parts.concat())
+}
+
+/// Every mapping key path of a YAML document (values left out: they are the spec's).
+fn yaml_keys(value: &serde_norway::Value, at: &str, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_norway::Value::Mapping(map) => {
+            for (k, v) in map {
+                let path = format!("{at}.{}", k.as_str().unwrap_or("?"));
+                out.insert(path.clone());
+                yaml_keys(v, &path, out);
+            }
+        }
+        serde_norway::Value::Sequence(items) => {
+            for (i, v) in items.iter().enumerate() {
+                yaml_keys(v, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The block headers of a Terraform file (`resource "x" "y" {`, `variable`, `output`, ...).
+fn hcl_blocks(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with([' ', '#', '}']) && l.ends_with('{'))
+        .collect()
+}
+
+fn terraform_fmt_accepts(text: &str) -> bool {
+    use std::io::Write;
+    let mut child = std::process::Command::new("/usr/local/bin/terraform")
+        .args(["fmt", "-no-color", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("terraform");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write HCL");
+    child.wait().expect("terraform fmt").success()
+}
+
+/// Hostile strings in every string field of the default spec: each is either refused by
+/// validation, or renders files with the same structure as the default (the same Terraform
+/// blocks, accepted by `terraform fmt`; compose files with the same keys; nginx.conf accepted
+/// by `nginx -t`), with the value itself round-tripping into the parsed spec.
+#[test]
+fn hostile_strings_never_change_the_structure_of_a_rendered_file() {
+    let default_text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml"))
+            .expect("cluster.yaml");
+    let default = Cluster::parse(
+        &default_text,
+        Path::new("cluster.yaml"),
+        FileCheck::SpecOnly,
+    )
+    .expect("the default spec is valid");
+    let default_files = plan::render(&default).expect("render");
+    let cases = std::env::var("CLUSTERLAB_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(512);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
+    let accepted = std::cell::Cell::new(0u32);
+    let tool_runs = std::cell::Cell::new(0u32);
+    let started = std::time::Instant::now();
+    let strategy = (0..STRING_FIELDS.len(), hostile_string());
+    let result = runner.run(&strategy, |(field, value)| {
+        let (line, key, prefix) = STRING_FIELDS[field];
+        let quoted = serde_json::to_string(&format!("{prefix}{value}")).expect("json");
+        let text = default_text.replacen(line, &format!("{key}: {quoted}\n"), 1);
+        prop_assert_ne!(&text, &default_text, "the field's line is in cluster.yaml");
+        let Ok(cluster) = Cluster::parse(&text, Path::new("cluster.yaml"), FileCheck::SpecOnly)
+        else {
+            return Ok(());
+        };
+        accepted.set(accepted.get() + 1);
+        let files = plan::render(&cluster).expect("an accepted spec renders");
+        prop_assert_eq!(files.len(), default_files.len());
+        for (file, original) in files.iter().zip(&default_files) {
+            prop_assert_eq!(&file.path, &original.path);
+            let name = file.path.display().to_string();
+            if name.ends_with(".tf") {
+                prop_assert_eq!(
+                    hcl_blocks(&file.contents),
+                    hcl_blocks(&original.contents),
+                    "{}",
+                    name
+                );
+                if file.contents != original.contents {
+                    tool_runs.set(tool_runs.get() + 1);
+                    prop_assert!(
+                        terraform_fmt_accepts(&file.contents),
+                        "{} does not parse:\n{}",
+                        name,
+                        file.contents
+                    );
+                }
+            } else if name.ends_with(".yml") {
+                let parsed: serde_norway::Value = serde_norway::from_str(&file.contents)
+                    .map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+                let base: serde_norway::Value =
+                    serde_norway::from_str(&original.contents).expect("default yaml");
+                let (mut a, mut b) = (Default::default(), Default::default());
+                yaml_keys(&parsed, "", &mut a);
+                yaml_keys(&base, "", &mut b);
+                prop_assert_eq!(a, b, "{}", name);
+            } else if name.ends_with("nginx.conf") && file.contents != original.contents {
+                tool_runs.set(tool_runs.get() + 1);
+                let dir = tempfile::tempdir().expect("tempdir");
+                let conf = dir.path().join("nginx.conf");
+                std::fs::write(&conf, &file.contents).expect("write");
+                let ok = std::process::Command::new("nginx")
+                    .arg("-t")
+                    .arg("-c")
+                    .arg(&conf)
+                    .arg("-p")
+                    .arg(dir.path())
+                    .output()
+                    .expect("nginx")
+                    .status
+                    .success();
+                prop_assert!(ok, "nginx -t refuses:\n{}", file.contents);
+            }
+        }
+        // The value round-trips: the parsed spec holds exactly what was written.
+        let spec = serde_json::to_string(&cluster).expect("json");
+        let expected = serde_json::to_string(&format!("{prefix}{value}")).expect("json");
+        let bare = serde_json::to_string(&value).expect("json");
+        prop_assert!(
+            spec.contains(&expected) || spec.contains(&bare),
+            "{} lost in {}",
+            expected,
+            spec
+        );
+        Ok(())
+    });
+    let elapsed = started.elapsed();
+    eprintln!(
+        "hostile strings: {cases} cases in {:.2}s ({:.0} cases/s), {} accepted by validation, {} files checked by terraform fmt / nginx -t",
+        elapsed.as_secs_f64(),
+        f64::from(cases) / elapsed.as_secs_f64(),
+        accepted.get(),
+        tool_runs.get()
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

@@ -20,6 +20,9 @@ struct RawSettings {
     public_base_url: Option<String>,
     #[serde(default = "default_link_cache_capacity")]
     link_cache_capacity: usize,
+    /// Accept `https://user:pw@host/`; refused by default (see [`UrlRules::allow_userinfo`]).
+    #[serde(default)]
+    allow_userinfo: bool,
 }
 
 fn default_redirect_status() -> u16 {
@@ -84,6 +87,7 @@ impl Settings {
             url_rules: UrlRules {
                 max_length: raw.max_url_length,
                 own_origin,
+                allow_userinfo: raw.allow_userinfo,
             },
             public_base_url,
             link_cache_capacity: raw.link_cache_capacity,
@@ -142,6 +146,7 @@ mod tests {
         let s = settings("").unwrap();
         assert_eq!(s.redirect_status, Status::Found);
         assert_eq!(s.url_rules.max_length, 2048);
+        assert!(!s.url_rules.allow_userinfo);
         assert_eq!(s.short_url("Ab3xY9z"), "/Ab3xY9z");
     }
 

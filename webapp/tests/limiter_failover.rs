@@ -168,6 +168,68 @@ async fn fail_closed_answers_503_while_redis_is_down_then_recovers() {
     assert_eq!(after, [200, 200, 200, 429]);
 }
 
+/// The cluster runs Redis with `maxmemory` and `noeviction`: a full Redis refuses the
+/// decision's write instead of evicting live limiter state. The refusal must show: the
+/// fail mode applies and the metrics count it as `oom`, and no client's state is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_refuses_visibly_and_keeps_the_limiter_state() {
+    let server = RedisServer::start();
+    let mut conn = redis_conn(&server.url()).await;
+    let prefix = unique_prefix("oom");
+    let app = spawn_app(json!({
+        "redis_url": server.url(),
+        "fail_mode": "open",
+        "timeout_ms": 1000,
+        "key_prefix": prefix,
+        "policies": {
+            "default": { "limit": 1000, "window": "60s" },
+            "redirect": { "limit": 3, "window": "60s" },
+        },
+    }))
+    .await;
+    let client = http();
+    assert_eq!(get(&client, &app.url("/abc")).await.status().as_u16(), 200);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(!keys.is_empty(), "the decision left a key");
+
+    // What the cluster's redis-server gets on its command line, with a limit already passed.
+    for (key, value) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1")] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .expect("CONFIG SET");
+    }
+    for _ in 0..5 {
+        let res = get(&client, &app.url("/abc")).await;
+        assert_eq!(res.status().as_u16(), 200, "fail_mode open serves");
+        assert!(header(&res, "RateLimit").is_none(), "no decision was made");
+    }
+    let oom = metric(&client, &app, "ratelimit_redis_errors_total{kind=\"oom\"}").await;
+    assert_eq!(oom, 5.0, "each refusal counted as oom");
+    let served = metric(
+        &client,
+        &app,
+        "ratelimit_decisions_total{outcome=\"fail_open\",policy=\"redirect\"}",
+    )
+    .await;
+    assert_eq!(served, 5.0);
+    for key in &keys {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("EXISTS");
+        assert!(exists, "{key} was evicted");
+    }
+}
+
 /// `cmdstat_<name>` fields of `INFO commandstats` as (calls, failed_calls).
 async fn command_stats(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> (u64, u64) {
     let info: String = redis::cmd("INFO")

@@ -160,6 +160,7 @@ pub fn inspect_retry() -> RetryPolicy {
 /// The local target's own setup: the key pair and the `file:` secrets, created when
 /// missing. Returns the public key text (for `TF_VAR_ssh_public_key`).
 pub async fn prepare_local(cluster: &Cluster, project: &Project) -> Result<String, CliError> {
+    local::ensure_ignored_dir(&project.spec_dir.join(".clusterlab"))?;
     let public = local::ensure_key_pair(
         &project.private_key(cluster),
         &project.public_key(cluster),

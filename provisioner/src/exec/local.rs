@@ -47,6 +47,22 @@ pub async fn ensure_key_pair(private: &Path, public: &Path, comment: &str) -> Re
         .map_err(|e| ExecError::io(LOCAL, format!("read public key {}", public.display()), e))
 }
 
+/// Makes `dir` (the spec's `.clusterlab/`: keys, secrets, known_hosts) ignore itself with a
+/// `.gitignore` of `*`, so wherever the spec lives its secrets never get committed, even in
+/// a repository whose own `.gitignore` does not know about them.
+pub fn ensure_ignored_dir(dir: &Path) -> Result<()> {
+    create_private_dir(dir)?;
+    let ignore = dir.join(".gitignore");
+    if ignore.exists() {
+        return Ok(());
+    }
+    write_new(
+        &ignore,
+        b"# Written by `provisioner up`: nothing here belongs in git.\n*\n",
+        0o644,
+    )
+}
+
 /// Writes a random password to `path` unless the file exists; true when it wrote one.
 pub fn ensure_secret_file(path: &Path) -> Result<bool> {
     if path.exists() {
@@ -252,6 +268,22 @@ mod tests {
         assert_eq!(a.len(), PASSWORD_LENGTH);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()), "{a}");
         assert_ne!(a, random_password());
+    }
+
+    #[test]
+    fn the_private_directory_ignores_everything_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join(".clusterlab");
+        ensure_ignored_dir(&private).unwrap();
+        let text = std::fs::read_to_string(private.join(".gitignore")).unwrap();
+        assert_eq!(text.lines().last(), Some("*"));
+        // A second run leaves the file (and any edit of it) alone.
+        std::fs::write(private.join(".gitignore"), "*\n!keep\n").unwrap();
+        ensure_ignored_dir(&private).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(private.join(".gitignore")).unwrap(),
+            "*\n!keep\n"
+        );
     }
 
     #[test]

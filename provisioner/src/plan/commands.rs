@@ -109,12 +109,17 @@ pub fn vm_run_args(cluster: &Cluster, host: &Host) -> Vec<String> {
         "SSH_PUBKEY".to_owned(),
     ]);
     if host.role == Role::LoadBalancer {
+        // Bound to `load_balancer.bind` (loopback unless the spec says otherwise), never
+        // Docker's default of every interface.
+        let lb = &cluster.load_balancer;
         args.extend([
             "-p".to_owned(),
-            format!("{}:80", cluster.load_balancer.published_port),
+            format!("{}:{}:80", lb.bind, lb.published_port),
         ]);
     }
-    args.push(cluster.images.vm.clone());
+    // The VM image runs with nearly every capability: it must be the one `up` built (or
+    // one already on this engine), never a namesake pulled from a public registry.
+    args.extend(["--pull=never".to_owned(), cluster.images.vm.clone()]);
     args
 }
 
@@ -209,7 +214,7 @@ mod tests {
              --security-opt apparmor=unconfined --device-cgroup-rule a *:* rwm --tmpfs /run \
              --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v clusterlab-lb-docker:/var/lib/docker \
              --label clusterlab.cluster=clusterlab -e SSH_USER=clusterlab -e SSH_PUBKEY \
-             -p 8080:80 clusterlab/vm:latest"
+             -p 127.0.0.1:8080:80 --pull=never clusterlab/vm:latest"
         );
         let web = cluster.hosts_with(Role::Web).next().expect("web");
         let run = vm_run_args(&cluster, web);

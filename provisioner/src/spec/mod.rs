@@ -209,6 +209,10 @@ impl Role {
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct LoadBalancer {
+    /// Host address the published port listens on (local target only): `127.0.0.1` keeps
+    /// the cluster on this machine; `0.0.0.0` publishes it to every network, by choice.
+    #[schemars(default = "defaults::bind", with = "String")]
+    pub bind: Ipv4Addr,
     /// Host port that reaches the load balancer's port 80 (local target only).
     #[schemars(default = "defaults::published_port")]
     #[schemars(range(min = 1))]
@@ -282,8 +286,17 @@ pub struct Limiter {
     #[schemars(default = "defaults::ipv6_prefix")]
     #[schemars(range(min = 1, max = 128))]
     pub ipv6_prefix: u8,
-    #[schemars(default = "defaults::key_prefix")]
+    /// Prefix of every limiter key in Redis: letters, digits and `: _ . -`.
+    #[schemars(default = "defaults::key_prefix", pattern(r"^[A-Za-z0-9:_.-]{1,64}$"))]
     pub key_prefix: String,
+    /// Redis `maxmemory` (`<n>mb` or `<n>gb`). Redis runs with `noeviction`: when full it
+    /// refuses the limiter's writes (the app's `fail_mode` applies and counts it) rather
+    /// than silently evicting live limiter state.
+    #[schemars(
+        default = "defaults::redis_maxmemory",
+        pattern(r"^[1-9][0-9]{0,5}(mb|gb)$")
+    )]
+    pub redis_maxmemory: String,
     pub policies: Policies,
 }
 
@@ -509,6 +522,9 @@ pub mod defaults {
     pub fn disk_gb() -> u32 {
         10
     }
+    pub fn bind() -> Ipv4Addr {
+        Ipv4Addr::LOCALHOST
+    }
     pub fn published_port() -> u16 {
         8080
     }
@@ -523,6 +539,7 @@ pub mod defaults {
     }
     pub fn load_balancer() -> LoadBalancer {
         LoadBalancer {
+            bind: bind(),
             published_port: published_port(),
             client_max_body_size: client_max_body_size(),
             max_fails: max_fails(),
@@ -555,6 +572,9 @@ pub mod defaults {
     }
     pub fn key_prefix() -> String {
         "rl:".to_owned()
+    }
+    pub fn redis_maxmemory() -> String {
+        "256mb".to_owned()
     }
     pub fn snippets_storage() -> String {
         "local".to_owned()

@@ -503,7 +503,8 @@ fn string(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
 }
 
 fn path_buf(r: &mut Reader, node: &Node, path: &str) -> Option<PathBuf> {
-    r.scalar(node, path, "a file path").map(PathBuf::from)
+    let value = r.scalar(node, path, "a file path").map(str::to_owned);
+    checked(r, node, path, value, |v| rules::path(v)).map(PathBuf::from)
 }
 
 fn u32_value(r: &mut Reader, node: &Node, path: &str) -> Option<u32> {
@@ -767,12 +768,14 @@ fn load_balancer(r: &mut Reader, node: &Node, path: &str) -> Option<LoadBalancer
         node,
         path,
         &[
+            "bind",
             "published_port",
             "client_max_body_size",
             "max_fails",
             "fail_timeout_s",
         ],
     )?;
+    let bind = r.or_default(&f, "bind", ipv4, defaults::bind);
     let published_port = r.or_default(&f, "published_port", port, defaults::published_port);
     let body = r.or_default(
         &f,
@@ -786,6 +789,7 @@ fn load_balancer(r: &mut Reader, node: &Node, path: &str) -> Option<LoadBalancer
     let max_fails = r.or_default(&f, "max_fails", positive, defaults::max_fails);
     let fail_timeout_s = r.or_default(&f, "fail_timeout_s", positive, defaults::fail_timeout_s);
     Some(LoadBalancer {
+        bind: bind?,
         published_port: published_port?,
         client_max_body_size: body?,
         max_fails: max_fails?,
@@ -862,6 +866,7 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
             "timeout_ms",
             "ipv6_prefix",
             "key_prefix",
+            "redis_maxmemory",
             "policies",
         ],
     )?;
@@ -878,6 +883,15 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
         },
         defaults::key_prefix,
     );
+    let redis_maxmemory = r.or_default(
+        &f,
+        "redis_maxmemory",
+        |r, n, p| {
+            let value = string(r, n, p);
+            checked(r, n, p, value, |v| rules::memory_size(v))
+        },
+        defaults::redis_maxmemory,
+    );
     let policies = r.required(&f, "policies", policies);
     Some(Limiter {
         algorithm: algorithm?,
@@ -885,6 +899,7 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
         timeout_ms: timeout_ms?,
         ipv6_prefix: ipv6_prefix?,
         key_prefix: key_prefix?,
+        redis_maxmemory: redis_maxmemory?,
         policies: policies?,
     })
 }

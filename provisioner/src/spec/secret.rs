@@ -72,6 +72,7 @@ impl SecretRef {
             if path.trim().is_empty() {
                 Err("file: reference needs a path".to_owned())
             } else {
+                super::validate::rules::path(path)?;
                 Ok(SecretRef::File(PathBuf::from(path)))
             }
         } else {

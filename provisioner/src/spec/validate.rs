@@ -29,18 +29,52 @@ pub(super) mod rules {
         }
     }
 
-    /// Names that end up inside HCL and YAML strings: a small alphabet keeps quoting trivial.
+    /// Image references end up inside HCL and YAML strings and as the last word of
+    /// `docker run`: a small alphabet keeps quoting trivial, and a first character that is
+    /// a lowercase letter or digit (as Docker requires) keeps it from being read as an option.
     pub fn word(text: &str, what: &str) -> Result<(), String> {
-        let ok = text
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "._/:@-".contains(ch));
+        let ok = text.len() <= 255
+            && text.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            // A trailing `:` would make a YAML plain scalar a mapping key (found by the
+            // hostile-string property test); Docker references end in a name, tag or digest.
+            && text.ends_with(|ch: char| ch.is_ascii_alphanumeric())
+            && text
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "._/:@-".contains(ch));
         if ok {
             Ok(())
         } else {
             Err(format!(
-                "invalid {what} {text:?}: use letters, digits and . _ / : @ -"
+                "invalid {what} {text:?}: use letters, digits and . _ / : @ -, starting with a lowercase letter or digit and ending with a letter or digit"
             ))
         }
+    }
+
+    /// Characters a file path of the spec may not hold. Paths reach Terraform variables, the
+    /// shell of `local-exec` and ssh's command line; none of these characters has a place in
+    /// a key or secret file name, and each can end a quoted string in one of them.
+    const PATH_FORBIDDEN: &str = "\"'`\\$";
+
+    /// A file path: no control characters (a newline would end an HCL or YAML line), no
+    /// quotes, backslash, backtick or `$`, and no `%{` (an HCL template directive).
+    pub fn path(text: &str) -> Result<(), String> {
+        if text.is_empty() {
+            return Err("a file path cannot be empty".to_owned());
+        }
+        if let Some(ch) = text
+            .chars()
+            .find(|ch| ch.is_control() || PATH_FORBIDDEN.contains(*ch))
+        {
+            return Err(format!(
+                "invalid file path {text:?}: {ch:?} is not allowed (no control characters, quotes, '\\', '`' or '$')"
+            ));
+        }
+        if text.contains("%{") {
+            return Err(format!(
+                "invalid file path {text:?}: \"%{{\" is not allowed"
+            ));
+        }
+        Ok(())
     }
 
     /// Proxmox identifiers that reach HCL unquoted-safe: node, storage, bridge, template and
@@ -176,28 +210,42 @@ pub(super) mod rules {
         }
     }
 
+    /// Characters a URL of the spec may not hold: beyond ASCII's printable set, anything
+    /// that quotes, escapes or templates in HCL, YAML, TOML or a shell.
     fn unquotable(ch: char) -> bool {
-        ch.is_whitespace() || "\"'\\$".contains(ch)
+        !ch.is_ascii_graphic() || "\"'\\$`{}<>^|".contains(ch)
+    }
+
+    /// `scheme://` followed by at least a host.
+    fn has_host(url: &str) -> bool {
+        url.split_once("://")
+            .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or_default())
+            .is_some_and(|host| !host.is_empty())
     }
 
     pub fn base_url(url: &str) -> Result<(), String> {
+        // The web app refuses a query or fragment in its base URL at launch; so does this.
         if (url.starts_with("http://") || url.starts_with("https://"))
+            && has_host(url)
             && !url.ends_with('/')
             && !url.contains(unquotable)
+            && !url.contains(['?', '#', '@'])
         {
             Ok(())
         } else {
             Err(format!(
-                "expected an http(s) URL without a trailing '/', found {url:?}"
+                "expected an http(s) URL with a host, without a trailing '/', query, fragment, credentials, spaces or quotes, found {url:?}"
             ))
         }
     }
 
     pub fn endpoint(url: &str) -> Result<(), String> {
-        if url.starts_with("https://") && !url.contains(unquotable) {
+        if url.starts_with("https://") && has_host(url) && !url.contains(unquotable) {
             Ok(())
         } else {
-            Err(format!("expected an https:// URL, found {url:?}"))
+            Err(format!(
+                "expected an https:// URL with a host and no spaces or quotes, found {url:?}"
+            ))
         }
     }
 
@@ -211,8 +259,12 @@ pub(super) mod rules {
         }
     }
 
+    /// Also the app's PostgreSQL role: an identifier that needs no quoting, within
+    /// PostgreSQL's 63 bytes.
     pub fn database(name: &str) -> Result<(), String> {
-        let ok = name.starts_with(|ch: char| ch.is_ascii_lowercase())
+        let ok = name.len() <= 63
+            && name != "postgres"
+            && name.starts_with(|ch: char| ch.is_ascii_lowercase())
             && name
                 .chars()
                 .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
@@ -220,19 +272,39 @@ pub(super) mod rules {
             Ok(())
         } else {
             Err(format!(
-                "invalid database name {name:?}: use lowercase letters, digits and '_'"
+                "invalid database name {name:?}: use 1-63 lowercase letters, digits and '_', starting with a letter (not `postgres`, the superuser)"
             ))
         }
     }
 
     pub fn key_prefix(prefix: &str) -> Result<(), String> {
-        if prefix
-            .chars()
-            .all(|ch| ch.is_ascii_graphic() && ch != '"' && ch != '\\' && ch != '$')
+        if (1..=64).contains(&prefix.len())
+            && prefix
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ":_.-".contains(ch))
         {
             Ok(())
         } else {
-            Err("must be printable ASCII without quotes, '\\' or '$'".to_owned())
+            Err(format!(
+                "invalid key prefix {prefix:?}: use 1-64 letters, digits and : _ . -"
+            ))
+        }
+    }
+
+    /// Redis `maxmemory`: a whole number of megabytes or gigabytes, at least 1mb.
+    pub fn memory_size(size: &str) -> Result<(), String> {
+        let digits = size.strip_suffix("mb").or_else(|| size.strip_suffix("gb"));
+        let ok = digits.is_some_and(|d| {
+            (1..=6).contains(&d.len())
+                && !d.starts_with('0')
+                && d.chars().all(|ch| ch.is_ascii_digit())
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected a memory size like 256mb or 1gb, found {size:?}"
+            ))
         }
     }
 

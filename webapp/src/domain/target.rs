@@ -3,6 +3,7 @@
 //! one URL (`HTTP://Example.com` and `http://example.com/`) share one row.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
 
@@ -13,6 +14,9 @@ pub struct UrlRules {
     pub max_length: usize,
     /// The shortener's own public URL: links back to it would only make redirect loops.
     pub own_origin: Option<Url>,
+    /// Whether `https://user:pw@host/` is accepted. Off by default: the part before `@`
+    /// is what a reader takes for the host (`https://paypal.com@evil.example/`).
+    pub allow_userinfo: bool,
 }
 
 /// Why a submitted URL is refused. Each message is shown to the client as is.
@@ -36,6 +40,11 @@ pub enum UrlError {
     Scheme(String),
     #[error("the url points at this shortener itself")]
     OwnHost,
+    #[error(
+        "the url has a user name or password before its host (`{userinfo}@`): it leads to \
+         {host}, not where it seems to; links with credentials are not accepted"
+    )]
+    Userinfo { userinfo: String, host: String },
 }
 
 /// An absolute http(s) URL with a host, within the length limit.
@@ -75,6 +84,16 @@ impl TargetUrl {
             Some(Host::Domain("")) => return Err(UrlError::NoHost),
             Some(host) => host,
         };
+        if !rules.allow_userinfo && (!url.username().is_empty() || url.password().is_some()) {
+            let userinfo = match url.password() {
+                Some(pw) => format!("{}:{pw}", url.username()),
+                None => url.username().to_owned(),
+            };
+            return Err(UrlError::Userinfo {
+                userinfo,
+                host: host.to_string(),
+            });
+        }
         if let Some(own) = &rules.own_origin {
             if points_at(&url, &host, own) {
                 return Err(UrlError::OwnHost);
@@ -98,17 +117,58 @@ impl TargetUrl {
 
 /// Same host, and either the same port or a default port: `http://short.example/x` is
 /// the shortener even when its public URL is `https://short.example`, while another
-/// service on a different explicit port of that host is not.
+/// service on a different explicit port of that host is not. Hosts are compared by
+/// [`HostIdentity`], so no spelling of the shortener's host gets past.
 fn points_at(url: &Url, host: &Host<&str>, own: &Url) -> bool {
-    let same_host = match (host, own.host()) {
-        (Host::Domain(a), Some(Host::Domain(b))) => {
-            a.trim_end_matches('.') == b.trim_end_matches('.')
-        }
-        (a, Some(b)) => a.to_owned() == b.to_owned(),
-        (_, None) => false,
-    };
+    let same_host = own
+        .host()
+        .is_some_and(|own_host| HostIdentity::of(host) == HostIdentity::of(&own_host));
     same_host
         && (url.port().is_none() || url.port_or_known_default() == own.port_or_known_default())
+}
+
+/// What a host name reaches, as far as the URL alone tells: the url crate has already
+/// lowercased names, decoded percent-escapes and read `0x7f.1` as `127.0.0.1`; what is
+/// left are spellings that differ in text but not in destination.
+#[derive(Debug, PartialEq, Eq)]
+enum HostIdentity {
+    /// This machine: `localhost` (and `*.localhost`, RFC 6761), `127.0.0.0/8`, `::1`,
+    /// the unspecified addresses (a connection to `0.0.0.0` reaches the local host) and
+    /// their IPv4-mapped IPv6 forms.
+    Loopback,
+    /// A DNS name without its trailing root dot.
+    Domain(String),
+    /// An address, IPv4-mapped IPv6 (`::ffff:a.b.c.d`) read as the IPv4 it maps.
+    Ip(IpAddr),
+}
+
+impl HostIdentity {
+    fn of(host: &Host<&str>) -> Self {
+        match host {
+            Host::Domain(name) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                if name == "localhost" || name.ends_with(".localhost") {
+                    Self::Loopback
+                } else {
+                    Self::Domain(name)
+                }
+            }
+            Host::Ipv4(ip) => Self::ip(IpAddr::V4(*ip)),
+            Host::Ipv6(ip) => Self::ip(ip.to_ipv4_mapped().map_or(IpAddr::V6(*ip), IpAddr::V4)),
+        }
+    }
+
+    fn ip(ip: IpAddr) -> Self {
+        let local = match ip {
+            IpAddr::V4(v4) => v4.is_loopback() || v4 == Ipv4Addr::UNSPECIFIED,
+            IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST || v6 == Ipv6Addr::UNSPECIFIED,
+        };
+        if local {
+            Self::Loopback
+        } else {
+            Self::Ip(ip)
+        }
+    }
 }
 
 impl fmt::Display for TargetUrl {
@@ -125,6 +185,7 @@ mod tests {
         UrlRules {
             max_length: 2048,
             own_origin: Some(Url::parse("https://sho.rt").unwrap()),
+            allow_userinfo: false,
         }
     }
 
@@ -201,6 +262,7 @@ mod tests {
         let tight = UrlRules {
             max_length: 30,
             own_origin: None,
+            allow_userinfo: false,
         };
         let ok = "http://example.com/0123456789";
         assert_eq!(ok.len(), 29);
@@ -223,5 +285,100 @@ mod tests {
         assert_eq!(parse("https://sho.rt.:443/abc"), Err(UrlError::OwnHost));
         assert!(parse("https://sho.rt:8443/abc").is_ok());
         assert!(parse("https://www.sho.rt/abc").is_ok());
+    }
+
+    fn parse_with_origin(origin: &str, raw: &str) -> Result<String, UrlError> {
+        let rules = UrlRules {
+            own_origin: Some(Url::parse(origin).unwrap()),
+            ..rules()
+        };
+        TargetUrl::parse(raw, &rules).map(|u| u.as_str().to_owned())
+    }
+
+    #[test]
+    fn rejects_every_spelling_of_a_loopback_shortener() {
+        let origin = "http://127.0.0.1:8080";
+        for raw in [
+            "http://127.0.0.1:8080/x",
+            "http://127.0.0.1.:8080/x",
+            "http://localhost:8080/x",
+            "http://LOCALHOST.:8080/x",
+            "http://app.localhost:8080/x",
+            "http://127.1:8080/x",
+            "http://0x7f.0.0.1:8080/x",
+            "http://2130706433:8080/x",
+            "http://127.0.0.2:8080/x",
+            "http://[::1]:8080/x",
+            "http://[::ffff:127.0.0.1]:8080/x",
+            "http://[::ffff:7f00:1]:8080/x",
+            "http://0.0.0.0:8080/x",
+            "http://[::]:8080/x",
+            "http://%6c%6fcalhost:8080/x",
+            "https://localhost/x",
+        ] {
+            assert_eq!(
+                parse_with_origin(origin, raw),
+                Err(UrlError::OwnHost),
+                "{raw}"
+            );
+        }
+        assert!(parse_with_origin(origin, "http://localhost:9090/x").is_ok());
+        assert!(parse_with_origin(origin, "http://10.0.0.1:8080/x").is_ok());
+        for raw in ["http://127.0.0.1:8080/x", "http://[::1]:8080/"] {
+            assert_eq!(
+                parse_with_origin("http://localhost:8080", raw),
+                Err(UrlError::OwnHost),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_ipv4_mapped_spellings_of_an_address_shortener() {
+        let origin = "http://10.77.0.10";
+        for raw in [
+            "http://10.77.0.10/x",
+            "http://[::ffff:10.77.0.10]/x",
+            "http://[::FFFF:a4d:a]/x",
+            "http://10.77.0.10.:80/x",
+        ] {
+            assert_eq!(
+                parse_with_origin(origin, raw),
+                Err(UrlError::OwnHost),
+                "{raw}"
+            );
+        }
+        assert!(parse_with_origin(origin, "http://10.77.0.11/x").is_ok());
+    }
+
+    #[test]
+    fn refuses_userinfo_unless_allowed() {
+        let err = parse("https://paypal.com@evil.example/login").unwrap_err();
+        assert_eq!(
+            err,
+            UrlError::Userinfo {
+                userinfo: "paypal.com".into(),
+                host: "evil.example".into()
+            }
+        );
+        assert!(err.to_string().contains("leads to evil.example"), "{err}");
+        assert!(matches!(
+            parse("https://user:secret@example.com/"),
+            Err(UrlError::Userinfo { .. })
+        ));
+        assert!(matches!(
+            parse("https://:pw@example.com/"),
+            Err(UrlError::Userinfo { .. })
+        ));
+        let lenient = UrlRules {
+            allow_userinfo: true,
+            ..rules()
+        };
+        assert_eq!(
+            TargetUrl::parse("https://user:pw@example.com/", &lenient)
+                .unwrap()
+                .as_str(),
+            "https://user:pw@example.com/"
+        );
     }
 }

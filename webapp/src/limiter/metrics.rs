@@ -8,7 +8,8 @@ pub struct LimiterMetrics {
     /// `ratelimit_decisions_total{policy, outcome}`; outcome is allowed, limited,
     /// fail_open or fail_closed.
     pub decisions: IntCounterVec,
-    /// `ratelimit_redis_errors_total{kind}`; kind is timeout or redis.
+    /// `ratelimit_redis_errors_total{kind}`; kind is timeout, oom (Redis at `maxmemory`
+    /// refusing the decision's write: it never evicts limiter keys) or redis.
     pub redis_errors: IntCounterVec,
     /// `ratelimit_decision_seconds`: time to a verdict, Redis round trip included.
     pub latency: Histogram,
@@ -63,6 +64,7 @@ impl LimiterMetrics {
     pub fn count_error(&self, error: &LimiterError) {
         let kind = match error {
             LimiterError::Timeout(_) => "timeout",
+            LimiterError::Redis(e) if e.code() == Some("OOM") => "oom",
             _ => "redis",
         };
         self.redis_errors.with_label_values(&[kind]).inc();

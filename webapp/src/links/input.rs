@@ -40,6 +40,29 @@ impl BodyKind {
     }
 }
 
+/// Refuses a body the app would have to decode first: it reads bytes as they arrive and
+/// decodes no `Content-Encoding`, so a gzipped form must not be taken for a garbled one.
+pub fn check_content_encoding<'a>(
+    mut encodings: impl Iterator<Item = &'a str>,
+) -> Result<(), ApiError> {
+    let foreign = encodings.find_map(|header| {
+        header
+            .split(',')
+            .map(str::trim)
+            .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
+    });
+    match foreign {
+        None => Ok(()),
+        Some(coding) => Err(ApiError::new(
+            Status::UnsupportedMediaType,
+            format!(
+                "the request body is sent with Content-Encoding `{coding}`, which this \
+                 service does not decode; send it unencoded"
+            ),
+        )),
+    }
+}
+
 /// The submitted URL, not validated yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShortenInput {
@@ -109,6 +132,9 @@ impl<'r> FromData<'r> for ShortenInput {
     type Error = ApiError;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r, Self> {
+        if let Err(e) = check_content_encoding(req.headers().get("Content-Encoding")) {
+            return Outcome::Error((e.status, e));
+        }
         let kind = match BodyKind::of(req.content_type()) {
             Ok(kind) => kind,
             Err(e) => return Outcome::Error((e.status, e)),
@@ -209,6 +235,22 @@ mod tests {
                 BodyKind::of(ct).unwrap_err().status,
                 Status::UnsupportedMediaType
             );
+        }
+    }
+
+    #[test]
+    fn refuses_content_encodings_it_does_not_decode() {
+        assert!(check_content_encoding(std::iter::empty()).is_ok());
+        assert!(check_content_encoding(["identity"].into_iter()).is_ok());
+        assert!(check_content_encoding(["Identity, "].into_iter()).is_ok());
+        for headers in [
+            vec!["gzip"],
+            vec!["identity, br"],
+            vec!["identity", "deflate"],
+        ] {
+            let e = check_content_encoding(headers.clone().into_iter()).unwrap_err();
+            assert_eq!(e.status, Status::UnsupportedMediaType, "{headers:?}");
+            assert!(e.message.contains("does not decode"), "{}", e.message);
         }
     }
 }

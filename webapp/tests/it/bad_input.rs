@@ -11,6 +11,7 @@ struct Case {
     method: Method,
     path: &'static str,
     content_type: Option<&'static str>,
+    content_encoding: Option<&'static str>,
     body: Vec<u8>,
     status: u16,
     /// A fragment of the error message.
@@ -23,6 +24,7 @@ fn form(name: &'static str, body: impl Into<Vec<u8>>, says: &'static str) -> Cas
         method: Method::Post,
         path: "/shorten",
         content_type: Some("application/x-www-form-urlencoded"),
+        content_encoding: None,
         body: body.into(),
         status: 400,
         says,
@@ -38,6 +40,14 @@ fn json(name: &'static str, body: impl Into<Vec<u8>>, says: &'static str) -> Cas
 
 fn with_status(case: Case, status: u16) -> Case {
     Case { status, ..case }
+}
+
+fn encoded(case: Case, coding: &'static str) -> Case {
+    Case {
+        content_encoding: Some(coding),
+        status: 415,
+        ..case
+    }
 }
 
 fn cases() -> Vec<Case> {
@@ -130,6 +140,42 @@ fn cases() -> Vec<Case> {
             "shortener itself",
         ),
         form(
+            "own host, upper case with trailing dot",
+            "url=https%3A%2F%2FSHO.RT.%2FAb3xY9z",
+            "shortener itself",
+        ),
+        form(
+            "own host, http on the default port",
+            "url=http%3A%2F%2Fsho.rt%3A443%2FAb3xY9z",
+            "shortener itself",
+        ),
+        form(
+            "userinfo that looks like a host",
+            "url=https%3A%2F%2Fpaypal.com%40evil.example%2F",
+            "leads to evil.example",
+        ),
+        form(
+            "user and password",
+            "url=https%3A%2F%2Fuser%3Apw%40example.com%2F",
+            "credentials are not accepted",
+        ),
+        encoded(
+            form(
+                "gzip body",
+                b"\x1f\x8b\x08\x00".to_vec(),
+                "Content-Encoding `gzip`",
+            ),
+            "gzip",
+        ),
+        encoded(
+            json("brotli JSON", "{\"url\": \"https://example.com\"}", "`br`"),
+            "identity, br",
+        ),
+        encoded(
+            form("deflate", "url=https://example.com", "does not decode"),
+            "deflate",
+        ),
+        form(
             "raw bytes not UTF-8",
             b"url=http://example.com/\xff\xfe".to_vec(),
             "not valid UTF-8",
@@ -203,6 +249,9 @@ async fn every_bad_input_gets_a_4xx_saying_what_is_wrong() {
         if let Some(ct) = case.content_type {
             req = req.header(Header::new("Content-Type", ct));
         }
+        if let Some(coding) = case.content_encoding {
+            req = req.header(Header::new("Content-Encoding", coding));
+        }
         let res = req.dispatch().await;
         let status = res.status();
         let json = res.content_type() == Some(ContentType::JSON);
@@ -228,4 +277,53 @@ async fn every_bad_input_gets_a_4xx_saying_what_is_wrong() {
         .await
         .unwrap();
     assert_eq!(rows, 0, "a bad input was stored");
+}
+
+#[tokio::test]
+async fn a_loopback_shortener_refuses_links_to_every_spelling_of_itself() {
+    let db = TestDb::create().await;
+    let client = client(figment(&db).merge(("public_base_url", "http://127.0.0.1:8080"))).await;
+    for url in [
+        "http://127.0.0.1:8080/Ab3xY9z",
+        "http://localhost:8080/Ab3xY9z",
+        "http://LocalHost.:8080/Ab3xY9z",
+        "http://[::1]:8080/Ab3xY9z",
+        "http://[::ffff:127.0.0.1]:8080/Ab3xY9z",
+        "http://127.1:8080/Ab3xY9z",
+        "http://0x7f000001:8080/Ab3xY9z",
+        "http://0.0.0.0:8080/Ab3xY9z",
+    ] {
+        let res = client
+            .post("/shorten")
+            .json(&serde_json::json!({ "url": url }))
+            .dispatch()
+            .await;
+        assert_eq!(res.status().code, 400, "{url}");
+        let body: Value = res.into_json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("shortener itself"),
+            "{url}: {body}"
+        );
+    }
+    // Another port of this machine is another service.
+    let res = client
+        .post("/shorten")
+        .json(&serde_json::json!({ "url": "http://localhost:9090/" }))
+        .dispatch()
+        .await;
+    assert_eq!(res.status().code, 200);
+}
+
+#[tokio::test]
+async fn userinfo_is_accepted_only_when_configured() {
+    let db = TestDb::create().await;
+    let client = client(figment(&db).merge(("allow_userinfo", true))).await;
+    let res = client
+        .post("/shorten")
+        .json(&serde_json::json!({ "url": "https://user:pw@example.com/" }))
+        .dispatch()
+        .await;
+    assert_eq!(res.status().code, 200);
+    let body: Value = res.into_json().await.unwrap();
+    assert_eq!(body["url"], "https://user:pw@example.com/");
 }

@@ -74,7 +74,12 @@ async fn readyz_fails_when_postgres_is_gone_but_healthz_does_not() {
     assert_eq!(res.status(), Status::ServiceUnavailable);
     let body: Value = res.into_json().await.unwrap();
     assert_eq!(body["status"], "not ready");
-    assert!(body["checks"]["postgres"].as_str().unwrap() != "ok");
+    // Check names and ok/failing only: the driver's words (pool state, hosts, users) stay
+    // in the log.
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "not ready", "checks": {"postgres": "failing", "redis": "ok"}})
+    );
 
     assert_eq!(client.get("/healthz").dispatch().await.status(), Status::Ok);
     // A lookup that needs the database says so, without leaking internals.

@@ -12,6 +12,7 @@ fn url(raw: &str) -> TargetUrl {
     let rules = UrlRules {
         max_length: 2048,
         own_origin: None,
+        allow_userinfo: false,
     };
     TargetUrl::parse(raw, &rules).unwrap()
 }

@@ -1,3 +1,7 @@
+#!lua
+-- (A Redis 7 shebang with no flags: Redis refuses the whole script while it is over
+-- maxmemory, instead of letting it write past the limit once its first write, which frees
+-- memory, is done. The cluster runs noeviction, so a full Redis shows as oom errors.)
 -- GCRA (generic cell rate algorithm): one admission per window/limit, bursts up to limit.
 -- KEYS[1] = the theoretical arrival time (TAT) as "<µs>:<remainder>", where the remainder
 -- counts 1/limit µs, so adding the emission interval (window/limit) is exact in integers.

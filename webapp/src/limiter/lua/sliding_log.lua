@@ -1,3 +1,7 @@
+#!lua
+-- (A Redis 7 shebang with no flags: Redis refuses the whole script while it is over
+-- maxmemory, instead of letting it write past the limit once its first write, which frees
+-- memory, is done. The cluster runs noeviction, so a full Redis shows as oom errors.)
 -- Sliding-window log: at most ARGV[1] admissions in any ARGV[2] ms, exactly.
 -- KEYS[1] = the client's log (a sorted set of admissions scored by Redis time in µs).
 -- Returns {admitted (1/0), remaining, ms until the next unit of quota returns}.

@@ -1,3 +1,7 @@
+#!lua
+-- (A Redis 7 shebang with no flags: Redis refuses the whole script while it is over
+-- maxmemory, instead of letting it write past the limit once its first write, which frees
+-- memory, is done. The cluster runs noeviction, so a full Redis shows as oom errors.)
 -- Sliding-window counter: the previous fixed window's count, weighted by how much of it
 -- still overlaps the sliding window, plus the current window's count; at most ARGV[1].
 -- KEYS[1] = a hash {w = current window index, c = its count, p = previous window's count}.
