@@ -12,8 +12,8 @@ use serde::Serialize;
 use tera::Tera;
 
 pub use commands::{
-    container_name, data_volume_name, local_host_resource, network_create_args, rocket_databases,
-    rocket_limiter, ssh_args, vm_run_args, volume_name, DATA_DIR, POSTGRES_PASSWORD_VAR,
+    container_name, data_volume_name, databases, env_value, limiter_config, local_host_resource,
+    network_create_args, ssh_args, vm_run_args, volume_name, DATA_DIR, POSTGRES_PASSWORD_VAR,
     POSTGRES_PORT, REDIS_PASSWORD_VAR, REDIS_PORT, WEB_PORT,
 };
 
@@ -301,8 +301,8 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
         web_port: WEB_PORT,
         redis_port: REDIS_PORT,
         postgres_port: POSTGRES_PORT,
-        rocket_databases: rocket_databases(cluster),
-        rocket_limiter: rocket_limiter(cluster),
+        rocket_databases: env_value(&databases(cluster)),
+        rocket_limiter: env_value(&limiter_config(cluster)),
     };
     let context = tera::Context::from_serialize(&view).map_err(|e| template_error("context", e))?;
 
