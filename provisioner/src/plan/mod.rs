@@ -5,6 +5,7 @@
 mod commands;
 pub mod deploy;
 pub mod loadtest;
+pub mod services;
 
 use std::path::PathBuf;
 
@@ -69,14 +70,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "nginx/nginx.conf",
         include_str!("../../../templates/nginx/nginx.conf.tera"),
-    ),
-    (
-        "compose/host.yml",
-        include_str!("../../../templates/compose/host.yml.tera"),
-    ),
-    (
-        "compose/labels.tera",
-        include_str!("../../../templates/compose/labels.tera"),
     ),
 ];
 
@@ -216,15 +209,6 @@ struct View<'a> {
     web_port: u16,
     redis_port: u16,
     postgres_port: u16,
-    rocket_databases: String,
-    rocket_limiter: String,
-}
-
-#[derive(Serialize)]
-struct HostFileView<'a> {
-    #[serde(flatten)]
-    view: &'a View<'a>,
-    host: &'a Host,
 }
 
 /// Renders every file of the spec, in a fixed order.
@@ -301,8 +285,6 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
         web_port: WEB_PORT,
         redis_port: REDIS_PORT,
         postgres_port: POSTGRES_PORT,
-        rocket_databases: env_value(&databases(cluster)),
-        rocket_limiter: env_value(&limiter_config(cluster)),
     };
     let context = tera::Context::from_serialize(&view).map_err(|e| template_error("context", e))?;
 
@@ -340,17 +322,14 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
         &context,
     )?;
     for host in &cluster.hosts {
-        if host.role == Role::LoadTester {
+        let services = services::services(cluster, host);
+        if services.is_empty() {
             continue;
         }
-        let host_view = HostFileView { view: &view, host };
-        let context =
-            tera::Context::from_serialize(&host_view).map_err(|e| template_error("context", e))?;
-        add(
-            "compose/host.yml".into(),
-            format!("compose/{}.yml", host.name),
-            &context,
-        )?;
+        files.push(RenderedFile {
+            path: PathBuf::from(format!("compose/{}.yml", host.name)),
+            contents: finish(services::compose_file(HEADER, host, &services)),
+        });
     }
     Ok(files)
 }
