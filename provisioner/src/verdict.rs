@@ -246,7 +246,7 @@ fn client_report(
     policy: &Policy,
     algorithm: Algorithm,
 ) -> ClientReport {
-    let window = policy.window.millis as f64 / 1000.0;
+    let window = policy.window.as_millis() as f64 / 1000.0;
     let admitted: Vec<&Sample> = requests.iter().copied().filter(|s| s.admitted()).collect();
     let count = |pred: fn(u16) -> bool| requests.iter().filter(|s| pred(s.status)).count();
     // N+1 admissions whose whole request intervals lie inside one window were certainly
@@ -282,7 +282,7 @@ fn client_report(
         client: client.to_string(),
         policy: policy_name,
         limit: policy.limit,
-        window_ms: policy.window.millis,
+        window_ms: policy.window.as_millis(),
         requests: requests.len(),
         admitted: admitted.len(),
         limited: count(|s| s == 429),
@@ -386,9 +386,7 @@ mod tests {
     fn limiter(algorithm: Algorithm) -> Limiter {
         let policy = |limit, secs: u64| Policy {
             limit,
-            window: Window {
-                millis: secs * 1000,
-            },
+            window: Window::from_millis(secs * 1000),
         };
         Limiter {
             algorithm,

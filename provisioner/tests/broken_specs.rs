@@ -127,6 +127,14 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        // Once accepted (saturated), then refused by every web server at rollout.
+        name: "window too long for the app",
+        edits: &[("shorten: { limit: 10, window: 60s }", "shorten: { limit: 10, window: 20000000000000000s }")],
+        errors: &[
+            "26:37: app.limiter.policies.shorten.window: \"20000000000000000s\" is too long: a window is at most 18446744073709551615 ms",
+        ],
+    },
+    Case {
         name: "window without unit",
         edits: &[("default: { limit: 100, window: 60s }", "default: { limit: 100, window: 60 }")],
         errors: &[

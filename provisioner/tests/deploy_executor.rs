@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use provisioner::exec::converge::ConvergeOptions;
@@ -37,7 +36,7 @@ fn converge(host: &str) -> HostTask {
     HostTask {
         host: host.into(),
         actions: vec![Action::Converge {
-            compose: PathBuf::from(format!("compose/{host}.yml")),
+            services: Vec::new(),
             defer_replace: false,
         }],
     }

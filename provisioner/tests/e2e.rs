@@ -192,15 +192,30 @@ fn refused(cluster: &Cluster, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Follows `short_url` and returns the status and Location.
+/// Follows `short_url` and returns the status and Location. A 429 (this client's redirect
+/// budget spent, e.g. by the traffic during the deploy) is waited out as its Retry-After
+/// says, a few times at most: the limit is not what this checks.
 async fn follow(client: &reqwest::Client, short_url: &str) -> (StatusCode, String) {
-    let answer = client.get(short_url).send().await.expect("follow a link");
-    let location = answer
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().expect("location").to_owned())
-        .unwrap_or_default();
-    (answer.status(), location)
+    for _ in 0..3 {
+        let answer = client.get(short_url).send().await.expect("follow a link");
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            let wait: u64 = answer
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .expect("a 429 carries Retry-After in seconds");
+            tokio::time::sleep(Duration::from_secs(wait.clamp(1, 61))).await;
+            continue;
+        }
+        let location = answer
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().expect("location").to_owned())
+            .unwrap_or_default();
+        return (answer.status(), location);
+    }
+    panic!("{short_url} answered 429 three times in a row");
 }
 
 /// 30 concurrent shortens from this client admit exactly the limit across both web hosts,

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use provisioner::exec::compose;
 use provisioner::exec::converge::{self, Action, ConvergeOptions};
 use provisioner::exec::docker;
 use provisioner::exec::images::{self, BuildOutcome, ShipOutcome};
 use provisioner::exec::progress::Progress;
 use provisioner::exec::ssh::{generate_key, HostSession, RetryPolicy, SshTarget, UploadOutcome};
 use provisioner::exec::ExecError;
+use provisioner::plan::services::{Healthcheck, Mount, NetworkMode, Restart, ServiceSpec};
 use rand::Rng;
 
 fn repo_root() -> PathBuf {
@@ -148,61 +148,96 @@ fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Redis with a password from the secrets, plus a small service whose health depends
-/// on its MODE variable (so a bad deploy can be staged by changing one value).
-fn compose_file(version: &str, mode: &str) -> String {
-    format!(
-        r#"services:
-  redis:
-    image: clusterlab/redis:7
-    container_name: redis
-    network_mode: host
-    command: redis-server --port 6390 --requirepass "${{CLUSTERLAB_REDIS_PASSWORD}}" --save ""
-    volumes:
-      - redis-data:/data
-    restart: unless-stopped
-    healthcheck:
-      test: ["CMD-SHELL", "redis-cli -p 6390 -a \"$$REDISCLI_PW\" --no-auth-warning ping | grep -q PONG"]
-      interval: 1s
-      timeout: 2s
-      retries: 3
-    environment:
-      REDISCLI_PW: ${{CLUSTERLAB_REDIS_PASSWORD}}
-  probe:
-    image: clusterlab/redis:7
-    network_mode: host
-    command: ["sh", "-c", "exec sleep 100000"]
-    environment:
-      VERSION: "{version}"
-      MODE: {mode}
-    restart: unless-stopped
-    labels:
-      clusterlab.role: probe
-    healthcheck:
-      test: ["CMD-SHELL", "test \"$$MODE\" = ok"]
-      interval: 1s
-      timeout: 2s
-      retries: 2
-volumes:
-  redis-data: {{}}
-"#
-    )
+fn words(items: &[&str]) -> Vec<String> {
+    items.iter().map(|w| (*w).to_owned()).collect()
 }
 
-const LB_COMPOSE: &str = r#"services:
-  nginx:
-    image: clusterlab/nginx:1
-    container_name: nginx
-    network_mode: host
-    volumes:
-      - /etc/clusterlab/nginx.conf:/etc/nginx/nginx.conf:ro
-    restart: unless-stopped
-    healthcheck:
-      test: ["CMD", "curl", "-fsS", "http://127.0.0.1:8081/"]
-      interval: 1s
-      timeout: 2s
-      retries: 5
-"#;
+fn service(name: &str) -> ServiceSpec {
+    ServiceSpec {
+        name: name.into(),
+        container_name: name.into(),
+        image: "clusterlab/redis:7".into(),
+        network_mode: NetworkMode::Host,
+        command: None,
+        environment: BTreeMap::new(),
+        volumes: Vec::new(),
+        restart: Restart::UnlessStopped,
+        healthcheck: None,
+        labels: BTreeMap::new(),
+    }
+}
+
+fn every(seconds: u64, timeout: u64, retries: u32, test: &[&str]) -> Option<Healthcheck> {
+    Some(Healthcheck {
+        test: words(test),
+        interval: Duration::from_secs(seconds),
+        timeout: Duration::from_secs(timeout),
+        retries,
+        start_period: Duration::ZERO,
+    })
+}
+
+/// Redis with a password from the secrets, plus a small service whose health depends
+/// on its MODE variable (so a bad deploy can be staged by changing one value).
+fn services_v(version: &str, mode: &str) -> Vec<ServiceSpec> {
+    vec![
+        ServiceSpec {
+            command: Some(words(&[
+                "redis-server",
+                "--port",
+                "6390",
+                "--requirepass",
+                "${CLUSTERLAB_REDIS_PASSWORD}",
+                "--save",
+                "",
+            ])),
+            volumes: vec![Mount {
+                source: "redis-data".into(),
+                target: "/data".into(),
+                read_only: false,
+            }],
+            healthcheck: every(
+                1,
+                2,
+                3,
+                &[
+                    "CMD-SHELL",
+                    "redis-cli -p 6390 -a \"$$REDISCLI_PW\" --no-auth-warning ping | grep -q PONG",
+                ],
+            ),
+            environment: [(
+                "REDISCLI_PW".to_owned(),
+                "${CLUSTERLAB_REDIS_PASSWORD}".to_owned(),
+            )]
+            .into(),
+            ..service("redis")
+        },
+        ServiceSpec {
+            command: Some(words(&["sh", "-c", "exec sleep 100000"])),
+            environment: [
+                ("VERSION".to_owned(), version.to_owned()),
+                ("MODE".to_owned(), mode.to_owned()),
+            ]
+            .into(),
+            labels: [("clusterlab.role".to_owned(), "probe".to_owned())].into(),
+            healthcheck: every(1, 2, 2, &["CMD-SHELL", "test \"$$MODE\" = ok"]),
+            ..service("probe")
+        },
+    ]
+}
+
+fn lb_services() -> Vec<ServiceSpec> {
+    vec![ServiceSpec {
+        image: "clusterlab/nginx:1".into(),
+        volumes: vec![Mount {
+            source: "/etc/clusterlab/nginx.conf".into(),
+            target: "/etc/nginx/nginx.conf".into(),
+            read_only: true,
+        }],
+        healthcheck: every(1, 2, 5, &["CMD", "curl", "-fsS", "http://127.0.0.1:8081/"]),
+        ..service("nginx")
+    }]
+}
 
 /// clusterlab/postgres:15 must honour POSTGRES_USER/PASSWORD/DB like the official image
 /// (password auth over TCP, the named database owned by that user).
@@ -423,7 +458,7 @@ async fn two_vms_ship_images_and_converge_services() {
         defer_replace: false,
     };
     let secret = secrets(&[("CLUSTERLAB_REDIS_PASSWORD", "pw-Ünïcode 'quoted'")]);
-    let file = compose::parse("vm1", &compose_file("1", "ok")).expect("compose");
+    let file = services_v("1", "ok");
     let actions = |reports: Vec<converge::ServiceReport>| {
         reports
             .into_iter()
@@ -497,7 +532,7 @@ async fn two_vms_ship_images_and_converge_services() {
         "{listed:?}"
     );
 
-    let v2 = compose::parse("vm1", &compose_file("2", "ok")).expect("compose v2");
+    let v2 = services_v("2", "ok");
     let replaced = converge::converge(&d1, "vm1", &v2, &secret, &options, &b1)
         .await
         .expect("v2");
@@ -515,7 +550,7 @@ async fn two_vms_ship_images_and_converge_services() {
     );
 
     // A version that never gets healthy is rolled back: the old container runs again.
-    let broken = compose::parse("vm1", &compose_file("3", "broken")).expect("compose v3");
+    let broken = services_v("3", "broken");
     let error = converge::converge(&d1, "vm1", &broken, &secret, &options, &b1)
         .await
         .unwrap_err();
@@ -618,7 +653,7 @@ async fn two_vms_ship_images_and_converge_services() {
             .expect("upload"),
         UploadOutcome::Written
     );
-    let lb = compose::parse("vm2", LB_COMPOSE).expect("lb compose");
+    let lb = lb_services();
     let created = converge::converge(&d2, "vm2", &lb, &BTreeMap::new(), &options, &b2)
         .await
         .expect("converge nginx");

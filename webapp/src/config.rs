@@ -2,7 +2,9 @@
 //! `ROCKET_*` variables) and checked at ignition, so a bad value stops the launch
 //! instead of surfacing on the first request.
 
+use clusterlab_contract as contract;
 use rocket::fairing::AdHoc;
+use rocket::figment::Figment;
 use rocket::http::Status;
 use serde::Deserialize;
 use url::Url;
@@ -50,6 +52,8 @@ pub enum ConfigError {
     PublicBaseUrl { url: String, reason: String },
     #[error("link_cache_capacity = 0: use a positive number of links")]
     CacheCapacity,
+    #[error(transparent)]
+    Password(#[from] contract::SettingsError),
 }
 
 /// Validated settings, kept in managed state.
@@ -116,6 +120,33 @@ fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
         return Err(refuse("a base URL has no query or fragment"));
     }
     Ok(url)
+}
+
+/// The figment with the passwords the deployer passes as variables of their own
+/// (`clusterlab_contract::secret_env`) put into the connection URLs, percent-encoded: the
+/// limiter's `redis_url` (its default when unset) and `databases.<DATABASE>.url`. A raw
+/// variable carries any password; pasted into a URL or a TOML string, `@:/%"` would not survive.
+pub fn with_passwords(
+    figment: Figment,
+    redis: Option<&str>,
+    postgres: Option<&str>,
+) -> Result<Figment, ConfigError> {
+    let mut figment = figment;
+    if let Some(password) = redis {
+        let key = "limiter.redis_url";
+        let url = figment
+            .extract_inner::<String>(key)
+            .unwrap_or_else(|_| contract::defaults::REDIS_URL.to_owned());
+        let url = contract::with_password(&url, password)?;
+        figment = figment.merge((key, url));
+    }
+    if let Some(password) = postgres {
+        let key = format!("databases.{}.url", contract::DATABASE);
+        let url: String = figment.extract_inner(&key).map_err(Box::new)?;
+        let url = contract::with_password(&url, password)?;
+        figment = figment.merge((key, url));
+    }
+    Ok(figment)
 }
 
 /// Reads and validates the settings first, so every later stage can rely on them.

@@ -28,12 +28,26 @@ pub mod metrics;
 pub mod store;
 pub mod ui;
 
+use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
 
-/// The app configured from Rocket.toml and `ROCKET_*` variables.
+/// The app configured from Rocket.toml and `ROCKET_*` variables, with the passwords of
+/// `CLUSTERLAB_REDIS_PASSWORD` / `CLUSTERLAB_POSTGRES_PASSWORD` put into its URLs.
 pub fn rocket() -> Rocket<Build> {
-    rocket_from(rocket::Config::figment())
+    let figment = rocket::Config::figment();
+    let redis = std::env::var(clusterlab_contract::secret_env::REDIS_PASSWORD).ok();
+    let postgres = std::env::var(clusterlab_contract::secret_env::POSTGRES_PASSWORD).ok();
+    match config::with_passwords(figment.clone(), redis.as_deref(), postgres.as_deref()) {
+        Ok(figment) => rocket_from(figment),
+        // Refused at ignition, with the message, like every other bad setting.
+        Err(e) => {
+            rocket_from(figment).attach(AdHoc::try_on_ignite("Passwords", |rocket| async move {
+                rocket::error!("{e}");
+                Err(rocket)
+            }))
+        }
+    }
 }
 
 /// The app configured from `figment`; tests pass their own database URL and port here.

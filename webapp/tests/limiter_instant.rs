@@ -10,7 +10,7 @@ use webapp::limiter::Algorithm;
 async fn load(conn: &mut redis::aio::MultiplexedConnection, algorithm: Algorithm) -> String {
     redis::cmd("SCRIPT")
         .arg("LOAD")
-        .arg(algorithm.lua())
+        .arg(webapp::limiter::script_source(algorithm))
         .query_async(conn)
         .await
         .expect("SCRIPT LOAD")

@@ -1,4 +1,4 @@
-//! Converge a host's containers to its compose file. Each container carries the hash of
+//! Converge a host's containers to its planned services. Each container carries the hash of
 //! its resolved spec plus the image ID; a matching hash means "leave it alone". A changed
 //! service is replaced in place: host networking means the old and new containers cannot
 //! both bind the port, so the new one is created, the old one stopped, the new one
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ExecConfig, HealthConfig, HealthStatusEnum,
-    HostConfig, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    HostConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -21,10 +21,10 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::compose::{ComposeFile, Restart, ServiceSpec};
 use super::error::{ExecError, Result};
 use super::images::image_id;
 use super::progress::HostProgress;
+use crate::plan::services::{Restart, ServiceSpec};
 
 /// Label with the hash of the resolved spec and the image ID a container was made from.
 pub const CONFIG_HASH_LABEL: &str = "clusterlab.config-hash";
@@ -140,7 +140,7 @@ pub fn container_body(spec: &ServiceSpec, hash: &str) -> ContainerCreateBody {
             start_interval: None,
         }),
         host_config: Some(HostConfig {
-            network_mode: Some("host".to_owned()),
+            network_mode: Some(spec.network_mode.as_str().to_owned()),
             binds: Some(spec.volumes.iter().map(|m| m.bind_string()).collect()),
             restart_policy: Some(RestartPolicy {
                 name: Some(restart),
@@ -152,31 +152,29 @@ pub fn container_body(spec: &ServiceSpec, hash: &str) -> ContainerCreateBody {
     }
 }
 
-/// Converges every service of `file` on one host, in file order, stopping at the first
-/// failure (later services often depend on earlier ones).
+/// Converges the services of one host, in order, stopping at the first failure (later
+/// services often depend on earlier ones).
 pub async fn converge(
     docker: &Docker,
     host: &str,
-    file: &ComposeFile,
+    services: &[ServiceSpec],
     secrets: &BTreeMap<String, String>,
     options: &ConvergeOptions,
     progress: &HostProgress,
 ) -> Result<Vec<ServiceReport>> {
     // Resolve everything first: a missing secret must fail before any container changes.
-    let resolved = file
-        .services
+    let resolved = services
         .iter()
-        .map(|s| s.resolve(host, secrets))
+        .map(|s| {
+            s.resolve(secrets)
+                .map_err(|unresolved| ExecError::UnresolvedVariable {
+                    host: host.to_owned(),
+                    service: s.name.clone(),
+                    field: unresolved.field,
+                    variable: unresolved.variable,
+                })
+        })
         .collect::<Result<Vec<_>>>()?;
-    for volume in &file.volumes {
-        docker
-            .create_volume(VolumeCreateRequest {
-                name: Some(volume.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ExecError::docker(host, format!("create volume {volume}"), e))?;
-    }
     let mut reports = Vec::with_capacity(resolved.len());
     for spec in &resolved {
         let report = converge_service(docker, host, spec, options, progress).await?;
@@ -569,13 +567,34 @@ pub async fn exec_in_shown_as(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::compose::parse;
+    use crate::plan::services::{Healthcheck, NetworkMode};
 
-    const FILE: &str = "services:\n  cache:\n    image: clusterlab/redis:7\n    network_mode: host\n    restart: on-failure:3\n    environment:\n      A: \"1\"\n    labels:\n      team: core\n    healthcheck:\n      test: redis-cli ping\n      interval: 1s\n";
+    fn cache() -> ServiceSpec {
+        ServiceSpec {
+            name: "cache".into(),
+            container_name: "cache".into(),
+            image: "clusterlab/redis:7".into(),
+            network_mode: NetworkMode::Host,
+            command: None,
+            environment: [("A".to_owned(), "1".to_owned())].into(),
+            volumes: Vec::new(),
+            restart: Restart::OnFailure {
+                max_retries: Some(3),
+            },
+            healthcheck: Some(Healthcheck {
+                test: vec!["CMD-SHELL".into(), "redis-cli ping".into()],
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(30),
+                retries: 3,
+                start_period: Duration::ZERO,
+            }),
+            labels: [("team".to_owned(), "core".to_owned())].into(),
+        }
+    }
 
     #[test]
     fn hash_changes_with_env_and_image_id_only() {
-        let spec = parse("h", FILE).expect("parse").services.remove(0);
+        let spec = cache();
         let same = config_hash(&spec, "sha256:a");
         assert_eq!(same, config_hash(&spec.clone(), "sha256:a"));
         assert_ne!(same, config_hash(&spec, "sha256:b"));
@@ -586,7 +605,7 @@ mod tests {
 
     #[test]
     fn body_uses_host_network_and_carries_labels() {
-        let spec = parse("h", FILE).expect("parse").services.remove(0);
+        let spec = cache();
         let body = container_body(&spec, "abc");
         let host = body.host_config.expect("host config");
         assert_eq!(host.network_mode.as_deref(), Some("host"));

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use bollard::Docker;
 use futures_util::future::join_all;
 
-use super::compose;
 use super::converge::{self, Action as Done, ConvergeOptions, ServiceReport};
 use super::docker::{self, ConnectedHost};
 use super::error::{ExecError, Result};
@@ -34,9 +33,9 @@ pub struct Deployment<'a> {
     pub plan: &'a DeployPlan,
     /// How to reach each host of the plan, by host name.
     pub targets: BTreeMap<String, SshTarget>,
-    /// Where the plan's relative file paths (compose files, nginx.conf) are.
+    /// Where the plan's relative file paths (nginx.conf) are.
     pub render_root: PathBuf,
-    /// Values for the compose files' `${VAR}` placeholders.
+    /// Values for the services' `${VAR}` placeholders.
     pub secrets: BTreeMap<String, String>,
     pub images: Images,
     pub converge: ConvergeOptions,
@@ -247,11 +246,9 @@ async fn run_task(
                 }
             }
             Action::Converge {
-                compose: path,
+                services,
                 defer_replace,
             } => {
-                let text = read(name, &deployment.render_root, path)?;
-                let file = compose::parse(name, &text)?;
                 let options = ConvergeOptions {
                     defer_replace: *defer_replace,
                     ..deployment.converge.clone()
@@ -259,7 +256,7 @@ async fn run_task(
                 let services = converge::converge(
                     &host.docker,
                     name,
-                    &file,
+                    services,
                     &deployment.secrets,
                     &options,
                     bar,

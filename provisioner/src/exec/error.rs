@@ -58,9 +58,6 @@ pub enum ExecError {
         message: String,
     },
 
-    #[error("{host}: compose file: {message}")]
-    Compose { host: String, message: String },
-
     #[error("{host}: service {service}: {field} uses ${{{variable}}}, which has no value in the secrets")]
     UnresolvedVariable {
         host: String,

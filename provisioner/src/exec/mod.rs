@@ -9,8 +9,7 @@
 //! - [`cloud_init`]: wait for a booted VM's cloud-init to finish before using its Docker.
 //! - [`docker`]: bollard clients for the local engine and for a host over SSH.
 //! - [`images`]: build contexts hashed by content, ship (export -> import) or pull.
-//! - [`compose`]: the compose subset we render, read into typed service specs.
-//! - [`converge`]: make a host's containers match its compose file, rolling replace.
+//! - [`converge`]: make a host's containers match its planned services, rolling replace.
 //! - [`deploy`]: the one executor of a deploy plan: hosts connected at once, stages in
 //!   order, each stage's hosts in parallel.
 //! - [`local`]: the local target's generated key and secrets, and the sweep of leftovers
@@ -22,7 +21,6 @@
 
 pub mod backup;
 pub mod cloud_init;
-pub mod compose;
 pub mod converge;
 pub mod deploy;
 pub mod docker;

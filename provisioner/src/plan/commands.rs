@@ -1,6 +1,9 @@
 //! Plan layer: the shell commands and connection strings the rendered files carry, built as
 //! values from the spec so they are tested by equality (and match the deploy layer's flags).
 
+use clusterlab_contract::{LimiterConfig, PolicySpec, RedisUrl, TrustedProxy};
+use ipnet::IpNet;
+
 use crate::spec::{Cluster, Host, Role};
 
 /// The web app's port on every web host (contract with the webapp).
@@ -9,9 +12,9 @@ pub const REDIS_PORT: u16 = 6379;
 pub const POSTGRES_PORT: u16 = 5432;
 
 /// The compose placeholders the deployer fills with each secret (the rendered files hold
-/// only these names, never a secret).
-pub const REDIS_PASSWORD_VAR: &str = "CLUSTERLAB_REDIS_PASSWORD";
-pub const POSTGRES_PASSWORD_VAR: &str = "CLUSTERLAB_POSTGRES_PASSWORD";
+/// only these names, never a secret). The web app reads variables of the same names.
+pub const REDIS_PASSWORD_VAR: &str = clusterlab_contract::secret_env::REDIS_PASSWORD;
+pub const POSTGRES_PASSWORD_VAR: &str = clusterlab_contract::secret_env::POSTGRES_PASSWORD;
 
 pub(crate) fn network_name(cluster: &Cluster) -> String {
     format!("{}-net", cluster.name)
@@ -154,47 +157,83 @@ pub fn ssh_args(
     args
 }
 
-/// `ROCKET_DATABASES` for the web app; the password stays a compose `${VAR}` placeholder.
-pub fn rocket_databases(cluster: &Cluster) -> String {
-    let host = cluster
-        .the(Role::Postgres)
-        .map_or_else(String::new, |h| h.ip.to_string());
-    let db = &cluster.app.database;
-    format!(
-        "{{shortener={{url=\"postgres://{db}:${{CLUSTERLAB_POSTGRES_PASSWORD}}@{host}:{POSTGRES_PORT}/{db}\"}}}}"
-    )
+/// The web app's database settings, as `ROCKET_DATABASES` carries them: `{<name> = {url}}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Databases {
+    #[serde(rename = "shortener")]
+    pub app: DatabaseUrl,
 }
 
-/// `ROCKET_LIMITER` for the web app, in the contract's figment dictionary syntax.
-pub fn rocket_limiter(cluster: &Cluster) -> String {
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DatabaseUrl {
+    pub url: String,
+}
+
+/// A `scheme://user@ip:port/path` URL, built by the URL library (which percent-encodes the
+/// user and path). The password is not in it: the app adds it from its own variable.
+fn service_url(
+    scheme: &str,
+    user: &str,
+    ip: Option<std::net::Ipv4Addr>,
+    port: u16,
+    path: &str,
+) -> String {
+    let mut url = url::Url::parse(&format!("{scheme}://host/")).expect("a scheme is a URL");
+    let host = ip.map_or_else(String::new, |ip| ip.to_string());
+    // An absent host (a spec without that role) leaves the URL without one; validation
+    // refuses such specs before anything is rendered.
+    let _ = url.set_host(Some(&host));
+    let _ = url.set_port(Some(port));
+    let _ = url.set_username(user);
+    url.set_path(path);
+    url.into()
+}
+
+/// `ROCKET_DATABASES` for the web app.
+pub fn databases(cluster: &Cluster) -> Databases {
+    let db = &cluster.app.database;
+    let ip = cluster.the(Role::Postgres).map(|h| h.ip);
+    Databases {
+        app: DatabaseUrl {
+            url: service_url("postgres", db, ip, POSTGRES_PORT, db),
+        },
+    }
+}
+
+/// `ROCKET_LIMITER` for the web app: the contract's settings type, filled from the spec.
+pub fn limiter_config(cluster: &Cluster) -> LimiterConfig {
     let limiter = &cluster.app.limiter;
-    let redis = cluster
-        .the(Role::Redis)
-        .map_or_else(String::new, |h| h.ip.to_string());
-    let proxies: Vec<String> = cluster
-        .hosts_with(Role::LoadBalancer)
-        .map(|h| format!("\"{}/32\"", h.ip))
-        .collect();
-    let p = &limiter.policies;
-    format!(
-        "{{redis_url=\"redis://:${{CLUSTERLAB_REDIS_PASSWORD}}@{redis}:{REDIS_PORT}/\", \
-         algorithm=\"{algorithm}\", fail_mode=\"{fail_mode}\", timeout_ms={timeout}, \
-         trusted_proxies=[{proxies}], ipv6_prefix={ipv6}, key_prefix=\"{prefix}\", \
-         policies={{default={{limit={dl}, window=\"{dw}\"}}, shorten={{limit={sl}, window=\"{sw}\"}}, \
-         redirect={{limit={rl}, window=\"{rw}\"}}}}}}",
-        algorithm = limiter.algorithm.as_str(),
-        fail_mode = limiter.fail_mode.as_str(),
-        timeout = limiter.timeout_ms,
-        proxies = proxies.join(", "),
-        ipv6 = limiter.ipv6_prefix,
-        prefix = limiter.key_prefix,
-        dl = p.default.limit,
-        dw = p.default.window,
-        sl = p.shorten.limit,
-        sw = p.shorten.window,
-        rl = p.redirect.limit,
-        rw = p.redirect.window,
-    )
+    let ip = cluster.the(Role::Redis).map(|h| h.ip);
+    LimiterConfig {
+        redis_url: RedisUrl::new(service_url("redis", "", ip, REDIS_PORT, "/")),
+        algorithm: limiter.algorithm,
+        fail_mode: limiter.fail_mode,
+        timeout_ms: limiter.timeout_ms.into(),
+        trusted_proxies: cluster
+            .hosts_with(Role::LoadBalancer)
+            .map(|h| TrustedProxy(IpNet::from(std::net::IpAddr::V4(h.ip))))
+            .collect(),
+        ipv6_prefix: limiter.ipv6_prefix,
+        key_prefix: limiter.key_prefix.clone(),
+        policies: limiter
+            .policies
+            .named()
+            .into_iter()
+            .map(|(name, policy)| {
+                let spec = PolicySpec {
+                    limit: policy.limit.into(),
+                    window: policy.window,
+                };
+                (name.to_owned(), spec)
+            })
+            .collect(),
+    }
+}
+
+/// A settings value in the environment form the web app's figment reads.
+pub fn env_value<T: serde::Serialize>(value: &T) -> String {
+    // Plain data (strings, numbers, maps with string keys): serializing cannot fail.
+    clusterlab_contract::env_value(value).expect("settings serialize")
 }
 
 #[cfg(test)]
@@ -274,17 +313,33 @@ mod tests {
     #[test]
     fn web_app_settings_follow_the_contract() {
         let cluster = Cluster::repository_default();
+        let window = clusterlab_contract::Window::from_millis(60_000);
+        let policy = |limit| PolicySpec { limit, window };
         assert_eq!(
-            rocket_databases(&cluster),
-            "{shortener={url=\"postgres://shortener:${CLUSTERLAB_POSTGRES_PASSWORD}@10.77.0.21:5432/shortener\"}}"
+            limiter_config(&cluster),
+            LimiterConfig {
+                redis_url: RedisUrl::new("redis://10.77.0.20:6379/"),
+                algorithm: clusterlab_contract::Algorithm::SlidingLog,
+                fail_mode: clusterlab_contract::FailMode::Open,
+                timeout_ms: 500,
+                trusted_proxies: vec![TrustedProxy("10.77.0.10/32".parse().unwrap())],
+                ipv6_prefix: 64,
+                key_prefix: "rl:".into(),
+                policies: [
+                    ("default".to_owned(), policy(100)),
+                    ("shorten".to_owned(), policy(10)),
+                    ("redirect".to_owned(), policy(100)),
+                ]
+                .into(),
+            }
         );
         assert_eq!(
-            rocket_limiter(&cluster),
-            "{redis_url=\"redis://:${CLUSTERLAB_REDIS_PASSWORD}@10.77.0.20:6379/\", \
-             algorithm=\"sliding_log\", fail_mode=\"open\", timeout_ms=500, \
-             trusted_proxies=[\"10.77.0.10/32\"], ipv6_prefix=64, key_prefix=\"rl:\", \
-             policies={default={limit=100, window=\"60s\"}, shorten={limit=10, window=\"60s\"}, \
-             redirect={limit=100, window=\"60s\"}}}"
+            databases(&cluster).app.url,
+            "postgres://shortener@10.77.0.21:5432/shortener"
+        );
+        assert_eq!(
+            env_value(&databases(&cluster)),
+            "{shortener={url=\"postgres://shortener@10.77.0.21:5432/shortener\"}}"
         );
     }
 }

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use super::services::{services, ServiceSpec};
 use crate::spec::{Cluster, Host, Role};
 
 /// Where the load balancer's nginx config lives on its host (the compose file mounts it).
@@ -28,11 +29,12 @@ pub enum Action {
     Image { image: String },
     /// Write a rendered file (relative to the render root) to a path on the host.
     Upload { file: PathBuf, remote: String },
-    /// Converge the host's containers to its rendered compose file. With `defer_replace`,
-    /// a running container whose spec changed is left running for a later converge of
-    /// the same file (a new one is still created, a stopped one still started).
+    /// Converge the host's containers to its services (the values `compose/<host>.yml`
+    /// is serialized from). With `defer_replace`, a running container whose spec changed
+    /// is left running for a later converge of the same services (a new one is still
+    /// created, a stopped one still started).
     Converge {
-        compose: PathBuf,
+        services: Vec<ServiceSpec>,
         defer_replace: bool,
     },
     /// Make the running Redis accept the spec's password besides its current one (an ACL
@@ -106,13 +108,9 @@ impl DeployPlan {
     }
 }
 
-fn compose_path(host: &Host) -> PathBuf {
-    PathBuf::from(format!("compose/{}.yml", host.name))
-}
-
-fn converge(host: &Host) -> Action {
+fn converge(cluster: &Cluster, host: &Host) -> Action {
     Action::Converge {
-        compose: compose_path(host),
+        services: services(cluster, host),
         defer_replace: false,
     }
 }
@@ -140,7 +138,7 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
                         Action::Image {
                             image: images.postgres.clone(),
                         },
-                        converge(host),
+                        converge(cluster, host),
                     ],
                 }),
                 Role::Redis => Some(HostTask {
@@ -153,7 +151,7 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
                             container: "redis".into(),
                         },
                         Action::Converge {
-                            compose: compose_path(host),
+                            services: services(cluster, host),
                             defer_replace: true,
                         },
                     ],
@@ -181,7 +179,7 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
     });
     let settle = cluster.load_balancer.fail_timeout_s + 1;
     for (index, host) in web.iter().enumerate() {
-        let mut actions = vec![converge(host)];
+        let mut actions = vec![converge(cluster, host)];
         // The last web host has no successor that could go down while it is marked.
         if index + 1 < web.len() {
             actions.push(Action::SettleAfterReplace { seconds: settle });
@@ -199,7 +197,7 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
             name: "redis after the web hosts".into(),
             tasks: vec![HostTask {
                 host: redis.name.clone(),
-                actions: vec![converge(redis)],
+                actions: vec![converge(cluster, redis)],
             }],
         });
     }
@@ -217,7 +215,7 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
                             file: PathBuf::from(NGINX_CONF_LOCAL),
                             remote: NGINX_CONF_REMOTE.into(),
                         },
-                        converge(lb),
+                        converge(cluster, lb),
                         Action::ReloadOnChange {
                             container: "nginx".into(),
                             command: vec!["nginx".into(), "-s".into(), "reload".into()],
@@ -246,9 +244,15 @@ mod tests {
         Action::Image { image: name.into() }
     }
 
+    fn services_of(host: &str) -> Vec<ServiceSpec> {
+        let cluster = Cluster::repository_default();
+        let host = cluster.hosts.iter().find(|h| h.name == host).expect("host");
+        services(&cluster, host)
+    }
+
     fn converge(host: &str) -> Action {
         Action::Converge {
-            compose: PathBuf::from(format!("compose/{host}.yml")),
+            services: services_of(host),
             defer_replace: false,
         }
     }
@@ -290,7 +294,7 @@ mod tests {
                             container: "redis".into(),
                         },
                         Action::Converge {
-                            compose: PathBuf::from("compose/redis.yml"),
+                            services: services_of("redis"),
                             defer_replace: true,
                         },
                     ],

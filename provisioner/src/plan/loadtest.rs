@@ -158,8 +158,8 @@ pub fn plan(cluster: &Cluster, request: &LoadTestRequest) -> Result<LoadTest, Lo
     })
 }
 
-/// The web app's key for a client under a policy: `<prefix>{<policy>:<client>}` (hash-tagged,
-/// see webapp/src/limiter/policy.rs), for every policy cluster.yaml can name.
+/// The web app's key for a client under a policy ([`clusterlab_contract::redis_key`]), for
+/// every policy cluster.yaml can name.
 fn budget_keys(limiter: &Limiter, clients: &[Ipv4Addr]) -> Vec<String> {
     let prefix = &limiter.key_prefix;
     clients
@@ -168,7 +168,7 @@ fn budget_keys(limiter: &Limiter, clients: &[Ipv4Addr]) -> Vec<String> {
             limiter
                 .policies
                 .named()
-                .map(|(policy, _)| format!("{prefix}{{{policy}:{client}}}"))
+                .map(|(policy, _)| clusterlab_contract::redis_key(prefix, policy, client))
         })
         .collect()
 }

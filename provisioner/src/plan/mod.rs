@@ -6,6 +6,7 @@ pub mod cloud_init;
 mod commands;
 pub mod deploy;
 pub mod loadtest;
+pub mod services;
 
 use std::path::PathBuf;
 
@@ -13,8 +14,8 @@ use serde::Serialize;
 use tera::Tera;
 
 pub use commands::{
-    container_name, data_volume_name, local_host_resource, network_create_args, rocket_databases,
-    rocket_limiter, ssh_args, vm_run_args, volume_name, DATA_DIR, POSTGRES_PASSWORD_VAR,
+    container_name, data_volume_name, databases, env_value, limiter_config, local_host_resource,
+    network_create_args, ssh_args, vm_run_args, volume_name, DATA_DIR, POSTGRES_PASSWORD_VAR,
     POSTGRES_PORT, REDIS_PASSWORD_VAR, REDIS_PORT, WEB_PORT,
 };
 
@@ -81,14 +82,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "nginx/nginx.conf",
         include_str!("../../../templates/nginx/nginx.conf.tera"),
-    ),
-    (
-        "compose/host.yml",
-        include_str!("../../../templates/compose/host.yml.tera"),
-    ),
-    (
-        "compose/labels.tera",
-        include_str!("../../../templates/compose/labels.tera"),
     ),
     (
         cloud_init::TEMPLATE,
@@ -234,15 +227,6 @@ struct View<'a> {
     web_port: u16,
     redis_port: u16,
     postgres_port: u16,
-    rocket_databases: String,
-    rocket_limiter: String,
-}
-
-#[derive(Serialize)]
-struct HostFileView<'a> {
-    #[serde(flatten)]
-    view: &'a View<'a>,
-    host: &'a Host,
 }
 
 /// Renders every file of the spec, in a fixed order.
@@ -319,8 +303,6 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
         web_port: WEB_PORT,
         redis_port: REDIS_PORT,
         postgres_port: POSTGRES_PORT,
-        rocket_databases: rocket_databases(cluster),
-        rocket_limiter: rocket_limiter(cluster),
     };
     let context = tera::Context::from_serialize(&view).map_err(|e| template_error("context", e))?;
 
@@ -330,45 +312,41 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
         (Target::Proxmox, _) => "bpg",
     };
     let mut files = Vec::new();
-    let mut add = |template: String, path: String, context: &tera::Context| {
+    let render_one = |template: String, path: String, context: &tera::Context| {
         let contents = tera
             .render(&template, context)
             .map_err(|e| template_error(&template, e))?;
-        files.push(RenderedFile {
+        Ok::<_, PlanError>(RenderedFile {
             path: PathBuf::from(path),
             contents: finish(contents),
-        });
-        Ok::<_, PlanError>(())
+        })
     };
     for name in ["versions.tf", "variables.tf", "main.tf"] {
-        add(
+        files.push(render_one(
             format!("terraform/{flavour}/{name}"),
             format!("terraform/{name}"),
             &context,
-        )?;
+        )?);
     }
-    add(
+    files.push(render_one(
         "terraform/outputs.tf".into(),
         "terraform/outputs.tf".into(),
         &context,
-    )?;
-    add(
+    )?);
+    files.push(render_one(
         "nginx/nginx.conf".into(),
         "compose/nginx.conf".into(),
         &context,
-    )?;
+    )?);
     for host in &cluster.hosts {
-        if host.role == Role::LoadTester {
+        let services = services::services(cluster, host);
+        if services.is_empty() {
             continue;
         }
-        let host_view = HostFileView { view: &view, host };
-        let context =
-            tera::Context::from_serialize(&host_view).map_err(|e| template_error("context", e))?;
-        add(
-            "compose/host.yml".into(),
-            format!("compose/{}.yml", host.name),
-            &context,
-        )?;
+        files.push(RenderedFile {
+            path: PathBuf::from(format!("compose/{}.yml", host.name)),
+            contents: finish(services::compose_file(HEADER, host, &services)),
+        });
     }
     for host in cloud_init::hosts(cluster) {
         let host_view = cloud_init::View {
@@ -380,11 +358,11 @@ pub fn render(cluster: &Cluster) -> Result<Vec<RenderedFile>, PlanError> {
         let context =
             tera::Context::from_serialize(&host_view).map_err(|e| template_error("context", e))?;
         let path = cloud_init::path(host);
-        add(
+        files.push(render_one(
             cloud_init::TEMPLATE.into(),
             path.display().to_string(),
             &context,
-        )?;
+        )?);
     }
     for file in files
         .iter()

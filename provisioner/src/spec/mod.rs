@@ -15,6 +15,8 @@ use ipnet::Ipv4Net;
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
+use clusterlab_contract::route;
+pub use clusterlab_contract::{Algorithm, FailMode, Window};
 pub use error::{SpecError, SpecErrors};
 pub use secret::{Secret, SecretError, SecretRef};
 
@@ -300,40 +302,6 @@ pub struct Limiter {
     pub policies: Policies,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Algorithm {
-    SlidingLog,
-    SlidingWindow,
-    Gcra,
-}
-
-impl Algorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::SlidingLog => "sliding_log",
-            Algorithm::SlidingWindow => "sliding_window",
-            Algorithm::Gcra => "gcra",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FailMode {
-    Open,
-    Closed,
-}
-
-impl FailMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailMode::Open => "open",
-            FailMode::Closed => "closed",
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Policies {
@@ -349,9 +317,9 @@ impl Policies {
     /// Each policy with the name the web app gives it (its route class).
     pub fn named(&self) -> [(&'static str, &Policy); 3] {
         [
-            ("default", &self.default),
-            ("shorten", &self.shorten),
-            ("redirect", &self.redirect),
+            (route::DEFAULT, &self.default),
+            (route::SHORTEN, &self.shorten),
+            (route::REDIRECT, &self.redirect),
         ]
     }
 
@@ -360,7 +328,7 @@ impl Policies {
         self.named()
             .into_iter()
             .find(|(name, _)| *name == route)
-            .unwrap_or(("default", &self.default))
+            .unwrap_or((route::DEFAULT, &self.default))
     }
 }
 
@@ -373,48 +341,6 @@ pub struct Policy {
     /// Window length, `<n>s` or `<n>ms`.
     #[schemars(with = "String", pattern(r"^[1-9][0-9]*(s|ms)$"))]
     pub window: Window,
-}
-
-/// A positive duration written `<n>s` or `<n>ms`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
-    pub millis: u64,
-}
-
-impl Window {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (digits, scale) = if let Some(d) = text.strip_suffix("ms") {
-            (d, 1)
-        } else if let Some(d) = text.strip_suffix('s') {
-            (d, 1000)
-        } else {
-            return Err(format!(
-                "expected a duration like 60s or 500ms, found {text:?}"
-            ));
-        };
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("expected a duration like 60s or 500ms, found {text:?}"))?;
-        Ok(Window {
-            millis: n.saturating_mul(scale),
-        })
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.millis.is_multiple_of(1000) {
-            write!(f, "{}s", self.millis / 1000)
-        } else {
-            write!(f, "{}ms", self.millis)
-        }
-    }
-}
-
-impl Serialize for Window {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -509,6 +435,7 @@ pub enum ProxmoxProvider {
 /// Defaults for keys cluster.yaml may leave out (also shown in the JSON Schema).
 pub mod defaults {
     use super::*;
+    use clusterlab_contract::defaults as limiter;
 
     pub fn dns() -> Vec<Ipv4Addr> {
         vec![Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(9, 9, 9, 9)]
@@ -558,20 +485,21 @@ pub mod defaults {
     pub fn database() -> String {
         "shortener".to_owned()
     }
+    // The limiter's defaults are the web app's own (see `clusterlab_contract::defaults`).
     pub fn algorithm() -> Algorithm {
-        Algorithm::SlidingLog
+        Algorithm::default()
     }
     pub fn fail_mode() -> FailMode {
-        FailMode::Open
+        FailMode::default()
     }
     pub fn timeout_ms() -> u32 {
-        50
+        limiter::TIMEOUT_MS
     }
     pub fn ipv6_prefix() -> u8 {
-        64
+        limiter::IPV6_PREFIX
     }
     pub fn key_prefix() -> String {
-        "rl:".to_owned()
+        limiter::KEY_PREFIX.to_owned()
     }
     pub fn redis_maxmemory() -> String {
         "256mb".to_owned()
@@ -678,20 +606,4 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Invalid(#[from] SpecErrors),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_parse_and_print_in_the_contract_syntax() {
-        assert_eq!(Window::parse("60s"), Ok(Window { millis: 60_000 }));
-        assert_eq!(Window::parse("250ms"), Ok(Window { millis: 250 }));
-        assert_eq!(Window { millis: 60_000 }.to_string(), "60s");
-        assert_eq!(Window { millis: 1_500 }.to_string(), "1500ms");
-        assert!(Window::parse("60").is_err());
-        assert!(Window::parse("s").is_err());
-        assert!(Window::parse("-5s").is_err());
-    }
 }

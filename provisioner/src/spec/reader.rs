@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use clusterlab_contract::route;
 use ipnet::Ipv4Net;
 use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{LoaderOptions, Node, Span};
@@ -559,8 +560,10 @@ fn secret(r: &mut Reader, node: &Node, path: &str) -> Option<SecretRef> {
 }
 
 fn window(r: &mut Reader, node: &Node, path: &str) -> Option<Window> {
-    let value = r.with(node, path, "a duration", Window::parse);
-    checked(r, node, path, value, |v| rules::positive(v.millis))
+    // The web app's own parser: whatever passes here, the app accepts.
+    r.with(node, path, "a duration", |text| {
+        Window::parse(text).map_err(|e| e.to_string())
+    })
 }
 
 /// A closed set of words, with a message listing them when the text is none of them.
@@ -617,11 +620,7 @@ fn algorithm(r: &mut Reader, node: &Node, path: &str) -> Option<Algorithm> {
         node,
         path,
         "algorithm",
-        &[
-            ("sliding_log", Algorithm::SlidingLog),
-            ("sliding_window", Algorithm::SlidingWindow),
-            ("gcra", Algorithm::Gcra),
-        ],
+        &Algorithm::ALL.map(|a| (a.as_str(), a)),
     )
 }
 
@@ -631,7 +630,7 @@ fn fail_mode(r: &mut Reader, node: &Node, path: &str) -> Option<FailMode> {
         node,
         path,
         "fail mode",
-        &[("open", FailMode::Open), ("closed", FailMode::Closed)],
+        &FailMode::ALL.map(|m| (m.as_str(), m)),
     )
 }
 
@@ -905,10 +904,10 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
 }
 
 fn policies(r: &mut Reader, node: &Node, path: &str) -> Option<Policies> {
-    let f = r.mapping(node, path, &["default", "shorten", "redirect"])?;
-    let default = r.required(&f, "default", policy);
-    let shorten = r.required(&f, "shorten", policy);
-    let redirect = r.required(&f, "redirect", policy);
+    let f = r.mapping(node, path, &route::ALL)?;
+    let default = r.required(&f, route::DEFAULT, policy);
+    let shorten = r.required(&f, route::SHORTEN, policy);
+    let redirect = r.required(&f, route::REDIRECT, policy);
     Some(Policies {
         default: default?,
         shorten: shorten?,

@@ -64,7 +64,7 @@ fn limiter(
         ..LimiterConfig::default()
     };
     config.policies.insert(
-        "default".into(),
+        webapp::limiter::route::DEFAULT.into(),
         PolicySpec {
             limit,
             window: Window::from_millis(window_ms),

@@ -4,7 +4,7 @@
 use rocket::figment::Figment;
 use rocket::{get, post, routes, Build, Rocket};
 
-use super::RateLimit;
+use super::{route, RateLimit};
 
 /// Policy `index` (or `default`).
 #[get("/")]
@@ -30,5 +30,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(crate::metrics::stage())
         .attach(crate::health::stage())
         .attach(super::stage())
-        .mount("/", routes![index, redirect, shorten])
+        .mount("/", routes![index])
+        .mount("/", super::classed(route::REDIRECT, routes![redirect]))
+        .mount("/", super::classed(route::SHORTEN, routes![shorten]))
 }

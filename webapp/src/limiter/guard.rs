@@ -2,7 +2,8 @@
 //! asks for a decision, a response fairing writes the headers, catchers answer 429/503 in JSON.
 //!
 //! A route opts in by taking `RateLimit` as its first parameter; its policy is the one
-//! named like the route (`#[post("/shorten")] fn shorten(..)` -> `shorten`), else `default`.
+//! named like the route, else `default`. [`classed`] names routes after a route class of
+//! `clusterlab_contract::route`, the names the provisioner writes policies under.
 
 use prometheus::Registry;
 use rocket::fairing::AdHoc;
@@ -18,6 +19,14 @@ use crate::health::{self, ReadinessCheck};
 
 /// The figment key the configuration is read from (`[default.limiter]`, `ROCKET_LIMITER`).
 pub const CONFIG_KEY: &str = "limiter";
+
+/// `routes`, named `class`: the guard then limits them by the policy of that name.
+pub fn classed(class: &'static str, mut routes: Vec<rocket::Route>) -> Vec<rocket::Route> {
+    for route in &mut routes {
+        route.name = Some(class.into());
+    }
+    routes
+}
 
 /// The verdict for this request, kept for the response fairing and the catchers.
 struct Recorded(Option<Verdict>);

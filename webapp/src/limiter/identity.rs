@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::{IpNet, Ipv6Net};
 
-use super::config::TrustedProxy;
+use super::TrustedProxy;
 
 /// The bucket a request counts against: an IPv4 address or an IPv6 prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

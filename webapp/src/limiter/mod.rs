@@ -1,8 +1,9 @@
 //! The global rate limiter: every web server asks one Redis before it serves a request.
 //!
 //! # Layout
-//! - [`config`]: the `limiter` table of Rocket's configuration, typed.
-//! - [`policy`]: "N per W" policies, the route class -> policy lookup, the Redis key.
+//! - the settings (the `limiter` table of Rocket's configuration), "N per W" policies, the
+//!   route class -> policy lookup and the Redis key come from `clusterlab_contract`, the
+//!   crate the provisioner writes them with.
 //! - [`identity`]: which client a request is billed to (trusted proxies, IPv6 /64s).
 //! - `lua/*.lua`: one script per algorithm; a decision is one `EVALSHA`, timed by Redis.
 //! - this module: [`Limiter`] (one decision per call, fail mode) and [`Decision`].
@@ -11,13 +12,11 @@
 //! - [`guard`]: the Rocket side: `stage()`, the [`RateLimit`] request guard, catchers.
 //! - [`demo`]: a tiny app using all of the above (tests, `limiter-demo`).
 
-pub mod config;
 pub mod demo;
 pub mod guard;
 pub mod headers;
 pub mod identity;
 pub mod metrics;
-pub mod policy;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,11 +25,13 @@ use prometheus::Registry;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-pub use config::{Algorithm, FailMode, LimiterConfig, PolicySpec, RedisUrl, TrustedProxy};
-pub use guard::{stage, RateLimit};
+pub use clusterlab_contract::{
+    route, Algorithm, FailMode, LimiterConfig, Policy, PolicySet, PolicySpec, RedisUrl,
+    TrustedProxy, Window,
+};
+pub use guard::{classed, stage, RateLimit};
 pub use identity::{ClientId, IdentityRules};
 use metrics::LimiterMetrics;
-pub use policy::{Policy, PolicySet, Window};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LimiterError {
@@ -46,6 +47,15 @@ pub enum LimiterError {
     BadReply(String),
     #[error("registering the limiter metrics failed: {0}")]
     Metrics(#[from] prometheus::Error),
+}
+
+/// The Lua source that makes one decision with `algorithm`.
+pub fn script_source(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::SlidingLog => include_str!("lua/sliding_log.lua"),
+        Algorithm::SlidingWindow => include_str!("lua/sliding_window.lua"),
+        Algorithm::Gcra => include_str!("lua/gcra.lua"),
+    }
 }
 
 /// One answer of the limiter for one request, with what the headers report.
@@ -132,7 +142,9 @@ impl Limiter {
     /// Builds the limiter without contacting Redis: the connection is made on first use
     /// and remade after failures, so the app starts (and recovers) whether Redis is up or not.
     pub fn new(config: &LimiterConfig, registry: &Registry) -> Result<Self, LimiterError> {
-        let policies = config.validate()?;
+        let policies = config
+            .validate()
+            .map_err(|e| LimiterError::Config(e.to_string()))?;
         // rediss:// needs a rustls crypto provider; keep one the embedding app chose.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = redis::Client::open(config.redis_url.expose()).map_err(LimiterError::Url)?;
@@ -148,7 +160,7 @@ impl Limiter {
         let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
         Ok(Limiter {
             conn,
-            script: Script::new(config.algorithm.lua()),
+            script: Script::new(script_source(config.algorithm)),
             algorithm: config.algorithm,
             fail_mode: config.fail_mode,
             timeout: config.timeout(),

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::api::{ApiError, NotFound};
 use crate::config::Settings;
 use crate::domain::{ShortCode, TargetUrl};
-use crate::limiter::RateLimit;
+use crate::limiter::{classed, route as class, RateLimit};
 use crate::store::{self, Shortened, Shortener};
 use cache::LinkCache;
 use input::ShortenInput;
@@ -214,7 +214,9 @@ pub fn stage() -> AdHoc {
         match Links::new(settings.link_cache_capacity, registry) {
             Ok(links) => Ok(rocket
                 .manage(links)
-                .mount("/", rocket::routes![shorten, shorten_with_get, redirect])
+                .mount("/", classed(class::SHORTEN, rocket::routes![shorten]))
+                .mount("/", classed(class::REDIRECT, rocket::routes![redirect]))
+                .mount("/", rocket::routes![shorten_with_get])
                 .mount("/", fallback_routes())),
             Err(e) => {
                 rocket::error!("registering link metrics failed: {e}");

@@ -6,5 +6,6 @@ mod browser;
 mod common;
 mod limited;
 mod links;
+mod passwords;
 mod routes;
 mod store;

@@ -1,0 +1,106 @@
+//! The contract between clusterlab's two programs: every value the provisioner writes into
+//! a web container's environment and the web app reads back. Defined once, here, and
+//! serialized/deserialized by serde on both sides, so the two cannot drift apart.
+//!
+//! # Layout
+//! - [`Window`]: the one parser of `<n>s` / `<n>ms` (the spec validator uses it too).
+//! - [`Algorithm`], [`FailMode`]: the limiter's choices, with their config spellings.
+//! - [`route`]: the route-class names a policy is chosen by (the web app names its routes
+//!   with these), and [`redis_key`], the key a decision for (policy, client) uses.
+//! - [`LimiterConfig`]: the web app's `limiter` settings, its defaults, and
+//!   [`env_value`], the form `ROCKET_LIMITER` / `ROCKET_DATABASES` carry it in.
+//! - [`secret_env`] and [`with_password`]: passwords travel as their own environment
+//!   variables and are put into connection URLs by the app, percent-encoded.
+
+mod settings;
+mod window;
+
+pub use settings::{
+    defaults, env_value, Algorithm, FailMode, LimiterConfig, Policy, PolicySet, PolicySpec,
+    RedisUrl, SettingsError, TrustedProxy,
+};
+pub use window::{Window, WindowError};
+
+/// Route classes: a limited route's name picks the policy of the same name; a route whose
+/// name has no policy is limited by [`route::DEFAULT`].
+pub mod route {
+    /// Everything without a policy of its own (e.g. the HTML page).
+    pub const DEFAULT: &str = "default";
+    /// `POST /shorten`.
+    pub const SHORTEN: &str = "shorten";
+    /// `GET /<code>`.
+    pub const REDIRECT: &str = "redirect";
+    /// Every class cluster.yaml gives a policy, in the order it lists them.
+    pub const ALL: [&str; 3] = [DEFAULT, SHORTEN, REDIRECT];
+}
+
+/// The Redis key of one client under one policy: `<prefix>{<policy>:<client>}`. The hash
+/// tag puts every key a decision touches into one Redis Cluster slot; the load test resets
+/// a client's budget by deleting exactly these keys.
+pub fn redis_key(prefix: &str, policy: &str, client: &dyn std::fmt::Display) -> String {
+    format!("{prefix}{{{policy}:{client}}}")
+}
+
+/// The environment variables that carry the passwords into a web container, raw (never
+/// inside a URL or a TOML string, where `@`, `:`, `/`, `%` or quotes would break it). The
+/// app puts them into its connection URLs with [`with_password`].
+pub mod secret_env {
+    /// Redis' password: the limiter's `redis_url` gets it.
+    pub const REDIS_PASSWORD: &str = "CLUSTERLAB_REDIS_PASSWORD";
+    /// PostgreSQL's password: `databases.<name>.url` gets it.
+    pub const POSTGRES_PASSWORD: &str = "CLUSTERLAB_POSTGRES_PASSWORD";
+}
+
+/// The web app's database (Rocket's `databases.<name>` and the PostgreSQL database/user).
+pub const DATABASE: &str = "shortener";
+
+/// `url` with its password set to `password`, percent-encoded, whatever characters it holds.
+pub fn with_password(url: &str, password: &str) -> Result<String, SettingsError> {
+    // `Url::set_password` leaves `%` alone (it takes already-encoded text), so a password
+    // holding `%41` would arrive as `A`: encode every byte that is not alphanumeric first.
+    let encoded =
+        percent_encoding::utf8_percent_encode(password, percent_encoding::NON_ALPHANUMERIC);
+    let mut parsed = url::Url::parse(url).map_err(|e| SettingsError::Url {
+        url: RedisUrl::new(url).to_string(),
+        reason: e.to_string(),
+    })?;
+    parsed
+        .set_password(Some(&encoded.to_string()))
+        .map_err(|()| SettingsError::Url {
+            url: RedisUrl::new(url).to_string(),
+            reason: "this URL cannot carry a password (no host)".into(),
+        })?;
+    Ok(parsed.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_prefixed_and_hash_tagged() {
+        assert_eq!(
+            redis_key("rl:", route::SHORTEN, &"203.0.113.9"),
+            "rl:{shorten:203.0.113.9}"
+        );
+    }
+
+    #[test]
+    fn any_password_survives_into_a_url() {
+        let hostile = "p@ss:w/rd%41'\"#?{}";
+        let url = with_password("redis://10.0.0.5:6379/", hostile).expect("url");
+        assert_eq!(
+            url,
+            "redis://:p%40ss%3Aw%2Frd%2541%27%22%23%3F%7B%7D@10.0.0.5:6379/"
+        );
+        let parsed = url::Url::parse(&url).expect("parses");
+        let decoded = percent_encoding::percent_decode_str(parsed.password().expect("password"))
+            .decode_utf8()
+            .expect("utf-8");
+        assert_eq!(decoded, hostile);
+        let pg =
+            with_password("postgres://shortener@10.0.0.6:5432/shortener", hostile).expect("url");
+        assert!(pg.starts_with("postgres://shortener:p%40ss"), "{pg}");
+        assert!(with_password("not a url", "x").is_err());
+    }
+}

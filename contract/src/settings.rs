@@ -1,0 +1,450 @@
+//! The web app's `limiter` settings as one serde type: the provisioner serializes it into
+//! `ROCKET_LIMITER`, the web app reads it from its figment, and both use the defaults below.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::{redis_key, route, Window};
+
+/// Which script decides; all three share the interface and the headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Exact: at most N admissions in any window W (a sorted set per client).
+    #[default]
+    SlidingLog,
+    /// Two counters per client, the previous one weighted by its overlap: O(1) memory.
+    SlidingWindow,
+    /// Generic cell rate algorithm: one timestamp per client, bursts up to N.
+    Gcra,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 3] = [
+        Algorithm::SlidingLog,
+        Algorithm::SlidingWindow,
+        Algorithm::Gcra,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::SlidingLog => "sliding_log",
+            Algorithm::SlidingWindow => "sliding_window",
+            Algorithm::Gcra => "gcra",
+        }
+    }
+}
+
+/// What a request gets while Redis cannot answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Serve the request unlimited; logged at most once per interval and counted in metrics.
+    #[default]
+    Open,
+    /// Refuse with 503 and `Retry-After`.
+    Closed,
+}
+
+impl FailMode {
+    pub const ALL: [FailMode; 2] = [FailMode::Open, FailMode::Closed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailMode::Open => "open",
+            FailMode::Closed => "closed",
+        }
+    }
+}
+
+/// Values a setting takes when it is left out (the spec's defaults are these too).
+pub mod defaults {
+    use crate::Window;
+
+    pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
+    pub const TIMEOUT_MS: u32 = 50;
+    pub const IPV6_PREFIX: u8 = 64;
+    pub const KEY_PREFIX: &str = "rl:";
+    /// The `default` policy when the settings name none: 100 requests per minute.
+    pub const POLICY_LIMIT: u32 = 100;
+    pub const POLICY_WINDOW: Window = Window::from_millis(60_000);
+}
+
+/// A Redis URL whose password never reaches a log line or a `Debug` print.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisUrl(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Everything between the scheme and the last '@' may hold user:password.
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                write!(f, "{}://***{}", &self.0[..scheme], &self.0[at..])
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+/// A trusted-proxy network; a bare address means just that host (/32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TrustedProxy(pub IpNet);
+
+impl TryFrom<String> for TrustedProxy {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let value = value.trim();
+        if let Ok(net) = value.parse::<IpNet>() {
+            return Ok(TrustedProxy(net.trunc()));
+        }
+        value
+            .parse::<std::net::IpAddr>()
+            .map(|ip| TrustedProxy(IpNet::from(ip)))
+            .map_err(|_| format!("`{value}` is neither a CIDR (10.0.0.0/8) nor an IP address"))
+    }
+}
+
+impl From<TrustedProxy> for String {
+    fn from(proxy: TrustedProxy) -> String {
+        proxy.0.to_string()
+    }
+}
+
+/// One policy as written in the settings: `{limit = 10, window = "60s"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    pub limit: u64,
+    pub window: Window,
+}
+
+/// The `limiter` table. Every key is optional; defaults suit a single local Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimiterConfig {
+    pub redis_url: RedisUrl,
+    pub algorithm: Algorithm,
+    pub fail_mode: FailMode,
+    pub timeout_ms: u64,
+    pub trusted_proxies: Vec<TrustedProxy>,
+    pub ipv6_prefix: u8,
+    pub key_prefix: String,
+    pub policies: BTreeMap<String, PolicySpec>,
+}
+
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        LimiterConfig {
+            redis_url: RedisUrl::new(defaults::REDIS_URL),
+            algorithm: Algorithm::default(),
+            fail_mode: FailMode::default(),
+            timeout_ms: defaults::TIMEOUT_MS.into(),
+            trusted_proxies: Vec::new(),
+            ipv6_prefix: defaults::IPV6_PREFIX,
+            key_prefix: defaults::KEY_PREFIX.to_owned(),
+            policies: BTreeMap::new(),
+        }
+    }
+}
+
+/// Settings that parse but cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("limiter.timeout_ms must be at least 1")]
+    Timeout,
+    #[error("limiter.ipv6_prefix must be within 1..=128, got {0}")]
+    Ipv6Prefix(u8),
+    #[error("limiter.policies.{0}: a policy name is letters, digits, '_' or '-'")]
+    PolicyName(String),
+    #[error("limiter.policies.{0}.limit must be at least 1")]
+    Limit(String),
+    #[error("{url} is not a usable URL: {reason}")]
+    Url { url: String, reason: String },
+}
+
+impl LimiterConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Checks the values serde cannot, and builds the policy set (always with a `default`).
+    pub fn validate(&self) -> Result<PolicySet, SettingsError> {
+        if self.timeout_ms == 0 {
+            return Err(SettingsError::Timeout);
+        }
+        if !(1..=128).contains(&self.ipv6_prefix) {
+            return Err(SettingsError::Ipv6Prefix(self.ipv6_prefix));
+        }
+        let mut policies = Vec::new();
+        for (name, spec) in &self.policies {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(SettingsError::PolicyName(name.clone()));
+            }
+            if spec.limit == 0 {
+                return Err(SettingsError::Limit(name.clone()));
+            }
+            policies.push(Policy::new(name, spec.limit, spec.window));
+        }
+        if !self.policies.contains_key(route::DEFAULT) {
+            policies.push(Policy::new(
+                route::DEFAULT,
+                defaults::POLICY_LIMIT.into(),
+                defaults::POLICY_WINDOW,
+            ));
+        }
+        Ok(PolicySet::new(policies))
+    }
+}
+
+/// "`limit` requests per `window`", named after the route class it guards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub limit: u64,
+    pub window: Window,
+}
+
+impl Policy {
+    pub fn new(name: &str, limit: u64, window: Window) -> Self {
+        Policy {
+            name: name.to_owned(),
+            limit,
+            window,
+        }
+    }
+
+    /// The Redis key for this client under this policy ([`redis_key`]).
+    pub fn key(&self, prefix: &str, client: &dyn fmt::Display) -> String {
+        redis_key(prefix, &self.name, client)
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} per {} ms", self.limit, self.window.as_millis())
+    }
+}
+
+/// All configured policies; route classes without an own policy share `default`.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    policies: Vec<Policy>,
+    default: usize,
+}
+
+impl PolicySet {
+    /// `policies` should contain one named [`route::DEFAULT`] ([`LimiterConfig::validate`]
+    /// guarantees it); otherwise the first one stands in for it.
+    pub fn new(policies: Vec<Policy>) -> Self {
+        let default = policies
+            .iter()
+            .position(|p| p.name == route::DEFAULT)
+            .unwrap_or(0);
+        PolicySet { policies, default }
+    }
+
+    /// The policy for a route class (a Rocket route's name); unknown or unnamed -> `default`.
+    pub fn for_route(&self, route_name: Option<&str>) -> &Policy {
+        route_name
+            .and_then(|name| self.policies.iter().find(|p| p.name == name))
+            .unwrap_or(&self.policies[self.default])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Policy> {
+        self.policies.iter()
+    }
+}
+
+/// A value in the form a figment environment variable is read in: `{key="text", n=5,
+/// list=["a"], table={...}}`. That is neither TOML (figment reads `'…'` as one character)
+/// nor JSON (figment separates keys with `=`), so serde turns the value into a JSON tree
+/// and this writes the tree in figment's syntax; every string goes through serde_json,
+/// whose escapes are the ones figment understands, so any text arrives as it was sent.
+pub fn env_value<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    fn write(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                out.push('{');
+                for (i, (key, value)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    let bare = !key.is_empty()
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if bare {
+                        out.push_str(key);
+                    } else {
+                        out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                    }
+                    out.push('=');
+                    write(value, out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let tree = serde_json::to_value(value)?;
+    let mut text = String::new();
+    write(&tree, &mut text);
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::{Env, Format, Toml};
+    use figment::{Figment, Jail};
+
+    fn parse(toml: &str) -> Result<LimiterConfig, Box<figment::Error>> {
+        Figment::from(Toml::string(toml))
+            .extract_inner("limiter")
+            .map_err(Box::new)
+    }
+
+    #[test]
+    fn reads_the_documented_table() {
+        let config = parse(
+            r#"
+            [limiter]
+            redis_url = "redis://:pw@10.0.0.5:6379/"
+            algorithm = "gcra"
+            fail_mode = "closed"
+            timeout_ms = 20
+            trusted_proxies = ["10.0.0.2/32", "fd00::1"]
+            ipv6_prefix = 56
+            key_prefix = "x:"
+            policies = { default = { limit = 100, window = "60s" }, shorten = { limit = 10, window = "500ms" } }
+            "#,
+        )
+        .expect("valid config");
+        assert_eq!(config.algorithm, Algorithm::Gcra);
+        assert_eq!(config.fail_mode, FailMode::Closed);
+        assert_eq!(config.timeout(), Duration::from_millis(20));
+        assert_eq!(
+            config.trusted_proxies[1].0,
+            "fd00::1/128".parse::<IpNet>().unwrap()
+        );
+        let policies = config.validate().expect("valid policies");
+        assert_eq!(
+            policies.for_route(Some(route::SHORTEN)).window.as_millis(),
+            500
+        );
+        assert_eq!(policies.for_route(Some("index")).limit, 100);
+        assert_eq!(
+            format!("{:?}", config.redis_url),
+            "\"redis://***@10.0.0.5:6379/\""
+        );
+    }
+
+    #[allow(clippy::result_large_err)] // figment::Error is what Jail hands back
+    /// The provisioner writes ROCKET_LIMITER with [`env_value`]; Rocket reads it through
+    /// figment's environment provider: what arrives is what was sent.
+    #[test]
+    fn the_environment_form_round_trips_through_figment() {
+        let sent = LimiterConfig {
+            redis_url: RedisUrl::new("redis://10.0.0.5:6379/"),
+            algorithm: Algorithm::SlidingWindow,
+            fail_mode: FailMode::Closed,
+            timeout_ms: 500,
+            trusted_proxies: vec![TrustedProxy("10.0.0.2/32".parse().unwrap())],
+            ipv6_prefix: 56,
+            key_prefix: "rl:\"quoted\"\\{x}=,".to_owned(),
+            policies: route::ALL
+                .iter()
+                .zip([(100, "60s"), (10, "1500ms"), (7, "1s")])
+                .map(|(name, (limit, window))| {
+                    let window = Window::parse(window).unwrap();
+                    (name.to_string(), PolicySpec { limit, window })
+                })
+                .collect(),
+        };
+        let text = env_value(&sent).expect("serializes");
+        Jail::expect_with(|jail| {
+            jail.set_env("ROCKET_LIMITER", &text);
+            // Rocket's own environment provider (rocket::Config::figment()).
+            let figment = Figment::from(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global());
+            let received: LimiterConfig = figment.extract_inner("limiter")?;
+            assert_eq!(received, sent, "{text}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(parse("[limiter]\nalgoritm = \"gcra\"").is_err());
+        assert!(parse("[limiter]\nalgorithm = \"token_bucket\"").is_err());
+        assert!(parse("[limiter]\ntrusted_proxies = [\"10.0.0.300/8\"]").is_err());
+        let zero = parse("[limiter]\npolicies = { default = { limit = 0, window = \"1s\" } }")
+            .expect("parses");
+        assert_eq!(
+            zero.validate().unwrap_err(),
+            SettingsError::Limit("default".into())
+        );
+        let long = parse(
+            "[limiter]\npolicies = { default = { limit = 1, window = \"20000000000000000s\" } }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(long.contains("too long"), "{long}");
+    }
+
+    #[test]
+    fn a_default_policy_always_exists() {
+        let policies = LimiterConfig::default().validate().expect("valid");
+        let default = policies.for_route(None);
+        assert_eq!((default.name.as_str(), default.limit), ("default", 100));
+    }
+
+    #[test]
+    fn unknown_route_classes_fall_back_to_default() {
+        let set = PolicySet::new(vec![
+            Policy::new(route::SHORTEN, 10, Window::from_millis(60_000)),
+            Policy::new(route::DEFAULT, 100, Window::from_millis(60_000)),
+        ]);
+        assert_eq!(set.for_route(Some(route::SHORTEN)).limit, 10);
+        assert_eq!(set.for_route(Some(route::REDIRECT)).name, "default");
+        assert_eq!(set.for_route(None).name, "default");
+    }
+}

@@ -1,0 +1,560 @@
+//! Plan layer: the containers each host runs, as typed service specs. The deployer creates
+//! containers from these values; `compose/<host>.yml` is serialized from the same values
+//! (for people, and for `docker-compose` on a host by hand: JSON, a subset of YAML that
+//! quotes every string), never parsed back.
+//!
+//! Secrets are `${VAR}` placeholders in the values; [`ServiceSpec::resolve`] fills them at
+//! deploy time, and the rendered files only ever hold the names.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Serialize, Serializer};
+
+use super::commands::{
+    databases, env_value, limiter_config, DATA_DIR, POSTGRES_PASSWORD_VAR, POSTGRES_PORT,
+    REDIS_PASSWORD_VAR, REDIS_PORT, WEB_PORT,
+};
+use crate::spec::{Cluster, Host, Role};
+
+/// One container as the deployer creates it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceSpec {
+    /// The compose service name (also the `clusterlab.service` label).
+    pub name: String,
+    pub container_name: String,
+    pub image: String,
+    pub network_mode: NetworkMode,
+    pub command: Option<Vec<String>>,
+    pub environment: BTreeMap<String, String>,
+    pub volumes: Vec<Mount>,
+    pub restart: Restart,
+    pub healthcheck: Option<Healthcheck>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Every service runs on its VM's own address (the VM is the unit of isolation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum NetworkMode {
+    Host,
+}
+
+impl NetworkMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::Host => "host",
+        }
+    }
+}
+
+/// A host path (or named volume) mounted into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl Mount {
+    /// Docker's `Binds` form, which is also compose's short volume syntax.
+    pub fn bind_string(&self) -> String {
+        let mode = if self.read_only { ":ro" } else { "" };
+        format!("{}:{}{mode}", self.source, self.target)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Restart {
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure { max_retries: Option<u32> },
+}
+
+impl Restart {
+    /// Compose's spelling.
+    pub fn compose(self) -> String {
+        match self {
+            Restart::No => "no".into(),
+            Restart::Always => "always".into(),
+            Restart::UnlessStopped => "unless-stopped".into(),
+            Restart::OnFailure { max_retries: None } => "on-failure".into(),
+            Restart::OnFailure {
+                max_retries: Some(n),
+            } => format!("on-failure:{n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Healthcheck {
+    /// Docker's form: `["CMD", ...]` or `["CMD-SHELL", "..."]`.
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+fn strings(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+fn placeholder(variable: &str) -> String {
+    format!("${{{variable}}}")
+}
+
+fn check(test: &[&str], interval: u64, timeout: u64, retries: u32, start: u64) -> Healthcheck {
+    Healthcheck {
+        test: strings(test),
+        interval: Duration::from_secs(interval),
+        timeout: Duration::from_secs(timeout),
+        retries,
+        start_period: Duration::from_secs(start),
+    }
+}
+
+/// The services of one host, in start order (none for the load tester: k6 runs per test).
+pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
+    let labels: BTreeMap<String, String> = [
+        ("clusterlab.cluster", cluster.name.clone()),
+        ("clusterlab.host", host.name.clone()),
+        ("clusterlab.role", host.role.as_str().to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    let service = |name: &str, image: &str| ServiceSpec {
+        name: name.to_owned(),
+        container_name: name.to_owned(),
+        image: image.to_owned(),
+        network_mode: NetworkMode::Host,
+        command: None,
+        environment: BTreeMap::new(),
+        volumes: Vec::new(),
+        restart: Restart::UnlessStopped,
+        healthcheck: None,
+        labels: labels.clone(),
+    };
+    let env = |pairs: &[(&str, String)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    };
+    let ip = host.ip.to_string();
+    let db = &cluster.app.database;
+    match host.role {
+        Role::Redis => {
+            let port = REDIS_PORT.to_string();
+            vec![ServiceSpec {
+                command: Some(
+                    [
+                        "redis-server",
+                        "--bind",
+                        &ip,
+                        "127.0.0.1",
+                        "--port",
+                        &port,
+                        "--requirepass",
+                        &placeholder(REDIS_PASSWORD_VAR),
+                        "--appendonly",
+                        "yes",
+                        // Full: refuse writes (the app's fail_mode applies and counts them
+                        // as oom) rather than silently evict live limiter keys, which
+                        // would hand clients fresh budgets.
+                        "--maxmemory",
+                        &cluster.app.limiter.redis_maxmemory,
+                        "--maxmemory-policy",
+                        "noeviction",
+                        "--dir",
+                        "/data",
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
+                ),
+                // redis-cli reads the password from here, so the healthcheck needs no argument.
+                environment: env(&[("REDISCLI_AUTH", placeholder(REDIS_PASSWORD_VAR))]),
+                volumes: vec![Mount {
+                    source: format!("{DATA_DIR}/redis"),
+                    target: "/data".into(),
+                    read_only: false,
+                }],
+                healthcheck: Some(check(
+                    &["CMD", "redis-cli", "-h", "127.0.0.1", "-p", &port, "ping"],
+                    5,
+                    3,
+                    5,
+                    5,
+                )),
+                ..service("redis", &cluster.images.redis)
+            }]
+        }
+        Role::Postgres => {
+            let port = POSTGRES_PORT.to_string();
+            vec![ServiceSpec {
+                command: Some(strings(&[
+                    "postgres",
+                    "-c",
+                    &format!("listen_addresses={ip},127.0.0.1"),
+                ])),
+                environment: env(&[
+                    ("POSTGRES_USER", db.clone()),
+                    ("POSTGRES_PASSWORD", placeholder(POSTGRES_PASSWORD_VAR)),
+                    ("POSTGRES_DB", db.clone()),
+                ]),
+                volumes: vec![Mount {
+                    source: format!("{DATA_DIR}/postgres"),
+                    target: "/var/lib/postgresql/data".into(),
+                    read_only: false,
+                }],
+                healthcheck: Some(check(
+                    &[
+                        "CMD",
+                        "pg_isready",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &port,
+                        "-U",
+                        db,
+                        "-d",
+                        db,
+                    ],
+                    5,
+                    3,
+                    10,
+                    10,
+                )),
+                ..service("postgres", &cluster.images.postgres)
+            }]
+        }
+        Role::Web => {
+            let mut environment = env(&[
+                ("ROCKET_ADDRESS", "0.0.0.0".into()),
+                ("ROCKET_PORT", WEB_PORT.to_string()),
+                ("ROCKET_DATABASES", env_value(&databases(cluster))),
+                ("ROCKET_LIMITER", env_value(&limiter_config(cluster))),
+                // Raw: the app puts them into its URLs, percent-encoded.
+                (REDIS_PASSWORD_VAR, placeholder(REDIS_PASSWORD_VAR)),
+                (POSTGRES_PASSWORD_VAR, placeholder(POSTGRES_PASSWORD_VAR)),
+                (
+                    "ROCKET_REDIRECT_STATUS",
+                    cluster.app.redirect_status.to_string(),
+                ),
+                (
+                    "ROCKET_MAX_URL_LENGTH",
+                    cluster.app.max_url_length.to_string(),
+                ),
+            ]);
+            if let Some(base) = &cluster.app.public_base_url {
+                environment.insert("ROCKET_PUBLIC_BASE_URL".into(), env_value(base));
+            }
+            let readyz = format!("http://127.0.0.1:{WEB_PORT}/readyz");
+            vec![ServiceSpec {
+                environment,
+                healthcheck: Some(check(&["CMD", "curl", "-fsS", &readyz], 5, 3, 5, 10)),
+                ..service("web", &cluster.images.webapp)
+            }]
+        }
+        Role::LoadBalancer => vec![ServiceSpec {
+            volumes: vec![Mount {
+                source: super::deploy::NGINX_CONF_REMOTE.into(),
+                target: "/etc/nginx/nginx.conf".into(),
+                read_only: true,
+            }],
+            healthcheck: Some(Healthcheck {
+                start_period: Duration::ZERO,
+                ..check(&["CMD", "nginx", "-t", "-q"], 30, 5, 3, 0)
+            }),
+            ..service("nginx", &cluster.images.nginx)
+        }],
+        Role::LoadTester => Vec::new(),
+    }
+}
+
+/// A `${NAME}` placeholder had no value; the error names the first such variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub field: String,
+    pub variable: String,
+}
+
+/// Substitutes `${NAME}` and `$NAME` from `variables`; `$$` is a literal `$` (compose's
+/// rules, so the rendered file means the same under `docker-compose`).
+pub fn substitute(text: &str, variables: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek().copied() {
+            Some('$') => {
+                chars.next();
+                out.push('$');
+            }
+            Some('{') => {
+                chars.next();
+                let mut name = String::new();
+                let mut closed = false;
+                for next in chars.by_ref() {
+                    if next == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(next);
+                }
+                if !closed || name.is_empty() {
+                    return Err(format!("${{{name}"));
+                }
+                out.push_str(variables.get(&name).ok_or(name)?);
+            }
+            Some(next) if next == '_' || next.is_ascii_alphabetic() => {
+                let mut name = String::new();
+                while let Some(&next) = chars.peek() {
+                    if next == '_' || next.is_ascii_alphanumeric() {
+                        name.push(next);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push_str(variables.get(&name).ok_or(name)?);
+            }
+            _ => out.push('$'),
+        }
+    }
+    Ok(out)
+}
+
+impl ServiceSpec {
+    /// The spec with every placeholder replaced from `secrets`.
+    pub fn resolve(&self, secrets: &BTreeMap<String, String>) -> Result<ServiceSpec, Unresolved> {
+        let sub = |field: &str, text: &str| {
+            substitute(text, secrets).map_err(|variable| Unresolved {
+                field: field.to_owned(),
+                variable,
+            })
+        };
+        let mut resolved = self.clone();
+        resolved.image = sub("image", &self.image)?;
+        if let Some(command) = &self.command {
+            resolved.command = Some(
+                command
+                    .iter()
+                    .map(|arg| sub("command", arg))
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        for (key, value) in resolved.environment.iter_mut() {
+            *value = sub(&format!("environment.{key}"), value)?;
+        }
+        for (key, value) in resolved.labels.iter_mut() {
+            *value = sub(&format!("labels.{key}"), value)?;
+        }
+        for mount in resolved.volumes.iter_mut() {
+            mount.source = sub("volumes", &mount.source)?;
+        }
+        if let Some(check) = resolved.healthcheck.as_mut() {
+            check.test = check
+                .test
+                .iter()
+                .map(|arg| sub("healthcheck.test", arg))
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(resolved)
+    }
+}
+
+// --- compose, the form people read --------------------------------------------------
+
+#[derive(Serialize)]
+struct ComposeDocument<'a> {
+    services: IndexMap<&'a str, ComposeService<'a>>,
+}
+
+#[derive(Serialize)]
+struct ComposeService<'a> {
+    image: &'a str,
+    container_name: &'a str,
+    network_mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    environment: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    volumes: Vec<String>,
+    restart: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<ComposeHealthcheck<'a>>,
+    labels: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct ComposeHealthcheck<'a> {
+    test: &'a [String],
+    #[serde(serialize_with = "duration")]
+    interval: Duration,
+    #[serde(serialize_with = "duration")]
+    timeout: Duration,
+    retries: u32,
+    #[serde(serialize_with = "duration", skip_serializing_if = "Duration::is_zero")]
+    start_period: Duration,
+}
+
+/// Compose durations: `5s`, or `1500ms` when not whole seconds (compose refuses the
+/// spaces `humantime` writes between units).
+fn compose_duration(value: Duration) -> String {
+    if value.subsec_millis() == 0 {
+        format!("{}s", value.as_secs())
+    } else {
+        format!("{}ms", value.as_millis())
+    }
+}
+
+fn duration<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&compose_duration(*value))
+}
+
+/// `compose/<host>.yml`: the host's services serialized as a compose file.
+pub fn compose_file(header: &str, host: &Host, services: &[ServiceSpec]) -> String {
+    let document = ComposeDocument {
+        services: services
+            .iter()
+            .map(|s| {
+                let service = ComposeService {
+                    image: &s.image,
+                    container_name: &s.container_name,
+                    network_mode: s.network_mode.as_str(),
+                    command: s.command.as_deref(),
+                    environment: &s.environment,
+                    volumes: s.volumes.iter().map(Mount::bind_string).collect(),
+                    restart: s.restart.compose(),
+                    healthcheck: s.healthcheck.as_ref().map(|c| ComposeHealthcheck {
+                        test: &c.test,
+                        interval: c.interval,
+                        timeout: c.timeout,
+                        retries: c.retries,
+                        start_period: c.start_period,
+                    }),
+                    labels: &s.labels,
+                };
+                (s.name.as_str(), service)
+            })
+            .collect(),
+    };
+    // JSON, which is YAML whose every string is double-quoted: a YAML emitter writes `yes`
+    // plain, and docker-compose (YAML 1.1) reads that as a boolean (`--appendonly yes`).
+    // Plain strings, lists and maps: serializing cannot fail.
+    let yaml = serde_json::to_string_pretty(&document).expect("a compose document serializes");
+    format!(
+        "{header}\n# Host {} ({}, {}). Secrets are ${{VAR}} placeholders that the deployer fills\n\
+         # from the spec's secret references; this file never holds them.\n\n{yaml}",
+        host.name,
+        host.role.as_str(),
+        host.ip
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn redis() -> ServiceSpec {
+        let cluster = Cluster::repository_default();
+        let host = cluster.the(Role::Redis).expect("redis host");
+        services(&cluster, host).remove(0)
+    }
+
+    #[test]
+    fn redis_runs_with_the_contract_flags() {
+        let redis = redis();
+        assert_eq!(redis.container_name, "redis");
+        assert_eq!(
+            redis.command.as_deref().expect("command")[..8],
+            [
+                "redis-server",
+                "--bind",
+                "10.77.0.20",
+                "127.0.0.1",
+                "--port",
+                "6379",
+                "--requirepass",
+                "${CLUSTERLAB_REDIS_PASSWORD}"
+            ]
+        );
+        assert_eq!(
+            redis.volumes[0].bind_string(),
+            "/srv/clusterlab/redis:/data"
+        );
+        assert_eq!(redis.restart, Restart::UnlessStopped);
+        let check = redis.healthcheck.as_ref().expect("healthcheck");
+        assert_eq!(check.interval, Duration::from_secs(5));
+        assert_eq!(check.timeout, Duration::from_secs(3));
+        assert_eq!(check.start_period, Duration::from_secs(5));
+        assert_eq!(check.retries, 5);
+        assert_eq!(redis.labels["clusterlab.role"], "redis");
+    }
+
+    #[test]
+    fn resolve_substitutes_and_unescapes() {
+        let mut spec = redis();
+        spec.healthcheck.as_mut().expect("check").test =
+            strings(&["CMD-SHELL", "redis-cli -a \"$$PW\" ping"]);
+        let resolved = spec
+            .resolve(&secrets(&[("CLUSTERLAB_REDIS_PASSWORD", "s3cret")]))
+            .expect("resolve");
+        assert_eq!(resolved.command.expect("command")[7], "s3cret");
+        assert_eq!(resolved.environment["REDISCLI_AUTH"], "s3cret");
+        assert_eq!(
+            resolved.healthcheck.expect("check").test[1],
+            "redis-cli -a \"$PW\" ping"
+        );
+    }
+
+    #[test]
+    fn unresolved_placeholder_names_field_and_variable() {
+        let error = redis().resolve(&BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            error,
+            Unresolved {
+                field: "command".into(),
+                variable: "CLUSTERLAB_REDIS_PASSWORD".into()
+            }
+        );
+    }
+
+    #[test]
+    fn substitution_forms() {
+        let vars = secrets(&[("A", "1"), ("B_2", "two")]);
+        assert_eq!(
+            substitute("x${A}y$B_2-$$A $", &vars).unwrap(),
+            "x1ytwo-$A $"
+        );
+        assert_eq!(substitute("${MISSING}", &vars).unwrap_err(), "MISSING");
+        assert_eq!(substitute("$MISSING", &vars).unwrap_err(), "MISSING");
+    }
+
+    #[test]
+    fn compose_durations_and_restart_policies() {
+        assert_eq!(compose_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(compose_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(
+            Restart::OnFailure {
+                max_retries: Some(3)
+            }
+            .compose(),
+            "on-failure:3"
+        );
+        assert_eq!(Restart::UnlessStopped.compose(), "unless-stopped");
+    }
+}
