@@ -141,29 +141,18 @@ impl Lab {
             &self.network,
             "--ip",
             ip,
-            "--cap-add",
-            "ALL",
-            "--cap-drop",
-            "SYS_RESOURCE",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--security-opt",
-            "apparmor=unconfined",
-            "--device-cgroup-rule=a *:* rwm",
-            "--tmpfs",
-            "/run",
+        ];
+        args.extend(provisioner::plan::DIND_VM_FLAGS);
+        // systemd as PID 1 (DESIGN.md, "A systemd container runs the same cloud-init").
+        args.extend([
             "--tmpfs",
             "/run/lock",
-            "--tmpfs",
-            "/tmp",
             "--cgroupns=host",
-            "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
             "-v",
             &docker_volume,
             "-v",
             &seed_mount,
-        ];
+        ]);
         let device;
         if let Some(disk) = disk {
             device = format!("{disk}:{}", DATA_DISK.device);

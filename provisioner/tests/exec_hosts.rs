@@ -86,7 +86,11 @@ impl TestCluster {
         let container = format!("{}-{host}", self.name);
         let volume = format!("{container}-docker");
         self.hosts.push((container.clone(), volume.clone()));
-        let out = docker_cli(&[
+        let engine = format!("{volume}:/var/lib/docker");
+        let label = format!("clusterlab.cluster={}", self.name);
+        let ssh_user = format!("SSH_USER={user}");
+        let ssh_key = format!("SSH_PUBKEY={public_key}");
+        let mut args = vec![
             "run",
             "-d",
             "--name",
@@ -97,31 +101,20 @@ impl TestCluster {
             &self.network,
             "--ip",
             &ip,
-            "--cap-add",
-            "ALL",
-            "--cap-drop",
-            "SYS_RESOURCE",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--security-opt",
-            "apparmor=unconfined",
-            "--device-cgroup-rule=a *:* rwm",
-            "--tmpfs",
-            "/run",
-            "--tmpfs",
-            "/tmp",
+        ];
+        args.extend(provisioner::plan::DIND_VM_FLAGS);
+        args.extend([
             "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-            "-v",
-            &format!("{volume}:/var/lib/docker"),
+            &engine,
             "--label",
-            &format!("clusterlab.cluster={}", self.name),
+            &label,
             "-e",
-            &format!("SSH_USER={user}"),
+            &ssh_user,
             "-e",
-            &format!("SSH_PUBKEY={public_key}"),
+            &ssh_key,
             images::VM_IMAGE,
         ]);
+        let out = docker_cli(&args);
         assert!(
             out.status.success(),
             "docker run {container}: {}",

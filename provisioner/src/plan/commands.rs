@@ -63,6 +63,28 @@ pub fn network_create_args(cluster: &Cluster) -> Vec<String> {
     .to_vec()
 }
 
+/// What a Docker-in-Docker "VM" container needs to run its own dockerd on this kind of
+/// machine (`--privileged` is refused here: DESIGN.md, "The CI machine"). Every VM the
+/// project starts, the local target's and the tests', runs with these.
+pub const DIND_VM_FLAGS: &[&str] = &[
+    "--cap-add",
+    "ALL",
+    "--cap-drop",
+    "SYS_RESOURCE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "--device-cgroup-rule",
+    "a *:* rwm",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/tmp",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+];
+
 /// `docker run` of one local-target VM container, as an argument array. The public key is
 /// not in it: `-e SSH_PUBKEY` passes the variable from the caller's environment, so a key
 /// never becomes part of a command line.
@@ -79,27 +101,14 @@ pub fn vm_run_args(cluster: &Cluster, host: &Host) -> Vec<String> {
         &network_name(cluster),
         "--ip",
         &host.ip.to_string(),
-        "--cap-add",
-        "ALL",
-        "--cap-drop",
-        "SYS_RESOURCE",
-        "--security-opt",
-        "seccomp=unconfined",
-        "--security-opt",
-        "apparmor=unconfined",
-        "--device-cgroup-rule",
-        "a *:* rwm",
-        "--tmpfs",
-        "/run",
-        "--tmpfs",
-        "/tmp",
-        "-v",
-        "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-        "-v",
-        &format!("{}:/var/lib/docker", volume_name(cluster, host)),
     ]
     .map(str::to_owned)
     .to_vec();
+    args.extend(DIND_VM_FLAGS.iter().map(|f| f.to_string()));
+    args.extend([
+        "-v".to_owned(),
+        format!("{}:/var/lib/docker", volume_name(cluster, host)),
+    ]);
     if let Some(data) = data_volume_name(cluster, host) {
         args.extend(["-v".to_owned(), format!("{data}:{DATA_DIR}")]);
     }
