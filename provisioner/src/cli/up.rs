@@ -138,11 +138,10 @@ async fn apply(
     allowed.extend(gone.iter().cloned());
     let blocked = changes::needing_consent(cluster, &changes, &allowed, false);
     if !blocked.is_empty() {
-        let hosts: Vec<String> = {
-            let mut hosts: Vec<String> = blocked.iter().filter_map(|c| c.host.clone()).collect();
-            hosts.dedup();
-            hosts
-        };
+        // A host may have several blocked changes (its machine and its data disk).
+        let mut hosts: Vec<String> = blocked.iter().filter_map(|c| c.host.clone()).collect();
+        hosts.sort();
+        hosts.dedup();
         let question = format!(
             "This would replace or destroy data host(s) {}:\n{}\nTheir data is kept on storage \
              that outlives the VM, but the services stop while it happens.",
