@@ -9,8 +9,8 @@
 //!   with these), and [`redis_key`], the key a decision for (policy, client) uses.
 //! - [`LimiterConfig`]: the web app's `limiter` settings, its defaults, and
 //!   [`env_value`], the form `ROCKET_LIMITER` / `ROCKET_DATABASES` carry it in.
-//! - [`secret_env`] and [`with_password`]: passwords travel as their own environment
-//!   variables and are put into connection URLs by the app, percent-encoded.
+//! - [`secret_env`] and [`with_password`]: passwords travel as files of their own (never in
+//!   the environment) and are put into connection URLs by the app, percent-encoded.
 
 mod settings;
 mod window;
@@ -41,14 +41,30 @@ pub fn redis_key(prefix: &str, policy: &str, client: &dyn std::fmt::Display) -> 
     format!("{prefix}{{{policy}:{client}}}")
 }
 
-/// The environment variables that carry the passwords into a web container, raw (never
-/// inside a URL or a TOML string, where `@`, `:`, `/`, `%` or quotes would break it). The
-/// app puts them into its connection URLs with [`with_password`].
+/// The passwords a web container needs, by the names of their variables. The deployer
+/// hands each over as a file, `/run/secrets/<NAME>` ([`secret_env::file_path`], Docker's
+/// own convention for secrets), and tells the container where it is with `<NAME>_FILE`
+/// ([`secret_env::file_variable`]): a value in the container's environment or command line
+/// would show in `docker inspect`. The app also takes `<NAME>` itself, for running it by
+/// hand. Raw either way (never inside a URL or a TOML string, where `@`, `:`, `/`, `%` or
+/// quotes would break it): the app puts them into its connection URLs with [`with_password`].
 pub mod secret_env {
     /// Redis' password: the limiter's `redis_url` gets it.
     pub const REDIS_PASSWORD: &str = "CLUSTERLAB_REDIS_PASSWORD";
     /// PostgreSQL's password: `databases.<name>.url` gets it.
     pub const POSTGRES_PASSWORD: &str = "CLUSTERLAB_POSTGRES_PASSWORD";
+    /// Where a container finds its secret files.
+    pub const DIR: &str = "/run/secrets";
+
+    /// The file the deployer puts the secret `name` in, inside the container.
+    pub fn file_path(name: &str) -> String {
+        format!("{DIR}/{name}")
+    }
+
+    /// The variable that names [`file_path`] for `name`.
+    pub fn file_variable(name: &str) -> String {
+        format!("{name}_FILE")
+    }
 }
 
 /// The web app's database (Rocket's `databases.<name>` and the PostgreSQL database/user).

@@ -154,6 +154,7 @@ fn service(name: &str) -> ServiceSpec {
         command: None,
         environment: BTreeMap::new(),
         volumes: Vec::new(),
+        secrets: BTreeMap::new(),
         restart: Restart::UnlessStopped,
         healthcheck: None,
         labels: BTreeMap::new(),
@@ -170,39 +171,38 @@ fn every(seconds: u64, timeout: u64, retries: u32, test: &[&str]) -> Option<Heal
     })
 }
 
-/// Redis with a password from the secrets, plus a small service whose health depends
+/// Redis with a password from the secrets (a secret file, as the plan gives it: the
+/// image's entrypoint makes it an ACL file), plus a small service whose health depends
 /// on its MODE variable (so a bad deploy can be staged by changing one value).
 fn services_v(version: &str, mode: &str) -> Vec<ServiceSpec> {
+    let mut ping = vec!["CMD".to_owned()];
+    ping.extend(
+        provisioner::plan::redis_cli(&["-p", "6390", "ping"])
+            .into_iter()
+            .map(|w| w.replace('$', "$$")),
+    );
     vec![
         ServiceSpec {
-            command: Some(words(&[
-                "redis-server",
-                "--port",
-                "6390",
-                "--requirepass",
-                "${CLUSTERLAB_REDIS_PASSWORD}",
-                "--save",
-                "",
-            ])),
+            command: Some(words(&["redis-server", "--port", "6390", "--save", ""])),
             volumes: vec![Mount {
                 source: "redis-data".into(),
                 target: "/data".into(),
                 read_only: false,
             }],
-            healthcheck: every(
-                1,
-                2,
-                3,
-                &[
-                    "CMD-SHELL",
-                    "redis-cli -p 6390 -a \"$$REDISCLI_PW\" --no-auth-warning ping | grep -q PONG",
-                ],
-            ),
             environment: [(
-                "REDISCLI_PW".to_owned(),
+                "REDIS_PASSWORD_FILE".to_owned(),
+                "/run/secrets/CLUSTERLAB_REDIS_PASSWORD".to_owned(),
+            )]
+            .into(),
+            secrets: [(
+                "CLUSTERLAB_REDIS_PASSWORD".to_owned(),
                 "${CLUSTERLAB_REDIS_PASSWORD}".to_owned(),
             )]
             .into(),
+            healthcheck: Some(Healthcheck {
+                test: ping,
+                ..every(1, 2, 3, &[]).expect("check")
+            }),
             ..service("redis")
         },
         ServiceSpec {
@@ -492,6 +492,27 @@ async fn two_vms_ship_images_and_converge_services() {
         denied.contains("NOAUTH"),
         "the secret must have become the password: {denied}"
     );
+    // It travelled as a file: no `docker inspect` field holds it, and the server runs as
+    // redis, not root.
+    let inspected = docker_cli(&["exec", &vm1_container, "docker", "inspect", "redis"]);
+    let inspected = String::from_utf8_lossy(&inspected.stdout);
+    assert!(inspected.contains("REDIS_PASSWORD_FILE"), "{inspected}");
+    assert!(
+        !inspected.contains("Ünïcode"),
+        "the password shows: {inspected}"
+    );
+    // PID 1 of the container is redis-server itself (the entrypoint execs it).
+    let status = converge::exec_in(&d1, "vm1", "redis", &["cat", "/proc/1/status"])
+        .await
+        .expect("status of PID 1");
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap_or_default();
+    assert!(
+        status.contains("Name:\tredis-server") && !uid.split_whitespace().any(|id| id == "0"),
+        "{status}"
+    );
 
     let unchanged = converge::converge(&d1, "vm1", &file, &secret, &options, &b1)
         .await
@@ -733,7 +754,8 @@ async fn webapp_image_from_a_host_built_binary() {
     std::fs::write(templates.join("partials/foot.html.tera"), "<footer/>").expect("template");
 
     let tag = format!("clusterlab/webapp-test:{:08x}", rand::rng().random::<u32>());
-    let context = images::webapp_context(&binary, &templates).expect("context");
+    let context = images::webapp_context(&repo_root().join("templates"), &binary, &templates)
+        .expect("context");
     let built = images::ensure_built(&local, &tag, &context, &bar)
         .await
         .expect("build");
@@ -750,7 +772,7 @@ async fn webapp_image_from_a_host_built_binary() {
 
     let out = docker_cli(&[
         "run", "--rm", "--entrypoint", "sh", &tag, "-c",
-        "/usr/local/bin/webapp hello && cat templates/partials/foot.html.tera && curl --version | head -1",
+        "/usr/local/bin/webapp hello && cat templates/partials/foot.html.tera && curl --version | head -1 && id -un",
     ]);
     docker_cli(&["rmi", "-f", &tag]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -760,4 +782,6 @@ async fn webapp_image_from_a_host_built_binary() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.starts_with("hello\n<footer/>curl "), "{stdout}");
+    // The app needs no root: the image's user is an unprivileged one.
+    assert!(stdout.ends_with("\nwebapp\n"), "{stdout}");
 }

@@ -53,9 +53,15 @@ impl Dir {
         self.root.join("data")
     }
 
-    /// Starts the entrypoint as the image does (as root, dropping to postgres) and waits
-    /// until the app role can log in over TCP with `password`.
+    /// Starts the entrypoint as the image does (as root, dropping to postgres), with the
+    /// password in a file as the deployer gives it (`POSTGRES_PASSWORD_FILE`, mode 0444),
+    /// and waits until the app role can log in over TCP with `password`.
     fn start(&self, password: &str) -> Server {
+        use std::os::unix::fs::PermissionsExt;
+        let file = self.root.join("password");
+        std::fs::write(&file, password).expect("write the password file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444))
+            .expect("chmod the password file");
         let child = Command::new("sh")
             .arg(self.root.join("entrypoint.sh"))
             .args(["postgres", "-c", "listen_addresses=127.0.0.1"])
@@ -67,7 +73,8 @@ impl Dir {
             .env("PGPORT", self.port.to_string())
             .env("POSTGRES_USER", APP)
             .env("POSTGRES_DB", APP)
-            .env("POSTGRES_PASSWORD", password)
+            .env("POSTGRES_PASSWORD_FILE", &file)
+            .env_remove("POSTGRES_PASSWORD")
             .spawn()
             .expect("run the entrypoint");
         let server = Server {
@@ -171,8 +178,9 @@ fn assert_least_privilege(server: &Server, password: &str) {
 #[test]
 fn a_fresh_data_directory_gives_the_app_an_unprivileged_owner_role() {
     let dir = Dir::new();
-    // Quotes and a backslash: psql's own quoting keeps them a password.
-    let password = "pw'with\"quotes\\";
+    // Quotes, a backslash and a trailing newline: psql's own quoting keeps them a
+    // password, and the file is read byte for byte.
+    let password = "pw'with\"quotes\\\n";
     let server = dir.start(password);
     assert_least_privilege(&server, password);
     server.stop();

@@ -54,6 +54,12 @@ pub enum ConfigError {
     CacheCapacity,
     #[error(transparent)]
     Password(#[from] contract::SettingsError),
+    #[error("{variable} = {path:?}: cannot read the password file: {reason}")]
+    PasswordFile {
+        variable: String,
+        path: String,
+        reason: String,
+    },
 }
 
 /// Validated settings, kept in managed state.
@@ -122,6 +128,29 @@ fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
+/// The secret `name` (a [`contract::secret_env`] name): the variable itself, or else the
+/// contents of the file that `<name>_FILE` names, byte for byte (the deployer writes the
+/// exact value). `None` when neither is set. `var` reads the environment.
+pub fn secret(
+    name: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(value) = var(name) {
+        return Ok(Some(value));
+    }
+    let variable = contract::secret_env::file_variable(name);
+    let Some(path) = var(&variable) else {
+        return Ok(None);
+    };
+    std::fs::read_to_string(&path)
+        .map(Some)
+        .map_err(|e| ConfigError::PasswordFile {
+            variable,
+            path,
+            reason: e.to_string(),
+        })
+}
+
 /// The figment with the passwords the deployer passes as variables of their own
 /// (`clusterlab_contract::secret_env`) put into the connection URLs, percent-encoded: the
 /// limiter's `redis_url` (its default when unset) and `databases.<DATABASE>.url`. A raw
@@ -167,6 +196,37 @@ mod tests {
     use super::*;
     use rocket::figment::providers::{Format, Toml};
     use rocket::figment::Figment;
+
+    #[test]
+    fn a_secret_comes_from_its_variable_or_else_from_its_file_byte_for_byte() {
+        let dir = std::env::temp_dir().join(format!("webapp-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("pw");
+        std::fs::write(&file, "p@ss w\"rd\n").expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let env = |pairs: Vec<(&'static str, String)>| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.clone())
+            }
+        };
+        let from_file = secret("PW", env(vec![("PW_FILE", path.clone())])).expect("read");
+        assert_eq!(from_file.as_deref(), Some("p@ss w\"rd\n"));
+        let direct = secret("PW", env(vec![("PW", "x".into()), ("PW_FILE", path)]));
+        assert_eq!(direct.expect("read").as_deref(), Some("x"));
+        assert_eq!(secret("PW", env(vec![])).expect("nothing"), None);
+        let missing = dir.join("missing").to_string_lossy().into_owned();
+        let error = secret("PW", env(vec![("PW_FILE", missing.clone())])).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("PW_FILE = {missing:?}: cannot read")),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     fn settings(toml: &str) -> Result<Settings, ConfigError> {
         Settings::from_figment(&Figment::from(Toml::string(toml)))

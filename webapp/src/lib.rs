@@ -28,17 +28,22 @@ pub mod metrics;
 pub mod store;
 pub mod ui;
 
+use clusterlab_contract::secret_env as contract_env;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
 
 /// The app configured from Rocket.toml and `ROCKET_*` variables, with the passwords of
-/// `CLUSTERLAB_REDIS_PASSWORD` / `CLUSTERLAB_POSTGRES_PASSWORD` put into its URLs.
+/// `CLUSTERLAB_REDIS_PASSWORD` / `CLUSTERLAB_POSTGRES_PASSWORD` (or the files their
+/// `*_FILE` variables name) put into its URLs.
 pub fn rocket() -> Rocket<Build> {
     let figment = rocket::Config::figment();
-    let redis = std::env::var(clusterlab_contract::secret_env::REDIS_PASSWORD).ok();
-    let postgres = std::env::var(clusterlab_contract::secret_env::POSTGRES_PASSWORD).ok();
-    match config::with_passwords(figment.clone(), redis.as_deref(), postgres.as_deref()) {
+    let env = |name: &str| std::env::var(name).ok();
+    let passwords = config::secret(contract_env::REDIS_PASSWORD, env).and_then(|redis| {
+        let postgres = config::secret(contract_env::POSTGRES_PASSWORD, env)?;
+        config::with_passwords(figment.clone(), redis.as_deref(), postgres.as_deref())
+    });
+    match passwords {
         Ok(figment) => rocket_from(figment),
         // Refused at ignition, with the message, like every other bad setting.
         Err(e) => {

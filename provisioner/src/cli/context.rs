@@ -230,8 +230,11 @@ pub async fn ensure_local_images(
     }
     if wanted.contains(&cluster.images.webapp) {
         let binary = build_webapp_binary(project, &bar).await?;
-        let context =
-            images::webapp_context(&binary, &project.project_dir.join("webapp/templates"))?;
+        let context = images::webapp_context(
+            &templates,
+            &binary,
+            &project.project_dir.join("webapp/templates"),
+        )?;
         let tag = cluster.images.webapp.as_str();
         report_build(
             &bar,

@@ -16,8 +16,10 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
+use clusterlab_contract::secret_env;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -232,13 +234,56 @@ async fn start(docker: &Docker, host: &str, name: &str) -> Result<()> {
         .map_err(|e| ExecError::docker(host, format!("start container {name}"), e))
 }
 
-async fn create(docker: &Docker, host: &str, name: &str, body: ContainerCreateBody) -> Result<()> {
+/// Creates container `name` for the resolved `spec` and writes its secret files into it
+/// before it ever starts: a tar extracted at `/`, each file `/run/secrets/<VAR>` owned by
+/// root with mode 0444 (what Docker gives its own secrets). They live in the container's
+/// own layer, so a restart keeps them and `docker inspect` shows none of them.
+async fn create(
+    docker: &Docker,
+    host: &str,
+    name: &str,
+    spec: &ServiceSpec,
+    hash: &str,
+) -> Result<()> {
     let options = CreateContainerOptionsBuilder::new().name(name).build();
     docker
-        .create_container(Some(options), body)
+        .create_container(Some(options), container_body(spec, hash))
         .await
-        .map(|_| ())
-        .map_err(|e| ExecError::docker(host, format!("create container {name}"), e))
+        .map_err(|e| ExecError::docker(host, format!("create container {name}"), e))?;
+    if spec.secrets.is_empty() {
+        return Ok(());
+    }
+    let operation = || format!("write the secret files of {name}");
+    let tar = secrets_tar(spec).map_err(|e| ExecError::io(host, operation(), e))?;
+    let upload = UploadToContainerOptionsBuilder::new().path("/").build();
+    docker
+        .upload_to_container(name, Some(upload), bollard::body_full(tar.into()))
+        .await
+        .map_err(|e| ExecError::docker(host, operation(), e))
+}
+
+/// The tar of a resolved spec's secret files, rooted at `/`.
+pub fn secrets_tar(spec: &ServiceSpec) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    dir.set_uid(0);
+    dir.set_gid(0);
+    let inside = secret_env::DIR.trim_start_matches('/');
+    builder.append_data(&mut dir, format!("{inside}/"), std::io::empty())?;
+    for (variable, value) in &spec.secrets {
+        let mut file = tar::Header::new_gnu();
+        file.set_entry_type(tar::EntryType::Regular);
+        file.set_mode(0o444);
+        file.set_size(value.len() as u64);
+        file.set_uid(0);
+        file.set_gid(0);
+        let path = secret_env::file_path(variable);
+        builder.append_data(&mut file, path.trim_start_matches('/'), value.as_bytes())?;
+    }
+    builder.into_inner()
 }
 
 /// Converges one resolved service.
@@ -273,7 +318,7 @@ pub async fn converge_service(
 
     let Some(current) = inspect(docker, host, name).await? else {
         progress.step(format!("{}: creating {name}", spec.name));
-        create(docker, host, name, container_body(spec, &hash)).await?;
+        create(docker, host, name, spec, &hash).await?;
         start(docker, host, name).await?;
         if let Err(reason) = wait_ready(docker, host, spec, name, options, progress).await {
             let log = health_log(docker, host, name).await;
@@ -307,7 +352,7 @@ pub async fn converge_service(
         return Ok(report(Action::Deferred));
     }
     progress.step(format!("{}: replacing {name}", spec.name));
-    create(docker, host, &next, container_body(spec, &hash)).await?;
+    create(docker, host, &next, spec, &hash).await?;
     let stop = StopContainerOptionsBuilder::new()
         .t(options.stop_timeout_secs)
         .build();
@@ -481,31 +526,11 @@ pub async fn status(docker: &Docker, host: &str) -> Result<Vec<ServiceStatus>> {
     Ok(statuses)
 }
 
-/// The environment of a running container as `NAME=value` pairs; None when it does not
-/// exist or is not running.
-pub async fn running_env(
-    docker: &Docker,
-    host: &str,
-    container: &str,
-) -> Result<Option<BTreeMap<String, String>>> {
-    let Some(found) = inspect(docker, host, container).await? else {
-        return Ok(None);
-    };
-    if !is_running(&found) {
-        return Ok(None);
-    }
-    Ok(Some(
-        found
-            .config
-            .and_then(|c| c.env)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|pair| {
-                pair.split_once('=')
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            })
-            .collect(),
-    ))
+/// Whether container `name` exists and is running.
+pub async fn is_running_named(docker: &Docker, host: &str, name: &str) -> Result<bool> {
+    Ok(inspect(docker, host, name)
+        .await?
+        .is_some_and(|c| is_running(&c)))
 }
 
 /// Runs a command inside a running container (e.g. `nginx -s reload`) and returns its
@@ -578,6 +603,7 @@ mod tests {
             command: None,
             environment: [("A".to_owned(), "1".to_owned())].into(),
             volumes: Vec::new(),
+            secrets: [("PW".to_owned(), "s3cret\n".to_owned())].into(),
             restart: Restart::OnFailure {
                 max_retries: Some(3),
             },
@@ -601,6 +627,42 @@ mod tests {
         let mut changed = spec.clone();
         changed.environment.insert("A".into(), "2".into());
         assert_ne!(same, config_hash(&changed, "sha256:a"));
+        // A rotated secret replaces the container too.
+        let mut rotated = spec.clone();
+        rotated.secrets.insert("PW".into(), "other".into());
+        assert_ne!(same, config_hash(&rotated, "sha256:a"));
+    }
+
+    #[test]
+    fn secret_files_are_root_owned_0444_under_run_secrets_and_nowhere_in_the_body() {
+        let spec = cache();
+        let tar = secrets_tar(&spec).expect("tar");
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entries: Vec<(String, u32, u64, Vec<u8>)> = archive
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let mut e = e.expect("entry");
+                let mut contents = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut contents).expect("read");
+                let header = e.header();
+                (
+                    e.path().expect("path").to_string_lossy().into_owned(),
+                    header.mode().expect("mode"),
+                    header.uid().expect("uid"),
+                    contents,
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                ("run/secrets/".to_owned(), 0o755, 0, Vec::new()),
+                ("run/secrets/PW".to_owned(), 0o444, 0, b"s3cret\n".to_vec()),
+            ]
+        );
+        let body = serde_json::to_string(&container_body(&spec, "abc")).expect("json");
+        assert!(!body.contains("s3cret"), "{body}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::images::{self, ShipOutcome};
 use super::progress::{HostProgress, Progress};
 use super::ssh::{RetryPolicy, SshTarget, UploadOutcome};
 use crate::plan::deploy::{Action, DeployPlan, HostTask};
-use crate::plan::{REDIS_PASSWORD_VAR, REDIS_PORT};
+use crate::plan::{redis_cli, REDIS_PASSWORD_VAR, REDIS_PORT};
 
 /// How images reach the hosts.
 #[derive(Clone)]
@@ -297,8 +297,9 @@ async fn run_task(
 }
 
 /// Adds the spec's Redis password to the running Redis' default user, keeping the one it
-/// has. The exec inherits the container's `REDISCLI_AUTH` (its current password), so
-/// redis-cli is authenticated; the new password is one argument, never shell text.
+/// has. redis-cli runs authenticated with the container's own password file
+/// ([`redis_cli`]); the new password is one argument, never shell text, and errors show
+/// the command without it. Nothing to do when the running Redis already takes it.
 async fn accept_redis_password(
     deployment: &Deployment<'_>,
     host: &ConnectedHost,
@@ -306,9 +307,9 @@ async fn accept_redis_password(
     container: &str,
     bar: &HostProgress,
 ) -> Result<()> {
-    let Some(env) = converge::running_env(&host.docker, name, container).await? else {
+    if !converge::is_running_named(&host.docker, name, container).await? {
         return Ok(());
-    };
+    }
     let wanted = deployment.secrets.get(REDIS_PASSWORD_VAR).ok_or_else(|| {
         ExecError::UnresolvedVariable {
             host: name.to_owned(),
@@ -317,33 +318,25 @@ async fn accept_redis_password(
             variable: REDIS_PASSWORD_VAR.into(),
         }
     })?;
-    if env.get("REDISCLI_AUTH") == Some(wanted) {
+    let port = REDIS_PORT.to_string();
+    let cli = |args: &[&str]| redis_cli(&[&["-h", "127.0.0.1", "-p", &port], args].concat());
+    let run = |command: Vec<String>, shown: &'static str| async move {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        converge::exec_in_shown_as(&host.docker, name, container, &args, shown).await
+    };
+    // redis-cli exits 0 on an error reply: only "OK" means yes.
+    let takes_it = run(
+        cli(&["AUTH", "default", wanted]),
+        "redis-cli AUTH default (new password)",
+    )
+    .await?;
+    if takes_it.trim() == "OK" {
         return Ok(());
     }
     bar.step("redis: accepting the new password beside the old one");
-    let port = REDIS_PORT.to_string();
-    let password = format!(">{wanted}");
     let shown = "redis-cli ACL SETUSER default on >(new password)";
-    let answer = converge::exec_in_shown_as(
-        &host.docker,
-        name,
-        container,
-        &[
-            "redis-cli",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "ACL",
-            "SETUSER",
-            "default",
-            "on",
-            &password,
-        ],
-        shown,
-    )
-    .await?;
-    // redis-cli exits 0 on an error reply; only "OK" means the password was added.
+    let password = format!(">{wanted}");
+    let answer = run(cli(&["ACL", "SETUSER", "default", "on", &password]), shown).await?;
     if answer.trim() == "OK" {
         Ok(())
     } else {

@@ -11,6 +11,7 @@ use bollard::Docker;
 use super::converge::exec_in;
 use super::ssh::{HostSession, UploadOutcome};
 use super::{ExecError, Result};
+use crate::plan::redis_cli;
 
 /// What k6 left on the tester, brought back.
 #[derive(Debug)]
@@ -104,9 +105,11 @@ async fn add_addresses(session: &HostSession, test: &LoadTest, tester_ip: Ipv4Ad
 }
 
 /// Deletes the clients' limiter keys in the `redis` container of the Redis host (redis-cli
-/// takes the password from the container's `REDISCLI_AUTH`).
+/// authenticated with the container's password file, [`redis_cli`]).
 pub async fn reset_budgets(docker: &Docker, host: &str, keys: &[String]) -> Result<()> {
-    let mut command = vec!["redis-cli", "-h", "127.0.0.1", "DEL"];
-    command.extend(keys.iter().map(String::as_str));
+    let mut args = vec!["-h", "127.0.0.1", "DEL"];
+    args.extend(keys.iter().map(String::as_str));
+    let command = redis_cli(&args);
+    let command: Vec<&str> = command.iter().map(String::as_str).collect();
     exec_in(docker, host, "redis", &command).await.map(drop)
 }

@@ -12,9 +12,31 @@ pub const REDIS_PORT: u16 = 6379;
 pub const POSTGRES_PORT: u16 = 5432;
 
 /// The compose placeholders the deployer fills with each secret (the rendered files hold
-/// only these names, never a secret). The web app reads variables of the same names.
+/// only these names, never a secret), and the names of the files containers find them in.
 pub const REDIS_PASSWORD_VAR: &str = clusterlab_contract::secret_env::REDIS_PASSWORD;
 pub const POSTGRES_PASSWORD_VAR: &str = clusterlab_contract::secret_env::POSTGRES_PASSWORD;
+
+/// `redis-cli ARGS` inside the Redis container, authenticated with the password file the
+/// container was given (see [`crate::plan::services::ServiceSpec::secrets`]); a container
+/// from before password files still has `REDISCLI_AUTH` in its environment, which
+/// redis-cli reads itself. The script is a constant and `args` are its positional
+/// parameters, so no argument is ever shell text. The password is read exactly (`x`
+/// guards trailing newlines against `$(...)`).
+pub fn redis_cli(args: &[&str]) -> Vec<String> {
+    let file = clusterlab_contract::secret_env::file_path(REDIS_PASSWORD_VAR);
+    let script = format!(
+        "if [ -r {file} ]; then REDISCLI_AUTH=$(cat {file}; printf x); \
+         export REDISCLI_AUTH=\"${{REDISCLI_AUTH%x}}\"; fi; exec redis-cli \"$@\""
+    );
+    let mut command = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        script,
+        "redis-cli".to_owned(),
+    ];
+    command.extend(args.iter().map(|a| (*a).to_owned()));
+    command
+}
 
 pub(crate) fn network_name(cluster: &Cluster) -> String {
     format!("{}-net", cluster.name)

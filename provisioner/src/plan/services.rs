@@ -4,7 +4,9 @@
 //! quotes every string), never parsed back.
 //!
 //! Secrets are `${VAR}` placeholders in the values; [`ServiceSpec::resolve`] fills them at
-//! deploy time, and the rendered files only ever hold the names.
+//! deploy time, and the rendered files only ever hold the names. A container gets each
+//! secret as a file ([`ServiceSpec::secrets`]), never in its environment or command line,
+//! which `docker inspect` shows to anyone who can list containers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,9 +14,11 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Serialize, Serializer};
 
+use clusterlab_contract::secret_env;
+
 use super::commands::{
-    databases, env_value, limiter_config, DATA_DIR, POSTGRES_PASSWORD_VAR, POSTGRES_PORT,
-    REDIS_PASSWORD_VAR, REDIS_PORT, WEB_PORT,
+    databases, env_value, limiter_config, redis_cli, DATA_DIR, POSTGRES_PASSWORD_VAR,
+    POSTGRES_PORT, REDIS_PASSWORD_VAR, REDIS_PORT, WEB_PORT,
 };
 use crate::spec::{Cluster, Host, Role};
 
@@ -29,6 +33,11 @@ pub struct ServiceSpec {
     pub command: Option<Vec<String>>,
     pub environment: BTreeMap<String, String>,
     pub volumes: Vec<Mount>,
+    /// Secret files by variable name, with their value (a `${VAR}` placeholder until
+    /// resolved): the deployer writes each into the container before it starts, at
+    /// `/run/secrets/<VAR>` ([`clusterlab_contract::secret_env::file_path`]), owned by root
+    /// with mode 0444 like Docker's own secrets; the environment says where (`*_FILE`).
+    pub secrets: BTreeMap<String, String>,
     pub restart: Restart,
     pub healthcheck: Option<Healthcheck>,
     pub labels: BTreeMap<String, String>,
@@ -105,6 +114,19 @@ fn placeholder(variable: &str) -> String {
     format!("${{{variable}}}")
 }
 
+/// `$` written so that compose interpolation (and [`substitute`]) leaves it a `$`.
+fn literal_dollars(words: Vec<String>) -> Vec<String> {
+    words.into_iter().map(|w| w.replace('$', "$$")).collect()
+}
+
+/// [`ServiceSpec::secrets`] for `variables`, each a placeholder until resolved.
+fn secret_files(variables: &[&str]) -> BTreeMap<String, String> {
+    variables
+        .iter()
+        .map(|v| ((*v).to_owned(), placeholder(v)))
+        .collect()
+}
+
 fn check(test: &[&str], interval: u64, timeout: u64, retries: u32, start: u64) -> Healthcheck {
     Healthcheck {
         test: strings(test),
@@ -132,6 +154,7 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
         command: None,
         environment: BTreeMap::new(),
         volumes: Vec::new(),
+        secrets: BTreeMap::new(),
         restart: Restart::UnlessStopped,
         healthcheck: None,
         labels: labels.clone(),
@@ -147,46 +170,51 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
     match host.role {
         Role::Redis => {
             let port = REDIS_PORT.to_string();
+            let mut healthcheck = check(&[], 5, 3, 5, 5);
+            healthcheck.test = ["CMD".to_owned()]
+                .into_iter()
+                .chain(literal_dollars(redis_cli(&[
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "ping",
+                ])))
+                .collect();
             vec![ServiceSpec {
-                command: Some(
-                    [
-                        "redis-server",
-                        "--bind",
-                        &ip,
-                        "127.0.0.1",
-                        "--port",
-                        &port,
-                        "--requirepass",
-                        &placeholder(REDIS_PASSWORD_VAR),
-                        "--appendonly",
-                        "yes",
-                        // Full: refuse writes (the app's fail_mode applies and counts them
-                        // as oom) rather than silently evict live limiter keys, which
-                        // would hand clients fresh budgets.
-                        "--maxmemory",
-                        &cluster.app.limiter.redis_maxmemory,
-                        "--maxmemory-policy",
-                        "noeviction",
-                        "--dir",
-                        "/data",
-                    ]
-                    .map(str::to_owned)
-                    .to_vec(),
-                ),
-                // redis-cli reads the password from here, so the healthcheck needs no argument.
-                environment: env(&[("REDISCLI_AUTH", placeholder(REDIS_PASSWORD_VAR))]),
+                command: Some(strings(&[
+                    "redis-server",
+                    "--bind",
+                    &ip,
+                    "127.0.0.1",
+                    "--port",
+                    &port,
+                    "--appendonly",
+                    "yes",
+                    // Full: refuse writes (the app's fail_mode applies and counts them
+                    // as oom) rather than silently evict live limiter keys, which
+                    // would hand clients fresh budgets.
+                    "--maxmemory",
+                    &cluster.app.limiter.redis_maxmemory,
+                    "--maxmemory-policy",
+                    "noeviction",
+                    "--dir",
+                    "/data",
+                ])),
+                // The image's entrypoint turns the password file into an ACL file holding
+                // only its SHA-256 (`user default on #<hex> ...`) and starts redis-server
+                // with `--aclfile`: the password is on no command line.
+                environment: env(&[(
+                    "REDIS_PASSWORD_FILE",
+                    secret_env::file_path(REDIS_PASSWORD_VAR),
+                )]),
+                secrets: secret_files(&[REDIS_PASSWORD_VAR]),
                 volumes: vec![Mount {
                     source: format!("{DATA_DIR}/redis"),
                     target: "/data".into(),
                     read_only: false,
                 }],
-                healthcheck: Some(check(
-                    &["CMD", "redis-cli", "-h", "127.0.0.1", "-p", &port, "ping"],
-                    5,
-                    3,
-                    5,
-                    5,
-                )),
+                healthcheck: Some(healthcheck),
                 ..service("redis", &cluster.images.redis)
             }]
         }
@@ -200,9 +228,13 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                 ])),
                 environment: env(&[
                     ("POSTGRES_USER", db.clone()),
-                    ("POSTGRES_PASSWORD", placeholder(POSTGRES_PASSWORD_VAR)),
+                    (
+                        "POSTGRES_PASSWORD_FILE",
+                        secret_env::file_path(POSTGRES_PASSWORD_VAR),
+                    ),
                     ("POSTGRES_DB", db.clone()),
                 ]),
+                secrets: secret_files(&[POSTGRES_PASSWORD_VAR]),
                 volumes: vec![Mount {
                     source: format!("{DATA_DIR}/postgres"),
                     target: "/var/lib/postgresql/data".into(),
@@ -235,9 +267,15 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                 ("ROCKET_PORT", WEB_PORT.to_string()),
                 ("ROCKET_DATABASES", env_value(&databases(cluster))),
                 ("ROCKET_LIMITER", env_value(&limiter_config(cluster))),
-                // Raw: the app puts them into its URLs, percent-encoded.
-                (REDIS_PASSWORD_VAR, placeholder(REDIS_PASSWORD_VAR)),
-                (POSTGRES_PASSWORD_VAR, placeholder(POSTGRES_PASSWORD_VAR)),
+                // Files of the raw passwords: the app puts them into its URLs, percent-encoded.
+                (
+                    &secret_env::file_variable(REDIS_PASSWORD_VAR),
+                    secret_env::file_path(REDIS_PASSWORD_VAR),
+                ),
+                (
+                    &secret_env::file_variable(POSTGRES_PASSWORD_VAR),
+                    secret_env::file_path(POSTGRES_PASSWORD_VAR),
+                ),
                 (
                     "ROCKET_REDIRECT_STATUS",
                     cluster.app.redirect_status.to_string(),
@@ -253,6 +291,7 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
             let readyz = format!("http://127.0.0.1:{WEB_PORT}/readyz");
             vec![ServiceSpec {
                 environment,
+                secrets: secret_files(&[REDIS_PASSWORD_VAR, POSTGRES_PASSWORD_VAR]),
                 healthcheck: Some(check(&["CMD", "curl", "-fsS", &readyz], 5, 3, 5, 10)),
                 ..service("web", &cluster.images.webapp)
             }]
@@ -354,6 +393,9 @@ impl ServiceSpec {
         for (key, value) in resolved.labels.iter_mut() {
             *value = sub(&format!("labels.{key}"), value)?;
         }
+        for (key, value) in resolved.secrets.iter_mut() {
+            *value = sub(&format!("secrets.{key}"), value)?;
+        }
         for mount in resolved.volumes.iter_mut() {
             mount.source = sub("volumes", &mount.source)?;
         }
@@ -373,6 +415,15 @@ impl ServiceSpec {
 #[derive(Serialize)]
 struct ComposeDocument<'a> {
     services: IndexMap<&'a str, ComposeService<'a>>,
+    /// Compose's own secrets: each the file `secrets/<name>` beside the compose file,
+    /// mounted at `/run/secrets/<name>` like the deployer's files.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    secrets: BTreeMap<&'a str, ComposeSecret>,
+}
+
+#[derive(Serialize)]
+struct ComposeSecret {
+    file: String,
 }
 
 #[derive(Serialize)]
@@ -386,6 +437,8 @@ struct ComposeService<'a> {
     environment: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     volumes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<&'a str>,
     restart: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     healthcheck: Option<ComposeHealthcheck<'a>>,
@@ -431,6 +484,7 @@ pub fn compose_file(header: &str, host: &Host, services: &[ServiceSpec]) -> Stri
                     command: s.command.as_deref(),
                     environment: &s.environment,
                     volumes: s.volumes.iter().map(Mount::bind_string).collect(),
+                    secrets: s.secrets.keys().map(String::as_str).collect(),
                     restart: s.restart.compose(),
                     healthcheck: s.healthcheck.as_ref().map(|c| ComposeHealthcheck {
                         test: &c.test,
@@ -444,14 +498,23 @@ pub fn compose_file(header: &str, host: &Host, services: &[ServiceSpec]) -> Stri
                 (s.name.as_str(), service)
             })
             .collect(),
+        secrets: services
+            .iter()
+            .flat_map(|s| s.secrets.keys())
+            .map(|name| {
+                let file = format!("./secrets/{name}");
+                (name.as_str(), ComposeSecret { file })
+            })
+            .collect(),
     };
     // JSON, which is YAML whose every string is double-quoted: a YAML emitter writes `yes`
     // plain, and docker-compose (YAML 1.1) reads that as a boolean (`--appendonly yes`).
     // Plain strings, lists and maps: serializing cannot fail.
     let yaml = serde_json::to_string_pretty(&document).expect("a compose document serializes");
     format!(
-        "{header}\n# Host {} ({}, {}). Secrets are ${{VAR}} placeholders that the deployer fills\n\
-         # from the spec's secret references; this file never holds them.\n\n{yaml}",
+        "{header}\n# Host {} ({}, {}). This file never holds a secret: the deployer writes each\n\
+         # one from the spec's secret references into its container, at /run/secrets/<NAME>.\n\
+         # To run it by hand, put them in secrets/<NAME> beside this file.\n\n{yaml}",
         host.name,
         host.role.as_str(),
         host.ip
@@ -480,7 +543,7 @@ mod tests {
         let redis = redis();
         assert_eq!(redis.container_name, "redis");
         assert_eq!(
-            redis.command.as_deref().expect("command")[..8],
+            redis.command.as_deref().expect("command")[..6],
             [
                 "redis-server",
                 "--bind",
@@ -488,9 +551,19 @@ mod tests {
                 "127.0.0.1",
                 "--port",
                 "6379",
-                "--requirepass",
-                "${CLUSTERLAB_REDIS_PASSWORD}"
             ]
+        );
+        // The password is a file, named by the environment: never a value there.
+        assert_eq!(
+            redis.secrets,
+            secrets(&[("CLUSTERLAB_REDIS_PASSWORD", "${CLUSTERLAB_REDIS_PASSWORD}")])
+        );
+        assert_eq!(
+            redis.environment,
+            secrets(&[(
+                "REDIS_PASSWORD_FILE",
+                "/run/secrets/CLUSTERLAB_REDIS_PASSWORD"
+            )])
         );
         assert_eq!(
             redis.volumes[0].bind_string(),
@@ -513,8 +586,7 @@ mod tests {
         let resolved = spec
             .resolve(&secrets(&[("CLUSTERLAB_REDIS_PASSWORD", "s3cret")]))
             .expect("resolve");
-        assert_eq!(resolved.command.expect("command")[7], "s3cret");
-        assert_eq!(resolved.environment["REDISCLI_AUTH"], "s3cret");
+        assert_eq!(resolved.secrets["CLUSTERLAB_REDIS_PASSWORD"], "s3cret");
         assert_eq!(
             resolved.healthcheck.expect("check").test[1],
             "redis-cli -a \"$PW\" ping"
@@ -527,10 +599,38 @@ mod tests {
         assert_eq!(
             error,
             Unresolved {
-                field: "command".into(),
+                field: "secrets.CLUSTERLAB_REDIS_PASSWORD".into(),
                 variable: "CLUSTERLAB_REDIS_PASSWORD".into()
             }
         );
+    }
+
+    #[test]
+    fn no_service_carries_a_secret_placeholder_outside_its_secret_files() {
+        let cluster = Cluster::repository_default();
+        for host in &cluster.hosts {
+            for mut spec in services(&cluster, host) {
+                spec.secrets.clear();
+                // Resolvable without any secret: no placeholder anywhere else.
+                assert_eq!(spec.resolve(&BTreeMap::new()).err(), None, "{}", spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_redis_healthcheck_means_the_same_after_compose_interpolation() {
+        let test = redis().healthcheck.expect("check").test;
+        let resolved = redis()
+            .resolve(&secrets(&[("CLUSTERLAB_REDIS_PASSWORD", "pw")]))
+            .expect("resolve")
+            .healthcheck
+            .expect("check")
+            .test;
+        assert_eq!(
+            resolved[1..],
+            redis_cli(&["-h", "127.0.0.1", "-p", "6379", "ping"])[..]
+        );
+        assert_ne!(test, resolved, "the plan's form escapes `$` for compose");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 # First start: initdb with the superuser `postgres` (reachable only through the local socket,
 # for maintenance), then the app's role POSTGRES_USER, without any special attribute, owning
 # POSTGRES_DB: the web app connects and migrates as a role that owns its own database and
-# nothing else. Every start sets that role's password to POSTGRES_PASSWORD, so a changed
-# secret takes effect with the next container (the official image keeps the first forever).
+# nothing else. Every start sets that role's password to POSTGRES_PASSWORD (or the contents
+# of POSTGRES_PASSWORD_FILE), so a changed secret takes effect with the next container (the
+# official image keeps the first forever).
 #
 # A data directory from before this rule has the app's role as its (bootstrap) superuser:
 # the next start creates `postgres` first, then takes the app role's attributes away.
@@ -14,6 +15,14 @@ if [ "$(id -u)" = 0 ]; then
   chown -R postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 0700 "$PGDATA"
   exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+fi
+
+# POSTGRES_PASSWORD_FILE (the deployer's /run/secrets/...) instead of POSTGRES_PASSWORD:
+# a value in the environment shows in `docker inspect`. Exactly the file's bytes (`x`
+# keeps $(...) from eating trailing newlines).
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+  POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE"; printf x)
+  POSTGRES_PASSWORD=${POSTGRES_PASSWORD%x}
 fi
 
 superuser=postgres

@@ -1,0 +1,22 @@
+//! Images: what the cluster runs, built on this machine and brought onto each host.
+//!
+//! - [`context`]: build contexts held in memory, hashed by content and packed as tar.
+//! - [`build`]: building the VM, service and web app images from `templates/`.
+//! - [`transfer`]: shipping an image into a host's engine, or letting the host pull it.
+//! - [`k6`]: finding the k6 binary the VM image and the load tester carry.
+
+mod build;
+mod context;
+mod k6;
+mod transfer;
+
+pub use build::{
+    ensure_built, ensure_service_images, ensure_vm_image, vm_context, webapp_context, BuildOutcome,
+    CONTEXT_HASH_LABEL, SERVICE_IMAGES, VM_IMAGE, WEBAPP_IMAGE,
+};
+pub use context::{BuildContext, ContextFile};
+pub use k6::find_k6_binary;
+pub use transfer::{image_id, pull, ship, split_reference, ShipOutcome};
+
+/// The host name errors carry for work on this machine's own engine.
+const LOCAL: &str = "local";

@@ -1,0 +1,152 @@
+//! Getting an image onto a host: shipped (exported from the local engine and streamed into
+//! the host's, no registry needed) or pulled by the host from its registry.
+
+use bollard::query_parameters::{CreateImageOptionsBuilder, ImportImageOptionsBuilder};
+use bollard::Docker;
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::LOCAL;
+use crate::exec::error::{ExecError, Result};
+use crate::exec::progress::HostProgress;
+
+/// The ID the engine has for `image`, or `None` when it has no such image.
+pub async fn image_id(docker: &Docker, host: &str, image: &str) -> Result<Option<String>> {
+    match docker.inspect_image(image).await {
+        Ok(inspect) => Ok(inspect.id),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(ExecError::docker(host, format!("inspect image {image}"), e)),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipOutcome {
+    /// The host already had this exact image ID under this name.
+    AlreadyPresent {
+        id: String,
+    },
+    Shipped {
+        id: String,
+        bytes: u64,
+    },
+    Pulled {
+        id: String,
+    },
+}
+
+/// Streams `image` from the local engine into the host's engine, unless the host already
+/// has the same image ID under that name. The bar counts the bytes of the export.
+pub async fn ship(
+    local: &Docker,
+    remote: &Docker,
+    host: &str,
+    image: &str,
+    progress: &HostProgress,
+) -> Result<ShipOutcome> {
+    let local_image = local.inspect_image(image).await.map_err(|e| {
+        ExecError::docker(
+            LOCAL,
+            format!("inspect image {image} to ship it to {host}"),
+            e,
+        )
+    })?;
+    let id = local_image.id.clone().ok_or_else(|| ExecError::Image {
+        host: LOCAL.into(),
+        image: image.into(),
+        message: "the local engine reports no image ID".into(),
+    })?;
+    if image_id(remote, host, image).await?.as_deref() == Some(id.as_str()) {
+        return Ok(ShipOutcome::AlreadyPresent { id });
+    }
+
+    // The export tar is about the image's unpacked size; good enough for a bar.
+    let estimate = local_image.size.unwrap_or(0).max(0) as u64;
+    progress.start_bytes(format!("shipping {image}"), estimate);
+    let counter = progress.clone();
+    let export = local.export_image(image).inspect_ok(move |chunk| {
+        counter.add_bytes(chunk.len() as u64);
+    });
+    let options = ImportImageOptionsBuilder::new().quiet(true).build();
+    let mut import = remote.import_image_stream(options, export, None);
+    while let Some(item) = import.next().await {
+        item.map_err(|e| ExecError::docker(host, format!("import image {image}"), e))?;
+    }
+    let bytes = progress.bytes_done();
+
+    match image_id(remote, host, image).await? {
+        Some(remote_id) if remote_id == id => Ok(ShipOutcome::Shipped { id, bytes }),
+        other => Err(ExecError::Image {
+            host: host.into(),
+            image: image.into(),
+            message: format!(
+                "after import the host has {} instead of {id}",
+                other.unwrap_or_else(|| "no such image".into())
+            ),
+        }),
+    }
+}
+
+/// Splits `name[:tag]` (a registry port's colon is not a tag separator).
+pub fn split_reference(image: &str) -> (&str, &str) {
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(colon) => {
+            let at = last_slash + colon;
+            (&image[..at], &image[at + 1..])
+        }
+        None => (image, "latest"),
+    }
+}
+
+/// Lets the host pull `image` from its registry.
+pub async fn pull(
+    remote: &Docker,
+    host: &str,
+    image: &str,
+    progress: &HostProgress,
+) -> Result<ShipOutcome> {
+    let (name, tag) = split_reference(image);
+    progress.step(format!("pulling {image}"));
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(name)
+        .tag(tag)
+        .build();
+    let mut stream = remote.create_image(Some(options), None, None);
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| ExecError::docker(host, format!("pull {image}"), e))?;
+        if let Some(status) = info.status {
+            progress.step(format!("pulling {image}: {status}"));
+        }
+    }
+    let id = image_id(remote, host, image)
+        .await?
+        .ok_or_else(|| ExecError::Image {
+            host: host.into(),
+            image: image.into(),
+            message: "pull finished but the image is missing".into(),
+        })?;
+    Ok(ShipOutcome::Pulled { id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_at_the_tag_not_the_registry_port() {
+        assert_eq!(split_reference("redis:7"), ("redis", "7"));
+        assert_eq!(
+            split_reference("clusterlab/vm"),
+            ("clusterlab/vm", "latest")
+        );
+        assert_eq!(
+            split_reference("registry:5000/team/app:1.2"),
+            ("registry:5000/team/app", "1.2")
+        );
+        assert_eq!(
+            split_reference("registry:5000/app"),
+            ("registry:5000/app", "latest")
+        );
+    }
+}
