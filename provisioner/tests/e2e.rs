@@ -256,6 +256,69 @@ fn web_env(host: &str) -> Vec<String> {
     serde_json::from_str(&lines.concat()).expect("env json")
 }
 
+/// Every running service container of the cluster, inspected through its VM: no field of
+/// `docker inspect` (environment, command line, labels, healthcheck) holds either
+/// password, the web app's user is not root, and Redis' and PostgreSQL's main processes
+/// run as their own users (their entrypoints drop root after preparing the data dir).
+fn no_secret_in_docker_inspect_and_least_privilege(clusterlab: &Path) {
+    let passwords: Vec<String> = ["redis_password", "postgres_password"]
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(clusterlab.join("secrets").join(name))
+                .expect("a generated secret");
+            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+        })
+        .collect();
+    for host in ["lb", "web1", "web2", "redis", "postgres"] {
+        let vm = format!("clusterlab-{host}");
+        for container in docker_lines(&["exec", &vm, "docker", "ps", "--format", "{{.Names}}"]) {
+            let inspected = docker_lines(&["exec", &vm, "docker", "inspect", &container]).concat();
+            for password in &passwords {
+                assert!(
+                    !inspected.contains(password.as_str()),
+                    "{host}/{container}: docker inspect shows a password"
+                );
+            }
+        }
+    }
+    let user = docker_lines(&[
+        "exec",
+        "clusterlab-web1",
+        "docker",
+        "inspect",
+        "-f",
+        "{{.Config.User}}",
+        "web",
+    ]);
+    assert_eq!(user, ["webapp:webapp"], "the web app's container user");
+    for (host, container, process) in [
+        ("redis", "redis", "redis-server"),
+        ("postgres", "postgres", "postgres"),
+        ("web1", "web", "webapp"),
+    ] {
+        let vm = format!("clusterlab-{host}");
+        let status = docker_lines(&[
+            "exec",
+            &vm,
+            "docker",
+            "exec",
+            container,
+            "cat",
+            "/proc/1/status",
+        ]);
+        let uid = status
+            .iter()
+            .find(|l| l.starts_with("Uid:"))
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            status.contains(&format!("Name:\t{process}"))
+                && !uid.split_whitespace().any(|id| id == "0"),
+            "{host}/{container}: PID 1 is not {process} running unprivileged: {status:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     assert!(
@@ -358,6 +421,8 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         allowed_total, SHORTEN_LIMIT,
         "admitted across both web hosts"
     );
+
+    no_secret_in_docker_inspect_and_least_privilege(&cluster.dir.path().join(".clusterlab"));
 
     // A second up changes nothing.
     let (out, warm_up) = cluster.run_ok(&["up"]);
@@ -614,6 +679,7 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     }
     let (status, _) = cluster.run_ok(&["status"]);
     assert_eq!(status.matches("(healthy)").count(), 5, "{status}");
+    no_secret_in_docker_inspect_and_least_privilege(&clusterlab);
     link_survives("rotated secrets").await;
     // This client's budget is full again a window after its last shorten.
     let window = Duration::from_secs(61);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
+use secrecy::ExposeSecret;
 
 use crate::exec::images::{self, BuildOutcome};
 use crate::exec::progress::Progress;
@@ -47,7 +48,7 @@ impl Project {
         if let (Target::Proxmox, Some(proxmox)) = (cluster.target, &cluster.proxmox) {
             let token = proxmox.api_token.resolve(&self.spec_dir)?;
             terraform = terraform
-                .with_env("TF_VAR_proxmox_api_token", token.expose())
+                .with_env("TF_VAR_proxmox_api_token", token.expose_secret())
                 .with_env(
                     "TF_VAR_ssh_private_key_path",
                     absolute(&self.private_key(cluster)).display().to_string(),
@@ -113,7 +114,7 @@ pub fn secrets(cluster: &Cluster, project: &Project) -> Result<BTreeMap<String, 
     let resolve = |reference: &SecretRef| {
         reference
             .resolve(&project.spec_dir)
-            .map(|secret| secret.expose().to_owned())
+            .map(|secret| secret.expose_secret().to_owned())
     };
     Ok(BTreeMap::from([
         (

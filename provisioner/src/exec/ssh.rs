@@ -6,8 +6,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable};
 use openssh::{ForwardType, KnownHosts, Session, SessionBuilder, Socket};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -52,15 +54,13 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The pauses between attempts (one fewer than the attempts): doubling from
-    /// `initial_delay`, capped at `max_delay`.
-    pub fn delays(&self) -> Vec<Duration> {
-        let mut delays = Vec::new();
-        let mut delay = self.initial_delay;
-        for _ in 1..self.attempts.max(1) {
-            delays.push(delay.min(self.max_delay));
-            delay = delay.saturating_mul(2);
-        }
-        delays
+    /// `initial_delay`, capped at `max_delay`, without jitter.
+    pub fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_min_delay(self.initial_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_max_times(self.attempts.saturating_sub(1) as usize)
     }
 }
 
@@ -120,38 +120,36 @@ impl HostSession {
             .control_directory(socket_dir.path());
 
         let started = Instant::now();
-        let mut delays = retry.delays().into_iter();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match builder.connect_mux(&target.address).await {
-                Ok(session) => {
-                    return Ok(HostSession {
-                        host: target.host.clone(),
-                        session,
-                        socket_dir,
-                    })
-                }
-                Err(error) => {
-                    let last_error = chain(&error);
-                    // A changed host key is not a boot-time hiccup: retrying cannot fix it
-                    // and the user must look at it.
-                    let fatal = last_error.contains("HOST IDENTIFICATION HAS CHANGED")
-                        || last_error.contains("Host key verification failed");
-                    match delays.next() {
-                        Some(delay) if !fatal => tokio::time::sleep(delay).await,
-                        _ => {
-                            return Err(ExecError::SshConnect {
-                                host: target.host.clone(),
-                                address: target.address.clone(),
-                                attempts,
-                                elapsed: started.elapsed(),
-                                last_error,
-                            })
-                        }
-                    }
-                }
-            }
+        let attempts = AtomicU32::new(0);
+        let connect = || {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            builder.connect_mux(&target.address)
+        };
+        // A changed host key is not a boot-time hiccup: retrying cannot fix it and the
+        // user must look at it.
+        let fatal = |error: &openssh::Error| {
+            let text = chain(error);
+            text.contains("HOST IDENTIFICATION HAS CHANGED")
+                || text.contains("Host key verification failed")
+        };
+        match connect
+            .retry(retry.backoff())
+            .sleep(tokio::time::sleep)
+            .when(|error| !fatal(error))
+            .await
+        {
+            Ok(session) => Ok(HostSession {
+                host: target.host.clone(),
+                session,
+                socket_dir,
+            }),
+            Err(error) => Err(ExecError::SshConnect {
+                host: target.host.clone(),
+                address: target.address.clone(),
+                attempts: attempts.into_inner(),
+                elapsed: started.elapsed(),
+                last_error: chain(&error),
+            }),
         }
     }
 
@@ -430,6 +428,7 @@ pub async fn forget_host_key(known_hosts: &Path, address: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backon::BackoffBuilder;
 
     #[tokio::test]
     async fn a_replaced_hosts_key_is_forgotten_and_only_its_own() {
@@ -458,7 +457,7 @@ mod tests {
             max_delay: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(1),
         };
-        let millis: Vec<u128> = policy.delays().iter().map(Duration::as_millis).collect();
+        let millis: Vec<u128> = policy.backoff().build().map(|d| d.as_millis()).collect();
         assert_eq!(millis, vec![100, 200, 400, 500, 500]);
     }
 
@@ -468,6 +467,6 @@ mod tests {
             attempts: 1,
             ..RetryPolicy::default()
         };
-        assert!(policy.delays().is_empty());
+        assert_eq!(policy.backoff().build().next(), None);
     }
 }

@@ -33,22 +33,10 @@ pub enum SecretError {
     Empty(String),
 }
 
-/// A resolved secret. Its `Debug` output is redacted so it cannot leak through logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret text, for the one place that must hand it on (an env var of a process).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// A resolved secret (`secrecy`'s): its `Debug` output is redacted so it cannot leak
+/// through logs, it is zeroed when dropped, and reading it takes an explicit
+/// [`secrecy::ExposeSecret::expose_secret`] at the one place that must hand it on.
+pub type Secret = secrecy::SecretString;
 
 impl SecretRef {
     /// Parses `env:NAME` or `file:path`; the error says why anything else is refused.
@@ -99,7 +87,7 @@ impl SecretRef {
         if value.is_empty() {
             return Err(SecretError::Empty(self.to_string()));
         }
-        Ok(Secret(value))
+        Ok(Secret::from(value))
     }
 }
 
@@ -121,6 +109,7 @@ impl Serialize for SecretRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn parses_references_and_refuses_inline_values() {
@@ -144,8 +133,8 @@ mod tests {
         let secret = SecretRef::File("pw".into())
             .resolve(dir.path())
             .expect("file secret");
-        assert_eq!(secret.expose(), "s3cret");
-        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(secret.expose_secret(), "s3cret");
+        assert!(!format!("{secret:?}").contains("s3cret"));
 
         let missing = SecretRef::Env("CLUSTERLAB_TEST_SURELY_UNSET_VARIABLE".into())
             .resolve(dir.path())
