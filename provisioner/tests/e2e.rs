@@ -258,8 +258,9 @@ fn web_env(host: &str) -> Vec<String> {
 
 /// Every running service container of the cluster, inspected through its VM: no field of
 /// `docker inspect` (environment, command line, labels, healthcheck) holds either
-/// password, the web app's user is not root, and Redis' and PostgreSQL's main processes
-/// run as their own users (their entrypoints drop root after preparing the data dir).
+/// password; the web app and nginx containers' users are not root, and every service's
+/// main process runs unprivileged (Redis' and PostgreSQL's entrypoints drop root after
+/// preparing the data directory; nginx binds port 80 with its file capability).
 fn no_secret_in_docker_inspect_and_least_privilege(clusterlab: &Path) {
     let passwords: Vec<String> = ["redis_password", "postgres_password"]
         .iter()
@@ -281,20 +282,27 @@ fn no_secret_in_docker_inspect_and_least_privilege(clusterlab: &Path) {
             }
         }
     }
-    let user = docker_lines(&[
-        "exec",
-        "clusterlab-web1",
-        "docker",
-        "inspect",
-        "-f",
-        "{{.Config.User}}",
-        "web",
-    ]);
-    assert_eq!(user, ["webapp:webapp"], "the web app's container user");
+    for (host, container, user) in [
+        ("web1", "web", "webapp:webapp"),
+        ("lb", "nginx", "www-data:www-data"),
+    ] {
+        let vm = format!("clusterlab-{host}");
+        let found = docker_lines(&[
+            "exec",
+            &vm,
+            "docker",
+            "inspect",
+            "-f",
+            "{{.Config.User}}",
+            container,
+        ]);
+        assert_eq!(found, [user], "{host}/{container}: the container's user");
+    }
     for (host, container, process) in [
         ("redis", "redis", "redis-server"),
         ("postgres", "postgres", "postgres"),
         ("web1", "web", "webapp"),
+        ("lb", "nginx", "nginx"),
     ] {
         let vm = format!("clusterlab-{host}");
         let status = docker_lines(&[

@@ -227,7 +227,7 @@ fn lb_services() -> Vec<ServiceSpec> {
             target: "/etc/nginx/nginx.conf".into(),
             read_only: true,
         }],
-        healthcheck: every(1, 2, 5, &["CMD", "curl", "-fsS", "http://127.0.0.1:8081/"]),
+        healthcheck: every(1, 2, 5, &["CMD", "curl", "-fsS", "http://127.0.0.1:80/"]),
         ..service("nginx")
     }]
 }
@@ -647,8 +647,9 @@ async fn two_vms_ship_images_and_converge_services() {
         }
         other => panic!("expected an SSH connect error, got {other}"),
     }
-    // The load balancer's path on vm2: upload nginx.conf, run nginx with it mounted,
-    // then a changed config is uploaded and picked up by a reload.
+    // The load balancer's path on vm2: upload nginx.conf, run nginx with it mounted (on
+    // port 80, as www-data: the shipped image keeps the binary's file capability), then a
+    // changed config is uploaded and picked up by a reload.
     let nginx_shipped = images::ship(&local, &d2, "vm2", "clusterlab/nginx:1", &b2)
         .await
         .expect("ship nginx");
@@ -658,7 +659,7 @@ async fn two_vms_ship_images_and_converge_services() {
     );
     let conf = |body: &str| {
         format!(
-            "events {{}}\nhttp {{\n  server {{\n    listen 127.0.0.1:8081;\n    location / {{ return 200 \"{body}\\n\"; }}\n  }}\n}}\n"
+            "events {{}}\nhttp {{\n  server {{\n    listen 127.0.0.1:80;\n    location / {{ return 200 \"{body}\\n\"; }}\n  }}\n}}\n"
         )
     };
     assert_eq!(
@@ -677,10 +678,21 @@ async fn two_vms_ship_images_and_converge_services() {
             &d2,
             "vm2",
             "nginx",
-            &["curl", "-fsS", "http://127.0.0.1:8081/"],
+            &["curl", "-fsS", "http://127.0.0.1:80/"],
         )
     };
     assert_eq!(fetch().await.expect("curl v1"), "v1\n");
+    let master = converge::exec_in(&d2, "vm2", "nginx", &["cat", "/proc/1/status"])
+        .await
+        .expect("status of nginx's master");
+    let uid = master
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap_or_default();
+    assert!(
+        master.contains("Name:\tnginx") && !uid.split_whitespace().any(|id| id == "0"),
+        "{master}"
+    );
     assert_eq!(
         s2.upload(path, conf("v2").as_bytes())
             .await
