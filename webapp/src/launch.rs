@@ -35,6 +35,8 @@ impl Refusals {
 
 /// The answer of an ignite fairing that cannot start: logs `reason` and, when the app
 /// is launched by [`run`], keeps it for the exit message.
+// `fairing::Result` is what Rocket's ignite fairings must return, large `Err` and all.
+#[allow(clippy::result_large_err)]
 pub fn refuse(rocket: Rocket<Build>, reason: impl fmt::Display) -> fairing::Result {
     let reason = reason.to_string();
     rocket::error!("{reason}");
@@ -46,6 +48,7 @@ pub fn refuse(rocket: Rocket<Build>, reason: impl fmt::Display) -> fairing::Resu
 
 /// The answer of an ignite fairing that cannot run because an earlier stage refused:
 /// logged, but not a cause of its own in the exit message.
+#[allow(clippy::result_large_err)]
 pub fn skip(rocket: Rocket<Build>, reason: impl fmt::Display) -> fairing::Result {
     rocket::warn!("{reason}");
     Err(rocket)

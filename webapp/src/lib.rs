@@ -13,7 +13,8 @@
 //! - [`limiter`]: the Redis-backed global rate limiter: a request guard every route but the
 //!   health and metrics ones takes first, its headers, 429/503 answers and Redis readiness.
 //! - [`ui`]: `GET /`, the HTML form (Tera templates in `templates/`).
-//! - [`store`]: the PostgreSQL pool `shortener`, migrations, and the SQL.
+//! - [`store`]: the PostgreSQL pool `shortener`, migrations, the SQL, and the timeouts and
+//!   circuit breaker that answer requests at once while PostgreSQL is down.
 //! - [`links`]: `POST /shorten`, `GET /<code>` and the in-process link cache.
 //! - [`api`]: error answers and catchers (JSON for programs, HTML for browsers).
 //! - [`domain`]: the newtypes [`domain::ShortCode`] and [`domain::TargetUrl`].
