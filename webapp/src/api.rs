@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// For 405: the methods the path does accept.
     pub allow: Option<&'static str>,
+    /// For 503: seconds after which trying again may succeed.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
             status,
             message: message.into(),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -33,11 +36,14 @@ impl ApiError {
     }
 
     /// Details of a server-side failure go to the log, not to the client.
-    pub fn unavailable() -> Self {
-        Self::new(
-            Status::ServiceUnavailable,
-            "the link store is unavailable; try again",
-        )
+    pub fn unavailable(retry_after_seconds: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_seconds),
+            ..Self::new(
+                Status::ServiceUnavailable,
+                "the link store is unavailable; try again",
+            )
+        }
     }
 }
 
@@ -51,6 +57,9 @@ impl<'r> Responder<'r, 'static> for ApiError {
             .sized_body(body.len(), Cursor::new(body));
         if let Some(allow) = self.allow {
             response.header(Header::new("Allow", allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.header(Header::new("Retry-After", seconds.to_string()));
         }
         response.ok()
     }

@@ -2,6 +2,8 @@
 //! `ROCKET_*` variables) and checked at ignition, so a bad value stops the launch
 //! instead of surfacing on the first request.
 
+use std::time::Duration;
+
 use clusterlab_contract as contract;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
@@ -25,6 +27,41 @@ struct RawSettings {
     /// Accept `https://user:pw@host/`; refused by default (see [`UrlRules::allow_userinfo`]).
     #[serde(default)]
     allow_userinfo: bool,
+    #[serde(default)]
+    store: RawStoreSettings,
+}
+
+/// The `store` table, in milliseconds.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawStoreSettings {
+    acquire_timeout_ms: u64,
+    query_timeout_ms: u64,
+    probe_interval_ms: u64,
+}
+
+impl Default for RawStoreSettings {
+    fn default() -> Self {
+        Self {
+            acquire_timeout_ms: 200,
+            query_timeout_ms: 2000,
+            probe_interval_ms: 500,
+        }
+    }
+}
+
+impl RawStoreSettings {
+    fn validate(&self) -> Result<StoreSettings, ConfigError> {
+        let positive = |key: &'static str, ms: u64| match ms {
+            0 => Err(ConfigError::StoreDuration(key)),
+            ms => Ok(Duration::from_millis(ms)),
+        };
+        Ok(StoreSettings {
+            acquire_timeout: positive("acquire_timeout_ms", self.acquire_timeout_ms)?,
+            query_timeout: positive("query_timeout_ms", self.query_timeout_ms)?,
+            probe_interval: positive("probe_interval_ms", self.probe_interval_ms)?,
+        })
+    }
 }
 
 fn default_redirect_status() -> u16 {
@@ -52,6 +89,8 @@ pub enum ConfigError {
     PublicBaseUrl { url: String, reason: String },
     #[error("link_cache_capacity = 0: use a positive number of links")]
     CacheCapacity,
+    #[error("store.{0} = 0: use a positive number of milliseconds")]
+    StoreDuration(&'static str),
     #[error(transparent)]
     Password(#[from] contract::SettingsError),
     #[error("{variable} = {path:?}: cannot read the password file: {reason}")]
@@ -70,6 +109,18 @@ pub struct Settings {
     /// Without a trailing slash, so `short_url` is `base + "/" + code`.
     pub public_base_url: Option<String>,
     pub link_cache_capacity: usize,
+    pub store: StoreSettings,
+}
+
+/// How long a request waits for PostgreSQL, and how often a down one is looked at again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// For a pooled connection: past it the request is answered 503.
+    pub acquire_timeout: Duration,
+    /// For the answer to the queries of one request, once connected.
+    pub query_timeout: Duration,
+    /// Between probes while the store's circuit breaker is open.
+    pub probe_interval: Duration,
 }
 
 impl Settings {
@@ -85,6 +136,7 @@ impl Settings {
         if raw.link_cache_capacity == 0 {
             return Err(ConfigError::CacheCapacity);
         }
+        let store = raw.store.validate()?;
         let own_origin = match raw.public_base_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => Some(parse_base_url(text)?),
@@ -101,6 +153,7 @@ impl Settings {
             },
             public_base_url,
             link_cache_capacity: raw.link_cache_capacity,
+            store,
         })
     }
 
@@ -183,10 +236,7 @@ pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("App settings", |rocket| async move {
         match Settings::from_figment(rocket.figment()) {
             Ok(settings) => Ok(rocket.manage(settings)),
-            Err(e) => {
-                rocket::error!("{e}");
-                Err(rocket)
-            }
+            Err(e) => crate::launch::refuse(rocket, e),
         }
     })
 }
@@ -239,6 +289,10 @@ mod tests {
         assert_eq!(s.url_rules.max_length, 2048);
         assert!(!s.url_rules.allow_userinfo);
         assert_eq!(s.short_url("Ab3xY9z"), "/Ab3xY9z");
+        assert_eq!(s.store.acquire_timeout, Duration::from_millis(200));
+        let s = settings("store = { query_timeout_ms = 900 }").unwrap();
+        assert_eq!(s.store.query_timeout, Duration::from_millis(900));
+        assert_eq!(s.store.acquire_timeout, Duration::from_millis(200));
     }
 
     #[test]
@@ -265,6 +319,14 @@ mod tests {
         ));
         assert!(matches!(
             settings(r#"redirect_status = "soon""#),
+            Err(ConfigError::Figment(_))
+        ));
+        assert!(matches!(
+            settings("store = { probe_interval_ms = 0 }"),
+            Err(ConfigError::StoreDuration("probe_interval_ms"))
+        ));
+        assert!(matches!(
+            settings("store = { acquire_timeout = 200 }"),
             Err(ConfigError::Figment(_))
         ));
     }

@@ -13,15 +13,19 @@
 //! - [`limiter`]: the Redis-backed global rate limiter: a request guard every route but the
 //!   health and metrics ones takes first, its headers, 429/503 answers and Redis readiness.
 //! - [`ui`]: `GET /`, the HTML form (Tera templates in `templates/`).
-//! - [`store`]: the PostgreSQL pool `shortener`, migrations, and the SQL.
+//! - [`store`]: the PostgreSQL pool `shortener`, migrations, the SQL, and the timeouts and
+//!   circuit breaker that answer requests at once while PostgreSQL is down.
 //! - [`links`]: `POST /shorten`, `GET /<code>` and the in-process link cache.
 //! - [`api`]: error answers and catchers (JSON for programs, HTML for browsers).
 //! - [`domain`]: the newtypes [`domain::ShortCode`] and [`domain::TargetUrl`].
+//!
+//! [`launch`] starts the binary and turns every reason it cannot start into one message.
 
 pub mod api;
 pub mod config;
 pub mod domain;
 pub mod health;
+pub mod launch;
 pub mod limiter;
 pub mod links;
 pub mod metrics;
@@ -29,30 +33,21 @@ pub mod store;
 pub mod ui;
 
 use clusterlab_contract::secret_env as contract_env;
-use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
 
-/// The app configured from Rocket.toml and `ROCKET_*` variables, with the passwords of
+/// Rocket's figment (Rocket.toml and `ROCKET_*` variables) with the passwords of
 /// `CLUSTERLAB_REDIS_PASSWORD` / `CLUSTERLAB_POSTGRES_PASSWORD` (or the files their
 /// `*_FILE` variables name) put into its URLs.
-pub fn rocket() -> Rocket<Build> {
-    let figment = rocket::Config::figment();
+pub fn figment_from_env() -> Result<Figment, config::ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
-    let passwords = config::secret(contract_env::REDIS_PASSWORD, env).and_then(|redis| {
-        let postgres = config::secret(contract_env::POSTGRES_PASSWORD, env)?;
-        config::with_passwords(figment.clone(), redis.as_deref(), postgres.as_deref())
-    });
-    match passwords {
-        Ok(figment) => rocket_from(figment),
-        // Refused at ignition, with the message, like every other bad setting.
-        Err(e) => {
-            rocket_from(figment).attach(AdHoc::try_on_ignite("Passwords", |rocket| async move {
-                rocket::error!("{e}");
-                Err(rocket)
-            }))
-        }
-    }
+    let redis = config::secret(contract_env::REDIS_PASSWORD, env)?;
+    let postgres = config::secret(contract_env::POSTGRES_PASSWORD, env)?;
+    config::with_passwords(
+        rocket::Config::figment(),
+        redis.as_deref(),
+        postgres.as_deref(),
+    )
 }
 
 /// The app configured from `figment`; tests pass their own database URL and port here.

@@ -1,6 +1,17 @@
-//! The `webapp` binary: launches the app configured from Rocket.toml and `ROCKET_*`.
+//! The `webapp` binary: launches the app configured from Rocket.toml and `ROCKET_*`;
+//! when it cannot start, says why on stderr and exits non-zero.
 
-#[rocket::launch]
-fn launch() -> _ {
-    webapp::rocket()
+use std::process::ExitCode;
+
+#[rocket::main]
+async fn main() -> ExitCode {
+    match webapp::launch::run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            for line in error.to_string().lines() {
+                eprintln!("webapp: error: {line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }

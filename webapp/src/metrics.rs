@@ -104,8 +104,7 @@ pub fn stage() -> AdHoc {
                 .attach(http)
                 .mount("/", rocket::routes![metrics])),
             Err(e) => {
-                rocket::error!("registering HTTP metrics failed: {e}");
-                Err(rocket)
+                crate::launch::refuse(rocket, format!("registering HTTP metrics failed: {e}"))
             }
         }
     })

@@ -16,6 +16,7 @@ use super::headers::{self, RATELIMIT, RATELIMIT_POLICY, RETRY_AFTER};
 use super::RedisProbe;
 use super::{Decision, Limiter, LimiterConfig, Verdict, UNAVAILABLE_RETRY_AFTER};
 use crate::health::{self, ReadinessCheck};
+use crate::launch::refuse;
 
 /// The figment key the configuration is read from (`[default.limiter]`, `ROCKET_LIMITER`).
 pub const CONFIG_KEY: &str = "limiter";
@@ -93,10 +94,8 @@ pub fn stage() -> AdHoc {
             match figment.extract_inner::<LimiterConfig>(CONFIG_KEY) {
                 Ok(config) => config,
                 Err(error) => {
-                    for e in error {
-                        log::error!("limiter configuration: {e}");
-                    }
-                    return Err(rocket);
+                    let reasons = crate::launch::figment_errors(error, CONFIG_KEY);
+                    return refuse(rocket, reasons.join("\n"));
                 }
             }
         } else {
@@ -124,8 +123,7 @@ pub fn stage() -> AdHoc {
                         .join(", ")
                 );
                 if let Err(e) = health::register(&rocket, RedisReady(limiter.probe())) {
-                    log::error!("{e}");
-                    return Err(rocket);
+                    return refuse(rocket, e);
                 }
                 Ok(rocket
                     .manage(limiter)
@@ -134,10 +132,7 @@ pub fn stage() -> AdHoc {
                     }))
                     .register("/", catchers![too_many_requests, unavailable]))
             }
-            Err(error) => {
-                log::error!("rate limiter: {error}");
-                Err(rocket)
-            }
+            Err(error) => refuse(rocket, format!("rate limiter: {error}")),
         }
     })
 }

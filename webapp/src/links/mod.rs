@@ -21,8 +21,9 @@ use serde::Serialize;
 use crate::api::{ApiError, NotFound};
 use crate::config::Settings;
 use crate::domain::{ShortCode, TargetUrl};
+use crate::launch::{refuse, skip};
 use crate::limiter::{classed, route as class, RateLimit};
-use crate::store::{self, Shortened, Shortener};
+use crate::store::{Shortened, Store};
 use cache::LinkCache;
 use input::ShortenInput;
 
@@ -65,17 +66,19 @@ async fn shorten(
     input: Result<ShortenInput, ApiError>,
     settings: &State<Settings>,
     links: &State<Links>,
-    db: &State<Shortener>,
+    store: &State<Store>,
 ) -> Result<Json<ShortenResponse>, ApiError> {
     let input = input?;
     let url = TargetUrl::parse(&input.url, &settings.url_rules)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let Shortened { code, created } = store::shorten(db.pool(), &url, ShortCode::generate)
-        .await
-        .map_err(|e| {
-            rocket::error!("shortening failed: {e}");
-            ApiError::unavailable()
-        })?;
+    let Shortened { code, created } =
+        store
+            .shorten(&url, ShortCode::generate)
+            .await
+            .map_err(|e| {
+                rocket::error!("shortening failed: {e}");
+                ApiError::unavailable(store.retry_after_seconds())
+            })?;
     links.cache.insert(code.clone(), url.as_str().into());
     Ok(Json(ShortenResponse {
         short_url: settings.short_url(code.as_str()),
@@ -124,7 +127,7 @@ async fn redirect(
     code: &str,
     settings: &State<Settings>,
     links: &State<Links>,
-    db: &State<Shortener>,
+    store: &State<Store>,
 ) -> Result<LinkRedirect, FollowError> {
     // A code that cannot exist is answered before the cache or the database is asked.
     let code = ShortCode::parse(code).map_err(|_| FollowError::NotFound(NotFound))?;
@@ -137,7 +140,7 @@ async fn redirect(
         return Ok(redirect(url));
     }
     links.lookups.with_label_values(&["database"]).inc();
-    match store::lookup(db.pool(), &code).await {
+    match store.lookup(&code).await {
         Ok(Some(url)) => {
             let url: Arc<str> = url.into();
             links.cache.insert(code, url.clone());
@@ -147,7 +150,9 @@ async fn redirect(
         Ok(None) => Err(FollowError::NotFound(NotFound)),
         Err(e) => {
             rocket::error!("looking up {code} failed: {e}");
-            Err(FollowError::Store(ApiError::unavailable()))
+            Err(FollowError::Store(ApiError::unavailable(
+                store.retry_after_seconds(),
+            )))
         }
     }
 }
@@ -208,8 +213,10 @@ pub fn stage() -> AdHoc {
         let (Some(settings), Some(registry)) =
             (rocket.state::<Settings>(), rocket.state::<Registry>())
         else {
-            rocket::error!("links stage skipped: the settings or metrics stage failed or is not attached before it");
-            return Err(rocket);
+            return skip(
+                rocket,
+                "links stage skipped: the settings or metrics stage failed or is not attached before it",
+            );
         };
         match Links::new(settings.link_cache_capacity, registry) {
             Ok(links) => Ok(rocket
@@ -218,10 +225,7 @@ pub fn stage() -> AdHoc {
                 .mount("/", classed(class::REDIRECT, rocket::routes![redirect]))
                 .mount("/", rocket::routes![shorten_with_get])
                 .mount("/", fallback_routes())),
-            Err(e) => {
-                rocket::error!("registering link metrics failed: {e}");
-                Err(rocket)
-            }
+            Err(e) => refuse(rocket, format!("registering link metrics failed: {e}")),
         }
     })
 }

@@ -4,8 +4,11 @@
 mod bad_input;
 mod browser;
 mod common;
+mod launch;
 mod limited;
 mod links;
+mod outage;
 mod passwords;
+mod proxy;
 mod routes;
 mod store;

@@ -85,6 +85,7 @@ async fn readyz_fails_when_postgres_is_gone_but_healthz_does_not() {
     // A lookup that needs the database says so, without leaking internals.
     let res = client.get("/Ab3xY9z").dispatch().await;
     assert_eq!(res.status(), Status::ServiceUnavailable);
+    assert_eq!(res.headers().get_one("Retry-After"), Some("1"));
     let body: Value = res.into_json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("unavailable"));
 }

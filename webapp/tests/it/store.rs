@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use webapp::domain::{ShortCode, TargetUrl, UrlRules};
-use webapp::store::{self, Shortened, StoreError, MAX_CODE_ATTEMPTS};
+use webapp::store::{Shortened, Store, StoreError, MAX_CODE_ATTEMPTS};
 
 use crate::common::{client, figment, TestDb};
 
@@ -25,9 +25,10 @@ fn code(raw: &str) -> ShortCode {
 async fn a_colliding_code_is_retried_with_the_next_one() {
     let db = TestDb::create().await;
     let client = client(figment(&db)).await;
-    let pool = client.rocket().state::<store::Shortener>().unwrap().pool();
+    let store = client.rocket().state::<Store>().unwrap();
 
-    let taken = store::shorten(pool, &url("https://a.example/"), || code("AAAAAAA"))
+    let taken = store
+        .shorten(&url("https://a.example/"), || code("AAAAAAA"))
         .await
         .unwrap();
     assert_eq!(
@@ -40,12 +41,13 @@ async fn a_colliding_code_is_retried_with_the_next_one() {
 
     let mut codes = VecDeque::from([code("AAAAAAA"), code("AAAAAAA"), code("BBBBBBB")]);
     let drawn = std::cell::Cell::new(0);
-    let next = store::shorten(pool, &url("https://b.example/"), || {
-        drawn.set(drawn.get() + 1);
-        codes.pop_front().unwrap()
-    })
-    .await
-    .unwrap();
+    let next = store
+        .shorten(&url("https://b.example/"), || {
+            drawn.set(drawn.get() + 1);
+            codes.pop_front().unwrap()
+        })
+        .await
+        .unwrap();
     assert_eq!(
         next,
         Shortened {
@@ -56,17 +58,11 @@ async fn a_colliding_code_is_retried_with_the_next_one() {
     assert_eq!(drawn.get(), 3);
 
     assert_eq!(
-        store::lookup(pool, &code("AAAAAAA"))
-            .await
-            .unwrap()
-            .as_deref(),
+        store.lookup(&code("AAAAAAA")).await.unwrap().as_deref(),
         Some("https://a.example/")
     );
     assert_eq!(
-        store::lookup(pool, &code("BBBBBBB"))
-            .await
-            .unwrap()
-            .as_deref(),
+        store.lookup(&code("BBBBBBB")).await.unwrap().as_deref(),
         Some("https://b.example/")
     );
 }
@@ -75,31 +71,35 @@ async fn a_colliding_code_is_retried_with_the_next_one() {
 async fn endless_collisions_end_in_an_error() {
     let db = TestDb::create().await;
     let client = client(figment(&db)).await;
-    let pool = client.rocket().state::<store::Shortener>().unwrap().pool();
-    store::shorten(pool, &url("https://a.example/"), || code("CCCCCCC"))
+    let store = client.rocket().state::<Store>().unwrap();
+    store
+        .shorten(&url("https://a.example/"), || code("CCCCCCC"))
         .await
         .unwrap();
 
     let mut drawn = 0;
-    let result = store::shorten(pool, &url("https://c.example/"), || {
-        drawn += 1;
-        code("CCCCCCC")
-    })
-    .await;
+    let result = store
+        .shorten(&url("https://c.example/"), || {
+            drawn += 1;
+            code("CCCCCCC")
+        })
+        .await;
     assert!(matches!(result, Err(StoreError::NoFreeCode(n)) if n == MAX_CODE_ATTEMPTS));
     assert_eq!(drawn, MAX_CODE_ATTEMPTS);
-    assert_eq!(store::lookup(pool, &code("DDDDDDD")).await.unwrap(), None);
+    assert_eq!(store.lookup(&code("DDDDDDD")).await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn a_known_url_keeps_its_code_whatever_code_is_drawn() {
     let db = TestDb::create().await;
     let client = client(figment(&db)).await;
-    let pool = client.rocket().state::<store::Shortener>().unwrap().pool();
-    store::shorten(pool, &url("https://a.example/"), || code("EEEEEEE"))
+    let store = client.rocket().state::<Store>().unwrap();
+    store
+        .shorten(&url("https://a.example/"), || code("EEEEEEE"))
         .await
         .unwrap();
-    let again = store::shorten(pool, &url("https://a.example/"), || code("FFFFFFF"))
+    let again = store
+        .shorten(&url("https://a.example/"), || code("FFFFFFF"))
         .await
         .unwrap();
     assert_eq!(
@@ -109,5 +109,5 @@ async fn a_known_url_keeps_its_code_whatever_code_is_drawn() {
             created: false
         }
     );
-    assert_eq!(store::lookup(pool, &code("FFFFFFF")).await.unwrap(), None);
+    assert_eq!(store.lookup(&code("FFFFFFF")).await.unwrap(), None);
 }

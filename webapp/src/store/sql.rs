@@ -1,14 +1,10 @@
-//! PostgreSQL storage of links through `rocket_db_pools` (pool `shortener`): the schema
-//! comes from `migrations/` at ignition, and [`shorten`] / [`lookup`] are the only SQL.
+//! The only SQL of the app, each function on one connection that [`super::Store`] lends it.
 
-use rocket::fairing::{self, AdHoc};
-use rocket::{Build, Rocket};
-use rocket_db_pools::Database;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
+use super::StoreError;
 use crate::domain::{ShortCode, TargetUrl};
-use crate::health::{self, ReadinessCheck};
 
 /// Fresh codes tried before giving up; with 62^7 codes, needing a second one is
 /// already rare, so reaching this limit means something other than bad luck.
@@ -16,27 +12,6 @@ pub const MAX_CODE_ATTEMPTS: usize = 8;
 
 /// The name of the unique constraint on `links.code` in the migration.
 const CODE_CONSTRAINT: &str = "links_code_key";
-
-#[derive(Database)]
-#[database("shortener")]
-pub struct Shortener(PgPool);
-
-impl Shortener {
-    pub fn pool(&self) -> &PgPool {
-        &self.0
-    }
-}
-
-/// Why the store could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("no unused short code found in {0} attempts")]
-    NoFreeCode(usize),
-    #[error("the database holds a malformed code {0:?}")]
-    CorruptCode(String),
-}
 
 /// The outcome of [`shorten`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +26,7 @@ pub struct Shortened {
 /// first: concurrent requests for one URL meet at `url_hash`, a code collision fails
 /// the insert on `links_code_key` and is retried with the next code.
 pub async fn shorten(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     url: &TargetUrl,
     mut next_code: impl FnMut() -> ShortCode,
 ) -> Result<Shortened, StoreError> {
@@ -65,7 +40,7 @@ pub async fn shorten(
         .bind(code.as_str())
         .bind(url.as_str())
         .bind(&hash)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await;
         match inserted {
             Ok(Some(_)) => {
@@ -79,7 +54,7 @@ pub async fn shorten(
                 let existing: Option<String> =
                     sqlx::query_scalar("SELECT code FROM links WHERE url_hash = $1")
                         .bind(&hash)
-                        .fetch_optional(pool)
+                        .fetch_optional(&mut *conn)
                         .await?;
                 // None only if the row was deleted in between; inserting again is right then.
                 if let Some(existing) = existing {
@@ -99,52 +74,18 @@ pub async fn shorten(
 }
 
 /// The URL behind `code`, if there is one.
-pub async fn lookup(pool: &PgPool, code: &ShortCode) -> Result<Option<String>, StoreError> {
+pub async fn lookup(
+    conn: &mut PgConnection,
+    code: &ShortCode,
+) -> Result<Option<String>, StoreError> {
     Ok(sqlx::query_scalar("SELECT url FROM links WHERE code = $1")
         .bind(code.as_str())
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await?)
 }
 
-struct PostgresReady(PgPool);
-
-#[rocket::async_trait]
-impl ReadinessCheck for PostgresReady {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        sqlx::query("SELECT 1")
-            .execute(&self.0)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// sqlx's migrator holds a PostgreSQL advisory lock while it runs, so web servers
-/// starting together apply the schema once and the others wait, then find it done.
-async fn migrate(rocket: Rocket<Build>) -> fairing::Result {
-    let Some(db) = Shortener::fetch(&rocket) else {
-        return Err(rocket);
-    };
-    let pool = db.0.clone();
-    if let Err(e) = sqlx::migrate!("./migrations").run(&pool).await {
-        rocket::error!("database migrations failed: {e}");
-        return Err(rocket);
-    }
-    if let Err(e) = health::register(&rocket, PostgresReady(pool)) {
-        rocket::error!("{e}");
-        return Err(rocket);
-    }
-    Ok(rocket)
-}
-
-pub fn stage() -> AdHoc {
-    AdHoc::on_ignite("PostgreSQL store", |rocket| async {
-        rocket
-            .attach(Shortener::init())
-            .attach(AdHoc::try_on_ignite("Database migrations", migrate))
-    })
+/// One round trip: PostgreSQL answers.
+pub async fn ping(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1").execute(conn).await?;
+    Ok(())
 }
