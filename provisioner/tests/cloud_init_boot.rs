@@ -507,7 +507,6 @@ async fn proxmox_user_data_boots_under_cloud_init_and_takes_a_deploy_and_k6() {
         .expect("connect redis");
     // redis-cli authenticated from the container's password file, as the deployer does.
     let get = provisioner::plan::redis_cli(&["-h", "127.0.0.1", "GET", &counter]);
-    let get: Vec<&str> = get.iter().map(String::as_str).collect();
     let counted = converge::exec_in(&redis.docker, "redis", "redis", &get)
         .await
         .expect("read the counter");

@@ -535,16 +535,22 @@ pub async fn is_running_named(docker: &Docker, host: &str, name: &str) -> Result
 
 /// Runs a command inside a running container (e.g. `nginx -s reload`) and returns its
 /// output; a non-zero exit is an error with that output.
-pub async fn exec_in(docker: &Docker, host: &str, container: &str, cmd: &[&str]) -> Result<String> {
-    exec_in_shown_as(docker, host, container, cmd, &cmd.join(" ")).await
-}
-
-/// [`exec_in`] for a command that carries a secret: errors show `shown`, not the command.
-pub async fn exec_in_shown_as(
+pub async fn exec_in<S: AsRef<str>>(
     docker: &Docker,
     host: &str,
     container: &str,
-    cmd: &[&str],
+    cmd: &[S],
+) -> Result<String> {
+    let shown: Vec<&str> = cmd.iter().map(AsRef::as_ref).collect();
+    exec_in_shown_as(docker, host, container, cmd, &shown.join(" ")).await
+}
+
+/// [`exec_in`] for a command that carries a secret: errors show `shown`, not the command.
+pub async fn exec_in_shown_as<S: AsRef<str>>(
+    docker: &Docker,
+    host: &str,
+    container: &str,
+    cmd: &[S],
     shown: &str,
 ) -> Result<String> {
     let operation = || format!("exec `{shown}` in {container}");
@@ -554,7 +560,7 @@ pub async fn exec_in_shown_as(
             ExecConfig {
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
-                cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                cmd: Some(cmd.iter().map(|s| s.as_ref().to_owned()).collect()),
                 ..Default::default()
             },
         )

@@ -285,8 +285,7 @@ async fn run_task(
                     .iter()
                     .any(|s| s.container == *container && s.action == Done::Unchanged);
                 if upload_changed && untouched {
-                    let args: Vec<&str> = command.iter().map(String::as_str).collect();
-                    converge::exec_in(&host.docker, name, container, &args).await?;
+                    converge::exec_in(&host.docker, name, container, command).await?;
                     report.reloaded = Some(container.clone());
                 }
             }
@@ -321,8 +320,7 @@ async fn accept_redis_password(
     let port = REDIS_PORT.to_string();
     let cli = |args: &[&str]| redis_cli(&[&["-h", "127.0.0.1", "-p", &port], args].concat());
     let run = |command: Vec<String>, shown: &'static str| async move {
-        let args: Vec<&str> = command.iter().map(String::as_str).collect();
-        converge::exec_in_shown_as(&host.docker, name, container, &args, shown).await
+        converge::exec_in_shown_as(&host.docker, name, container, &command, shown).await
     };
     // redis-cli exits 0 on an error reply: only "OK" means yes.
     let takes_it = run(

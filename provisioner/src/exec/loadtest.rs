@@ -109,7 +109,7 @@ async fn add_addresses(session: &HostSession, test: &LoadTest, tester_ip: Ipv4Ad
 pub async fn reset_budgets(docker: &Docker, host: &str, keys: &[String]) -> Result<()> {
     let mut args = vec!["-h", "127.0.0.1", "DEL"];
     args.extend(keys.iter().map(String::as_str));
-    let command = redis_cli(&args);
-    let command: Vec<&str> = command.iter().map(String::as_str).collect();
-    exec_in(docker, host, "redis", &command).await.map(drop)
+    exec_in(docker, host, "redis", &redis_cli(&args))
+        .await
+        .map(drop)
 }
