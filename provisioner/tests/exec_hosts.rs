@@ -15,7 +15,7 @@ use provisioner::exec::images::{self, BuildOutcome, ShipOutcome};
 use provisioner::exec::progress::Progress;
 use provisioner::exec::ssh::{generate_key, HostSession, RetryPolicy, SshTarget, UploadOutcome};
 use provisioner::exec::ExecError;
-use provisioner::plan::services::{Healthcheck, Mount, NetworkMode, Restart, ServiceSpec};
+use provisioner::plan::services::{Healthcheck, Mount, ServiceSpec};
 use rand::Rng;
 
 fn repo_root() -> PathBuf {
@@ -146,19 +146,7 @@ fn words(items: &[&str]) -> Vec<String> {
 }
 
 fn service(name: &str) -> ServiceSpec {
-    ServiceSpec {
-        name: name.into(),
-        container_name: name.into(),
-        image: "clusterlab/redis:7".into(),
-        network_mode: NetworkMode::Host,
-        command: None,
-        environment: BTreeMap::new(),
-        volumes: Vec::new(),
-        secrets: BTreeMap::new(),
-        restart: Restart::UnlessStopped,
-        healthcheck: None,
-        labels: BTreeMap::new(),
-    }
+    ServiceSpec::new(name, "clusterlab/redis:7")
 }
 
 fn every(seconds: u64, timeout: u64, retries: u32, test: &[&str]) -> Option<Healthcheck> {

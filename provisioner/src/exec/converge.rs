@@ -598,17 +598,11 @@ pub async fn exec_in_shown_as<S: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::services::{Healthcheck, NetworkMode};
+    use crate::plan::services::Healthcheck;
 
     fn cache() -> ServiceSpec {
         ServiceSpec {
-            name: "cache".into(),
-            container_name: "cache".into(),
-            image: "clusterlab/redis:7".into(),
-            network_mode: NetworkMode::Host,
-            command: None,
             environment: [("A".to_owned(), "1".to_owned())].into(),
-            volumes: Vec::new(),
             secrets: [("PW".to_owned(), "s3cret\n".to_owned())].into(),
             restart: Restart::OnFailure {
                 max_retries: Some(3),
@@ -621,6 +615,7 @@ mod tests {
                 start_period: Duration::ZERO,
             }),
             labels: [("team".to_owned(), "core".to_owned())].into(),
+            ..ServiceSpec::new("cache", "clusterlab/redis:7")
         }
     }
 

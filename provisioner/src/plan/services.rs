@@ -43,6 +43,26 @@ pub struct ServiceSpec {
     pub labels: BTreeMap<String, String>,
 }
 
+impl ServiceSpec {
+    /// Service `name` (also its container's name) running `image` on the host's network,
+    /// restarted unless stopped, with nothing else set.
+    pub fn new(name: &str, image: &str) -> ServiceSpec {
+        ServiceSpec {
+            name: name.to_owned(),
+            container_name: name.to_owned(),
+            image: image.to_owned(),
+            network_mode: NetworkMode::Host,
+            command: None,
+            environment: BTreeMap::new(),
+            volumes: Vec::new(),
+            secrets: BTreeMap::new(),
+            restart: Restart::UnlessStopped,
+            healthcheck: None,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
 /// Every service runs on its VM's own address (the VM is the unit of isolation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum NetworkMode {
@@ -147,17 +167,8 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
     .map(|(k, v)| (k.to_owned(), v))
     .into();
     let service = |name: &str, image: &str| ServiceSpec {
-        name: name.to_owned(),
-        container_name: name.to_owned(),
-        image: image.to_owned(),
-        network_mode: NetworkMode::Host,
-        command: None,
-        environment: BTreeMap::new(),
-        volumes: Vec::new(),
-        secrets: BTreeMap::new(),
-        restart: Restart::UnlessStopped,
-        healthcheck: None,
         labels: labels.clone(),
+        ..ServiceSpec::new(name, image)
     };
     let env = |pairs: &[(&str, String)]| -> BTreeMap<String, String> {
         pairs
@@ -170,16 +181,9 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
     match host.role {
         Role::Redis => {
             let port = REDIS_PORT.to_string();
-            let mut healthcheck = check(&[], 5, 3, 5, 5);
-            healthcheck.test = ["CMD".to_owned()]
-                .into_iter()
-                .chain(literal_dollars(redis_cli(&[
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port,
-                    "ping",
-                ])))
+            let ping = literal_dollars(redis_cli(&["-h", "127.0.0.1", "-p", &port, "ping"]));
+            let test: Vec<&str> = std::iter::once("CMD")
+                .chain(ping.iter().map(String::as_str))
                 .collect();
             vec![ServiceSpec {
                 command: Some(strings(&[
@@ -214,7 +218,7 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                     target: "/data".into(),
                     read_only: false,
                 }],
-                healthcheck: Some(healthcheck),
+                healthcheck: Some(check(&test, 5, 3, 5, 5)),
                 ..service("redis", &cluster.images.redis)
             }]
         }
