@@ -221,7 +221,7 @@ pub async fn ensure_local_images(
     let templates = project.project_dir.join("templates");
     for (dir, tag) in images::SERVICE_IMAGES {
         if wanted.iter().any(|image| image == tag) {
-            let context = images::BuildContext::from_dir(&templates.join("images").join(dir))?;
+            let context = images::service_context(&templates, dir)?;
             report_build(
                 &bar,
                 tag,

@@ -40,6 +40,11 @@ pub async fn ensure_vm_image(
     ensure_built(docker, VM_IMAGE, &context, progress).await
 }
 
+/// The build context of a service image: every file of `<templates>/images/<dir>/`.
+pub fn service_context(templates: &Path, dir: &str) -> Result<BuildContext> {
+    BuildContext::from_dir(&templates.join("images").join(dir))
+}
+
 /// Builds each of [`SERVICE_IMAGES`] from `<templates>/images/<dir>` unless up to date.
 pub async fn ensure_service_images(
     docker: &Docker,
@@ -48,7 +53,7 @@ pub async fn ensure_service_images(
 ) -> Result<Vec<(&'static str, BuildOutcome)>> {
     let mut outcomes = Vec::with_capacity(SERVICE_IMAGES.len());
     for (dir, tag) in SERVICE_IMAGES {
-        let context = BuildContext::from_dir(&templates.join("images").join(dir))?;
+        let context = service_context(templates, dir)?;
         outcomes.push((tag, ensure_built(docker, tag, &context, progress).await?));
     }
     Ok(outcomes)
@@ -68,7 +73,7 @@ pub fn webapp_context(
     binary: &Path,
     app_templates: &Path,
 ) -> Result<BuildContext> {
-    let mut context = BuildContext::from_dir(&templates.join("images").join("webapp"))?;
+    let mut context = service_context(templates, "webapp")?;
     context.add_file(binary, "webapp")?;
     context.add_dir(app_templates, "templates")?;
     Ok(context)
