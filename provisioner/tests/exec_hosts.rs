@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -18,12 +18,7 @@ use provisioner::exec::ExecError;
 use provisioner::plan::services::{Healthcheck, Mount, ServiceSpec};
 use rand::Rng;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+mod common;
 
 fn docker_cli(args: &[&str]) -> std::process::Output {
     Command::new("docker")
@@ -337,7 +332,7 @@ async fn two_vms_ship_images_and_converge_services() {
     let local = docker::connect_local().await.expect("local docker engine");
 
     // The VM image and the service images, built (or found up to date by content hash).
-    let templates = repo_root().join("templates");
+    let templates = common::repo_root().join("templates");
     images::ensure_vm_image(&local, &templates, &local_bar)
         .await
         .expect("build VM image");
@@ -493,12 +488,8 @@ async fn two_vms_ship_images_and_converge_services() {
     let status = converge::exec_in(&d1, "vm1", "redis", &["cat", "/proc/1/status"])
         .await
         .expect("status of PID 1");
-    let uid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .unwrap_or_default();
     assert!(
-        status.contains("Name:\tredis-server") && !uid.split_whitespace().any(|id| id == "0"),
+        common::pid1_is_unprivileged(&status, "redis-server"),
         "{status}"
     );
 
@@ -673,14 +664,7 @@ async fn two_vms_ship_images_and_converge_services() {
     let master = converge::exec_in(&d2, "vm2", "nginx", &["cat", "/proc/1/status"])
         .await
         .expect("status of nginx's master");
-    let uid = master
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .unwrap_or_default();
-    assert!(
-        master.contains("Name:\tnginx") && !uid.split_whitespace().any(|id| id == "0"),
-        "{master}"
-    );
+    assert!(common::pid1_is_unprivileged(&master, "nginx"), "{master}");
     assert_eq!(
         s2.upload(path, conf("v2").as_bytes())
             .await
@@ -754,8 +738,9 @@ async fn webapp_image_from_a_host_built_binary() {
     std::fs::write(templates.join("partials/foot.html.tera"), "<footer/>").expect("template");
 
     let tag = format!("clusterlab/webapp-test:{:08x}", rand::rng().random::<u32>());
-    let context = images::webapp_context(&repo_root().join("templates"), &binary, &templates)
-        .expect("context");
+    let context =
+        images::webapp_context(&common::repo_root().join("templates"), &binary, &templates)
+            .expect("context");
     let built = images::ensure_built(&local, &tag, &context, &bar)
         .await
         .expect("build");

@@ -16,6 +16,15 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// Whether `status`, a container's `/proc/1/status`, shows its PID 1 to be `process`
+/// (the entrypoint exec'd it) with no root id among the real, effective, saved and
+/// filesystem uids.
+pub fn pid1_is_unprivileged(status: &str, process: &str) -> bool {
+    let named = status.lines().any(|l| l == format!("Name:\t{process}"));
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"));
+    named && uids.is_some_and(|ids| ids.split_whitespace().all(|id| id != "0"))
+}
+
 pub fn load(relative: &str) -> Cluster {
     let path = repo_root().join(relative);
     match Cluster::load(&path, FileCheck::SpecOnly) {
