@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use provisioner::plan::cloud_init::DATA_DISK;
 use provisioner::plan::RenderedFile;
 use provisioner::spec::Role;
@@ -134,40 +131,18 @@ fn terraform_templatefile_accepts_every_user_data_file_and_substitutes_the_key()
         .iter()
         .map(|f| format!("{:?}", dir.path().join(&f.path).display().to_string()))
         .collect();
-    let input = format!(
-        "join(\",\", [for f in [{}] : base64encode(templatefile(f, {{ ssh_public_key = trimspace(file({:?})) }}))])\n",
-        paths.join(", "),
-        key.display().to_string()
+    let answer = common::terraform_console(
+        dir.path(),
+        &format!(
+            "join(\",\", [for f in [{}] : base64encode(templatefile(f, {{ ssh_public_key = trimspace(file({:?})) }}))])",
+            paths.join(", "),
+            key.display().to_string()
+        ),
     );
-    let mut child = Command::new("/usr/local/bin/terraform")
-        .arg("console")
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("terraform must be at /usr/local/bin/terraform (scripts/setup-host.sh)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("terraform console");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answers: Vec<&str> = stdout.trim().trim_matches('"').split(',').collect();
-    assert_eq!(answers.len(), files.len(), "{stdout}");
+    let answers: Vec<&str> = answer.split(',').collect();
+    assert_eq!(answers.len(), files.len(), "{answer}");
     for (file, answer) in files.iter().zip(answers) {
-        let decoded = common::run_tool(
-            Command::new("sh").args(["-c", &format!("printf %s {answer} | base64 -d")]),
-        );
-        let text = String::from_utf8(decoded.stdout).expect("utf-8");
+        let text = common::base64_decode(answer);
         assert_eq!(
             text,
             file.contents.replace("${ssh_public_key}", KEY),

@@ -172,53 +172,12 @@ impl Lab {
 /// file with the key (base64 so the console prints one plain line).
 fn terraform_templatefile(rendered: &Path, public_key: &Path) -> String {
     let expression = format!(
-        "base64encode(templatefile({:?}, {{ ssh_public_key = trimspace(file({:?})) }}))\n",
+        "base64encode(templatefile({:?}, {{ ssh_public_key = trimspace(file({:?})) }}))",
         rendered.display().to_string(),
         public_key.display().to_string()
     );
-    let mut child = Command::new("/usr/local/bin/terraform")
-        .arg("console")
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .current_dir(rendered.parent().expect("a directory"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("terraform must be at /usr/local/bin/terraform (scripts/setup-host.sh)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(expression.as_bytes())
-        .expect("write the expression");
-    let output = child.wait_with_output().expect("terraform console");
-    assert!(
-        output.status.success(),
-        "terraform rejected {}:\n{}",
-        rendered.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let encoded = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .trim_matches('"')
-        .to_owned();
-    let decoded = Command::new("base64")
-        .arg("-d")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(encoded.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("base64 -d");
-    assert!(decoded.status.success(), "not base64: {encoded}");
-    String::from_utf8(decoded.stdout).expect("utf-8 user data")
+    let dir = rendered.parent().expect("a directory");
+    common::base64_decode(&common::terraform_console(dir, &expression))
 }
 
 /// The NoCloud seed of one boot: the user data and the instance's identity.

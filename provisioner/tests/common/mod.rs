@@ -84,6 +84,44 @@ pub fn run_tool(cmd: &mut Command) -> Output {
     output
 }
 
+/// The answer of `terraform console` in `dir` to one `expression` (functions only: no
+/// provider, no state), its quotes taken off. The console prints only its last answer
+/// when not interactive, so callers ask one expression (a list joined, if need be).
+pub fn terraform_console(dir: &Path, expression: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("/usr/local/bin/terraform")
+        .arg("console")
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("terraform must be at /usr/local/bin/terraform (scripts/setup-host.sh)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{expression}\n").as_bytes())
+        .expect("write the expression");
+    let output = child.wait_with_output().expect("terraform console");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "terraform console rejected {expression}:\n{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout.trim().trim_matches('"').to_owned()
+}
+
+/// `encoded` decoded by `base64 -d`, as UTF-8 text.
+pub fn base64_decode(encoded: &str) -> String {
+    let decoded =
+        run_tool(Command::new("sh").args(["-c", "printf %s \"$1\" | base64 -d", "sh", encoded]));
+    String::from_utf8(decoded.stdout).expect("utf-8")
+}
+
 pub fn provisioner() -> Command {
     Command::new(env!("CARGO_BIN_EXE_provisioner"))
 }
