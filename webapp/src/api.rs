@@ -7,8 +7,26 @@ use std::io::Cursor;
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
-use rocket::serde::json::json;
 use rocket_dyn_templates::{context, Template};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The JSON body of every 4xx and 5xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, for a person to read.
+    pub error: String,
+    /// On 429 and 503: seconds after which trying again may succeed (as `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl ErrorBody {
+    pub fn json(&self) -> String {
+        // A struct of a string and an integer always serializes.
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"error":"error"}"#.to_owned())
+    }
+}
 
 /// A 4xx or 5xx with a message saying what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +38,16 @@ pub struct ApiError {
     /// For 503: seconds after which trying again may succeed.
     pub retry_after: Option<u64>,
 }
+
+/// A 503 of any route that needs the link store or the rate limiter.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 503,
+    description = "PostgreSQL or Redis (with `fail_mode = closed`) is unavailable; the answer \
+        comes at once while it is known to be down.",
+    headers(("Retry-After" = u64, description = "Seconds after which trying again may succeed."))
+)]
+pub struct Unavailable(pub ErrorBody);
 
 impl ApiError {
     pub fn new(status: Status, message: impl Into<String>) -> Self {
@@ -49,7 +77,11 @@ impl ApiError {
 
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let body = json!({ "error": self.message }).to_string();
+        let body = ErrorBody {
+            error: self.message,
+            retry_after: self.retry_after,
+        }
+        .json();
         let mut response = Response::build();
         response
             .status(self.status)

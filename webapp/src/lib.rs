@@ -16,6 +16,7 @@
 //! - [`store`]: the PostgreSQL pool `shortener`, migrations, the SQL, and the timeouts and
 //!   circuit breaker that answer requests at once while PostgreSQL is down.
 //! - [`links`]: `POST /shorten`, `GET /<code>` and the in-process link cache.
+//! - [`openapi`]: the OpenAPI 3.1 document of all of it, `GET /openapi.json`.
 //! - [`api`]: error answers and catchers (JSON for programs, HTML for browsers).
 //! - [`domain`]: the newtypes [`domain::ShortCode`] and [`domain::TargetUrl`].
 //!
@@ -29,6 +30,7 @@ pub mod launch;
 pub mod limiter;
 pub mod links;
 pub mod metrics;
+pub mod openapi;
 pub mod store;
 pub mod ui;
 
@@ -60,5 +62,6 @@ pub fn rocket_from(figment: Figment) -> Rocket<Build> {
         .attach(ui::stage())
         .attach(store::stage())
         .attach(links::stage())
+        .attach(openapi::stage())
         .register("/", api::catchers())
 }

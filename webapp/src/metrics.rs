@@ -79,6 +79,11 @@ impl Fairing for HttpMetrics {
     }
 }
 
+/// Every collector of the app in the Prometheus text format (version 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "The metrics.", body = String,
+        content_type = "text/plain; version=0.0.4"),
+))]
 #[rocket::get("/metrics")]
 fn metrics(registry: &State<Registry>) -> Result<(ContentType, Vec<u8>), Status> {
     let mut body = Vec::new();

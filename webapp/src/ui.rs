@@ -7,9 +7,9 @@ use rocket::Either;
 use rocket::State;
 use rocket_dyn_templates::{context, Template};
 
-use crate::api::wants_html;
+use crate::api::{wants_html, Unavailable};
 use crate::config::Settings;
-use crate::limiter::RateLimit;
+use crate::limiter::{RateLimit, TooManyRequests};
 
 /// Whether the client prefers HTML, as a request guard.
 struct Browser(bool);
@@ -23,6 +23,16 @@ impl<'r> FromRequest<'r> for Browser {
     }
 }
 
+/// The page with the form for browsers (`Accept: text/html` first); a line of text for
+/// everything else.
+#[utoipa::path(get, path = "/", tag = "links", responses(
+    (status = 200, description = "The form, or `URL Shortener is running!`.", content(
+        (String = "text/html"),
+        (String = "text/plain", example = "URL Shortener is running!"),
+    )),
+    TooManyRequests,
+    Unavailable,
+))]
 #[rocket::get("/")]
 fn index(
     _limit: RateLimit,

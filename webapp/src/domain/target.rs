@@ -53,17 +53,18 @@ pub struct TargetUrl(Url);
 
 impl TargetUrl {
     pub fn parse(raw: &str, rules: &UrlRules) -> Result<Self, UrlError> {
-        let raw = raw.trim_matches(' ');
-        if raw.is_empty() {
-            return Err(UrlError::Empty);
-        }
-        // Checked before parsing so a huge body is refused without the parser's work.
+        // Checked before parsing so a huge body is refused without the parser's work, and
+        // before trimming so the limit is on what was sent, as the API document says.
         let len = raw.chars().count();
         if len > rules.max_length {
             return Err(UrlError::TooLong {
                 len,
                 max: rules.max_length,
             });
+        }
+        let raw = raw.trim_matches(' ');
+        if raw.is_empty() {
+            return Err(UrlError::Empty);
         }
         // The url crate silently drops tabs and newlines; a URL that carried them was
         // most likely pasted wrong or crafted to look like another one.
@@ -271,6 +272,12 @@ mod tests {
             TargetUrl::parse(&format!("{ok}ab"), &tight),
             Err(UrlError::TooLong { len: 31, max: 30 })
         );
+        // The limit is on what was sent, surrounding spaces included.
+        assert_eq!(
+            TargetUrl::parse(&format!("  {ok}"), &tight),
+            Err(UrlError::TooLong { len: 31, max: 30 })
+        );
+        assert!(TargetUrl::parse(&format!(" {ok}"), &tight).is_ok());
         // 22 characters typed, 37 once the umlauts are percent-encoded.
         assert!(matches!(
             TargetUrl::parse("http://example.com/äää", &tight),

@@ -9,12 +9,13 @@ use prometheus::Registry;
 use rocket::fairing::AdHoc;
 use rocket::http::{Header, Status};
 use rocket::request::{FromRequest, Outcome};
-use rocket::serde::json::{json, Json, Value};
+use rocket::serde::json::Json;
 use rocket::{catch, catchers, Request, Response};
 
 use super::headers::{self, RATELIMIT, RATELIMIT_POLICY, RETRY_AFTER};
 use super::RedisProbe;
 use super::{Decision, Limiter, LimiterConfig, Verdict, UNAVAILABLE_RETRY_AFTER};
+use crate::api::ErrorBody;
 use crate::health::{self, ReadinessCheck};
 use crate::launch::refuse;
 
@@ -172,23 +173,29 @@ fn set_ratelimit(res: &mut Response<'_>, decision: &Decision) {
 }
 
 #[catch(429)]
-fn too_many_requests(req: &Request<'_>) -> Json<Value> {
+fn too_many_requests(req: &Request<'_>) -> Json<ErrorBody> {
     let retry_after = match recorded(req) {
         Some(Verdict::Limited(decision)) => decision.retry_after_seconds(),
         _ => UNAVAILABLE_RETRY_AFTER,
     };
-    Json(json!({ "error": "Rate limit exceeded", "retry_after": retry_after }))
+    Json(ErrorBody {
+        error: "Rate limit exceeded".into(),
+        retry_after: Some(retry_after),
+    })
 }
 
 #[catch(503)]
-fn unavailable(req: &Request<'_>) -> Json<Value> {
-    match recorded(req) {
-        Some(Verdict::FailedClosed) => Json(json!({
-            "error": "Rate limiter unavailable",
-            "retry_after": UNAVAILABLE_RETRY_AFTER,
-        })),
-        _ => Json(json!({ "error": "Service unavailable" })),
-    }
+fn unavailable(req: &Request<'_>) -> Json<ErrorBody> {
+    Json(match recorded(req) {
+        Some(Verdict::FailedClosed) => ErrorBody {
+            error: "Rate limiter unavailable".into(),
+            retry_after: Some(UNAVAILABLE_RETRY_AFTER),
+        },
+        _ => ErrorBody {
+            error: "Service unavailable".into(),
+            retry_after: None,
+        },
+    })
 }
 
 /// `/readyz` reports Redis: the limit is global only while every server reaches it.

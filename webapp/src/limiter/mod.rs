@@ -17,6 +17,7 @@ pub mod guard;
 pub mod headers;
 pub mod identity;
 pub mod metrics;
+pub mod openapi;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ pub use clusterlab_contract::{
 pub use guard::{classed, stage, RateLimit};
 pub use identity::{ClientId, IdentityRules};
 use metrics::LimiterMetrics;
+pub use openapi::{RateLimitHeaders, TooManyRequests};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LimiterError {

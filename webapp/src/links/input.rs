@@ -64,8 +64,17 @@ pub fn check_content_encoding<'a>(
 }
 
 /// The submitted URL, not validated yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ShortenInput {
+    /// An absolute http or https URL of at most `max_url_length` characters (2048 by
+    /// default), without a user name or password, not pointing at the shortener itself.
+    /// The schema holds what every accepted URL matches (an http or https scheme, no
+    /// control characters); whether the rest parses as a URL with a host is answered 400.
+    #[schema(
+        example = "https://example.com/some/long/path",
+        max_length = 2048,
+        pattern = r"^ *[Hh][Tt][Tt][Pp][Ss]?:[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub url: String,
 }
 

@@ -17,12 +17,13 @@ use rocket::route::{self, Handler, Route};
 use rocket::serde::json::Json;
 use rocket::{Data, State};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::api::{ApiError, NotFound};
+use crate::api::{ApiError, ErrorBody, NotFound, Unavailable};
 use crate::config::Settings;
 use crate::domain::{ShortCode, TargetUrl};
 use crate::launch::{refuse, skip};
-use crate::limiter::{classed, route as class, RateLimit};
+use crate::limiter::{classed, route as class, RateLimit, TooManyRequests};
 use crate::store::{Shortened, Store};
 use cache::LinkCache;
 use input::ShortenInput;
@@ -51,15 +52,50 @@ impl Links {
 }
 
 /// The answer to `POST /shorten`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ShortenResponse {
+    /// The link's name: `GET /{code}` redirects to `url`.
+    #[schema(pattern = "^[0-9A-Za-z]{7}$", example = "aZ3k9Qx")]
     pub code: String,
+    /// The full short link: `public_base_url` + `/` + code, or `/` + code when unset.
+    #[schema(example = "http://127.0.0.1:8080/aZ3k9Qx")]
     pub short_url: String,
+    /// The URL as stored (normalised: `HTTP://Example.com` becomes `http://example.com/`).
+    #[schema(example = "https://example.com/")]
     pub url: String,
     /// `false` when the URL was shortened before and keeps its code.
     pub created: bool,
 }
 
+/// Shortens a URL. The same URL always gets the same code.
+#[utoipa::path(post, path = "/shorten", tag = "links",
+    request_body(
+        description = "The URL, as the form field `url` (what browsers and the tutorial's k6 \
+            script send) or as JSON. At most `limits.shorten` bytes (16 KiB by default).",
+        content(
+            (ShortenInput = "application/x-www-form-urlencoded"),
+            (ShortenInput = "application/json"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The link, new or as shortened before.",
+            body = ShortenResponse,
+            links(("follow" = (
+                operation_id = "redirect",
+                parameters(("code" = "$response.body#/code")),
+                description = "The short link redirects to the URL.",
+            ))),
+        ),
+        (status = 400, description = "The body has no usable `url`, or the URL is refused: \
+            not absolute http(s), too long, with control characters or credentials, or \
+            pointing at the shortener itself.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `limits.shorten`.", body = ErrorBody),
+        (status = 415, description = "The body is neither a form nor JSON, or is sent with a \
+            `Content-Encoding`.", body = ErrorBody),
+        TooManyRequests,
+        Unavailable,
+    ),
+)]
 #[rocket::post("/shorten", data = "<input>")]
 async fn shorten(
     _limit: RateLimit,
@@ -121,6 +157,24 @@ impl<'r> Responder<'r, 'static> for FollowError {
     }
 }
 
+/// Follows a short link.
+#[utoipa::path(get, path = "/{code}", tag = "links",
+    params(("code" = String, Path, pattern = "^[0-9A-Za-z]{7}$", description = "The code `POST /shorten` answered. \
+        (`/shorten` itself takes only POST and answers other methods with 405.)")),
+    responses(
+        (status = "3XX", description = "The link: a redirect with the configured \
+            `redirect_status`, 302 by default, else 301, 307 or 308. No body.",
+            headers(("Location" = String, description = "The URL the code stands for."))),
+        (status = 404, description = "No link has this code (HTML for browsers).", content(
+            (ErrorBody = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 405, description = "`/shorten` takes only POST.", body = ErrorBody,
+            headers(("Allow" = String, description = "The methods the path takes."))),
+        TooManyRequests,
+        Unavailable,
+    ),
+)]
 #[rocket::get("/<code>")]
 async fn redirect(
     _limit: RateLimit,
@@ -202,6 +256,7 @@ fn fallback_routes() -> Vec<Route> {
         Method::Delete,
         Method::Patch,
         Method::Options,
+        Method::Trace,
     ]
     .into_iter()
     .map(|method| Route::ranked(FALLBACK_RANK, method, "/<_..>", MethodNotAllowed))

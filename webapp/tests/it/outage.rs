@@ -20,15 +20,16 @@ const UPPER_BOUND: Duration = Duration::from_millis(1500);
 /// The median answer must be quicker than this.
 const MEDIAN_BOUND: Duration = Duration::from_millis(500);
 
-struct Outage {
-    db: TestDb,
-    proxy: Proxy,
-    app: Served,
-    http: reqwest::Client,
+/// An app whose PostgreSQL is reached through a [`Proxy`] the test can turn off.
+pub struct Outage {
+    pub db: TestDb,
+    pub proxy: Proxy,
+    pub app: Served,
+    pub http: reqwest::Client,
 }
 
 impl Outage {
-    async fn start() -> Outage {
+    pub async fn start() -> Outage {
         let db = TestDb::create().await;
         let mut url = url::Url::parse(&db.url).expect("a database URL");
         let upstream: SocketAddr = tokio::net::lookup_host((
