@@ -52,8 +52,12 @@ async fn schemathesis(app: &Served, label: &str, extra: &[&str]) -> Report {
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a report directory");
     let seed = seed();
+    // Run from the report directory: schemathesis keeps a crash cache in its working
+    // directory, which must not land in the repository.
     let output = tokio::process::Command::new("schemathesis")
+        .current_dir(&dir)
         .args(["--no-color", "--config-file", CONFIG, "run"])
         .arg(app.url("/openapi.json"))
         .args([
