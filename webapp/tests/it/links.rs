@@ -133,7 +133,11 @@ async fn a_bad_redirect_status_stops_the_launch() {
 #[tokio::test]
 async fn fifty_concurrent_shortens_on_two_instances_make_one_row() {
     let db = TestDb::create().await;
-    let (a, b) = tokio::join!(client(figment(&db)), client(figment(&db)));
+    // 25 requests queue for 8 connections on each instance. The race on the unique
+    // constraint is the subject here, not how long a busy pool may keep a request waiting
+    // (200 ms by default, which a loaded CI machine can exceed).
+    let patient = || figment(&db).merge(("store.acquire_timeout_ms", 10_000));
+    let (a, b) = tokio::join!(client(patient()), client(patient()));
     let url = "https://example.com/race";
     let requests = (0..50).map(|i| {
         let client = if i % 2 == 0 { &a } else { &b };
