@@ -6,7 +6,7 @@
 //! - [`Window`]: the one parser of `<n>s` / `<n>ms` (the spec validator uses it too).
 //! - [`Algorithm`], [`FailMode`]: the limiter's choices, with their config spellings.
 //! - [`route`]: the route-class names a policy is chosen by (the web app names its routes
-//!   with these), and [`redis_key`], the key a decision for (policy, client) uses.
+//!   with these), and [`redis_key`], the key a decision for (algorithm, policy, client) uses.
 //! - [`LimiterConfig`]: the web app's `limiter` settings, its defaults, and
 //!   [`env_value`], the form `ROCKET_LIMITER` / `ROCKET_DATABASES` carry it in.
 //! - [`secret_env`] and [`with_password`]: passwords travel as files of their own (never in
@@ -34,11 +34,19 @@ pub mod route {
     pub const ALL: [&str; 3] = [DEFAULT, SHORTEN, REDIRECT];
 }
 
-/// The Redis key of one client under one policy: `<prefix>{<policy>:<client>}`. The hash
-/// tag puts every key a decision touches into one Redis Cluster slot; the load test resets
-/// a client's budget by deleting exactly these keys.
-pub fn redis_key(prefix: &str, policy: &str, client: &dyn std::fmt::Display) -> String {
-    format!("{prefix}{{{policy}:{client}}}")
+/// The Redis key of one client under one policy, kept by one algorithm:
+/// `<prefix>{<policy>:<client>}:<algorithm>`. The hash tag puts every key a decision
+/// touches into one Redis Cluster slot. The algorithm's name keeps each algorithm's state
+/// apart: after a switch the new script starts on fresh keys instead of meeting another
+/// script's type (WRONGTYPE, which the limiter would take for Redis failing, and fail open).
+/// The load test resets a client's budget by deleting exactly these keys.
+pub fn redis_key(
+    prefix: &str,
+    algorithm: Algorithm,
+    policy: &str,
+    client: &dyn std::fmt::Display,
+) -> String {
+    format!("{prefix}{{{policy}:{client}}}:{}", algorithm.as_str())
 }
 
 /// The passwords a web container needs, by the names of their variables. The deployer
@@ -96,9 +104,15 @@ mod tests {
     #[test]
     fn keys_are_prefixed_and_hash_tagged() {
         assert_eq!(
-            redis_key("rl:", route::SHORTEN, &"203.0.113.9"),
-            "rl:{shorten:203.0.113.9}"
+            redis_key("rl:", Algorithm::Gcra, route::SHORTEN, &"203.0.113.9"),
+            "rl:{shorten:203.0.113.9}:gcra"
         );
+        // Every algorithm has keys of its own.
+        let keys: std::collections::BTreeSet<String> = Algorithm::ALL
+            .into_iter()
+            .map(|a| redis_key("rl:", a, route::SHORTEN, &"203.0.113.9"))
+            .collect();
+        assert_eq!(keys.len(), Algorithm::ALL.len());
     }
 
     #[test]

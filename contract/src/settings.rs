@@ -242,9 +242,9 @@ impl Policy {
         }
     }
 
-    /// The Redis key for this client under this policy ([`redis_key`]).
-    pub fn key(&self, prefix: &str, client: &dyn fmt::Display) -> String {
-        redis_key(prefix, &self.name, client)
+    /// The Redis key for this client under this policy, kept by `algorithm` ([`redis_key`]).
+    pub fn key(&self, prefix: &str, algorithm: Algorithm, client: &dyn fmt::Display) -> String {
+        redis_key(prefix, algorithm, &self.name, client)
     }
 }
 

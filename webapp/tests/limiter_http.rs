@@ -3,6 +3,7 @@
 
 mod limiter_support;
 
+use clusterlab_contract::route;
 use limiter_support::*;
 use serde_json::{json, Value};
 use webapp::limiter::Algorithm;
@@ -22,6 +23,43 @@ async fn statuses(
         out.push(req.send().await.expect("request").status().as_u16());
     }
     out
+}
+
+/// A deploy that switches the algorithm finds the previous one's state under its keys;
+/// with the algorithm in the key each starts fresh instead of answering WRONGTYPE (which
+/// with `fail_mode = "closed"` is a 503 and with `open` no limit at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_the_algorithm_starts_on_fresh_keys() {
+    let prefix = unique_prefix("switch");
+    let cycle = [
+        Algorithm::SlidingLog,
+        Algorithm::SlidingWindow,
+        Algorithm::Gcra,
+        Algorithm::SlidingLog,
+    ];
+    for (i, algorithm) in cycle.into_iter().enumerate() {
+        let app = spawn_app(json!({
+            "redis_url": redis_url(),
+            "timeout_ms": 5000,
+            "fail_mode": "closed",
+            "key_prefix": prefix,
+            "algorithm": algorithm.as_str(),
+            "policies": { "default": { "limit": 2, "window": "60s" } },
+        }))
+        .await;
+        let want: &[u16] = if i == 3 {
+            // Back on sliding_log: its own keys, spent by the first round, are still there.
+            &[429, 429, 429]
+        } else {
+            &[200, 200, 429]
+        };
+        assert_eq!(
+            statuses(&http(), &app.url("/x"), &[], 3).await,
+            want,
+            "round {i}: {}",
+            algorithm.as_str()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +122,12 @@ async fn forwarding_headers_from_a_trusted_proxy_are_honoured() {
     let mut conn = redis_conn(&redis_url()).await;
     for client in ["203.0.113.1", "203.0.113.2", "2001:db8:7:7::/64"] {
         let exists: bool = redis::cmd("EXISTS")
-            .arg(format!("{prefix}{{default:{client}}}"))
+            .arg(clusterlab_contract::redis_key(
+                &prefix,
+                Algorithm::default(),
+                route::DEFAULT,
+                &client,
+            ))
             .query_async(&mut conn)
             .await
             .expect("EXISTS");
@@ -185,7 +228,7 @@ async fn headers_follow_the_state(algorithm: Algorithm) {
     .await;
     let client = http();
     let mut conn = redis_conn(&redis_url()).await;
-    let key = format!("{prefix}{{redirect:127.0.0.1}}");
+    let key = clusterlab_contract::redis_key(&prefix, algorithm, route::REDIRECT, &"127.0.0.1");
     for i in 0..6u64 {
         let res = client.get(app.url("/abc")).send().await.expect("request");
         let status = res.status().as_u16();

@@ -165,10 +165,9 @@ fn budget_keys(limiter: &Limiter, clients: &[Ipv4Addr]) -> Vec<String> {
     clients
         .iter()
         .flat_map(|client| {
-            limiter
-                .policies
-                .named()
-                .map(|(policy, _)| clusterlab_contract::redis_key(prefix, policy, client))
+            limiter.policies.named().map(|(policy, _)| {
+                clusterlab_contract::redis_key(prefix, limiter.algorithm, policy, client)
+            })
         })
         .collect()
 }
@@ -245,9 +244,9 @@ mod tests {
         assert_eq!(
             test.budget_keys,
             [
-                "rl:{default:10.77.0.30}",
-                "rl:{shorten:10.77.0.30}",
-                "rl:{redirect:10.77.0.30}"
+                "rl:{default:10.77.0.30}:sliding_log",
+                "rl:{shorten:10.77.0.30}:sliding_log",
+                "rl:{redirect:10.77.0.30}:sliding_log"
             ]
         );
         assert_eq!(

@@ -189,7 +189,7 @@ impl Limiter {
 
     /// The Redis key this client's state lives in under `policy`.
     pub fn key(&self, policy: &Policy, client: &ClientId) -> String {
-        policy.key(&self.key_prefix, client)
+        policy.key(&self.key_prefix, self.algorithm, client)
     }
 
     /// The SHA1 the script is invoked by (`EVALSHA <sha> 1 <key> <limit> <window_ms>`).
