@@ -45,18 +45,23 @@ impl Algorithm {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailMode {
-    /// Serve the request unlimited; logged at most once per interval and counted in metrics.
+    /// Decide in the web server's own memory, each of the `instances` allowing its share
+    /// (`limit / instances`) of every policy, so the cluster as a whole stays within the
+    /// limit while Redis is away. Counted in metrics as fallback decisions.
     #[default]
+    Local,
+    /// Serve the request unlimited; logged at most once per interval and counted in metrics.
     Open,
     /// Refuse with 503 and `Retry-After`.
     Closed,
 }
 
 impl FailMode {
-    pub const ALL: [FailMode; 2] = [FailMode::Open, FailMode::Closed];
+    pub const ALL: [FailMode; 3] = [FailMode::Local, FailMode::Open, FailMode::Closed];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            FailMode::Local => "local",
             FailMode::Open => "open",
             FailMode::Closed => "closed",
         }
@@ -150,6 +155,9 @@ pub struct LimiterConfig {
     pub redis_url: RedisUrl,
     pub algorithm: Algorithm,
     pub fail_mode: FailMode,
+    /// How many web servers share the limit: with `fail_mode = "local"` each allows
+    /// `limit / instances` of every policy on its own.
+    pub instances: u32,
     pub timeout_ms: u64,
     pub trusted_proxies: Vec<TrustedProxy>,
     pub ipv6_prefix: u8,
@@ -163,6 +171,7 @@ impl Default for LimiterConfig {
             redis_url: RedisUrl::new(defaults::REDIS_URL),
             algorithm: Algorithm::default(),
             fail_mode: FailMode::default(),
+            instances: 1,
             timeout_ms: defaults::TIMEOUT_MS.into(),
             trusted_proxies: Vec::new(),
             ipv6_prefix: defaults::IPV6_PREFIX,
@@ -177,6 +186,8 @@ impl Default for LimiterConfig {
 pub enum SettingsError {
     #[error("limiter.timeout_ms must be at least 1")]
     Timeout,
+    #[error("limiter.instances must be at least 1")]
+    Instances,
     #[error("limiter.ipv6_prefix must be within 1..=128, got {0}")]
     Ipv6Prefix(u8),
     #[error("limiter.policies.{0}: a policy name is letters, digits, '_' or '-'")]
@@ -196,6 +207,9 @@ impl LimiterConfig {
     pub fn validate(&self) -> Result<PolicySet, SettingsError> {
         if self.timeout_ms == 0 {
             return Err(SettingsError::Timeout);
+        }
+        if self.instances == 0 {
+            return Err(SettingsError::Instances);
         }
         if !(1..=128).contains(&self.ipv6_prefix) {
             return Err(SettingsError::Ipv6Prefix(self.ipv6_prefix));
@@ -387,6 +401,7 @@ mod tests {
             redis_url: RedisUrl::new("redis://10.0.0.5:6379/"),
             algorithm: Algorithm::SlidingWindow,
             fail_mode: FailMode::Closed,
+            instances: 3,
             timeout_ms: 500,
             trusted_proxies: vec![TrustedProxy("10.0.0.2/32".parse().unwrap())],
             ipv6_prefix: 56,
@@ -428,6 +443,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(long.contains("too long"), "{long}");
+        let alone = parse("[limiter]\ninstances = 0").expect("parses");
+        assert_eq!(alone.validate().unwrap_err(), SettingsError::Instances);
+    }
+
+    #[test]
+    fn local_fallback_is_the_default_fail_mode() {
+        let config = parse("[limiter]\ninstances = 2").expect("parses");
+        assert_eq!(config.fail_mode, FailMode::Local);
+        assert_eq!(config.instances, 2);
+        assert_eq!(LimiterConfig::default().instances, 1);
+        assert_eq!(
+            parse("[limiter]\nfail_mode = \"local\"").unwrap().fail_mode,
+            FailMode::Local
+        );
     }
 
     #[test]

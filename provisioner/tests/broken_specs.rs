@@ -149,7 +149,7 @@ const CASES: &[Case] = &[
     Case {
         name: "unknown fail mode",
         edits: &[("  limiter:\n", "  limiter:\n    fail_mode: maybe\n")],
-        errors: &["24:16: app.limiter.fail_mode: unknown fail mode \"maybe\" (expected one of: open, closed)"],
+        errors: &["24:16: app.limiter.fail_mode: unknown fail mode \"maybe\" (expected one of: local, open, closed)"],
     },
     Case {
         name: "unknown role",

@@ -34,7 +34,7 @@ fn shape() -> impl Strategy<Value = Shape> {
         2u8..100,
         prop_oneof![Just(None), Just(Some(true)), Just(Some(false))],
         prop_oneof![Just("sliding_log"), Just("sliding_window"), Just("gcra")],
-        prop_oneof![Just("open"), Just("closed")],
+        prop_oneof![Just("local"), Just("open"), Just("closed")],
         [1u32..100_000, 1u32..100_000, 1u32..100_000],
         [1u32..86_400, 1u32..86_400, 1u32..86_400],
         any::<bool>(),

@@ -327,3 +327,74 @@ async fn a_password_in_the_redis_url_is_used_and_never_printed() {
     assert!(!printed.contains("s3cret-pw"), "{printed}");
     assert!(printed.contains(&format!("redis://***@127.0.0.1:{}/", server.port)));
 }
+
+/// `fail_mode = "local"`: with Redis stopped, two servers (`instances = 2`) each admit
+/// their half of the limit on their own, so a burst through both admits at most the limit
+/// (plus what GCRA returns over the burst's own span), never unlimited; every decision is
+/// counted as a fallback, and the answers carry the share as their policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_fallback_bounds_a_burst_through_two_servers_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    let limiter = json!({
+        "redis_url": server.url(),
+        "fail_mode": "local",
+        "instances": 2,
+        "timeout_ms": 200,
+        "key_prefix": unique_prefix("local"),
+        "policies": {
+            "default": { "limit": 1000, "window": "60s" },
+            "redirect": { "limit": 10, "window": "60s" },
+        },
+    });
+    let apps = [spawn_app(limiter.clone()).await, spawn_app(limiter).await];
+    let client = http();
+    server.stop();
+
+    let started = Instant::now();
+    let mut admitted = 0u64;
+    let mut refused = 0u64;
+    for i in 0..60 {
+        let res = get(&client, &apps[i % 2].url("/abc")).await;
+        match res.status().as_u16() {
+            200 => admitted += 1,
+            429 => {
+                refused += 1;
+                let retry: u64 = header(&res, "Retry-After")
+                    .expect("a 429 says when")
+                    .parse()
+                    .expect("seconds");
+                assert!((1..=60).contains(&retry), "Retry-After {retry}");
+            }
+            other => panic!("status {other} while Redis is down"),
+        }
+        assert_eq!(
+            header(&res, "RateLimit-Policy"),
+            Some("\"redirect\";q=5;w=60"),
+            "each server reports its share"
+        );
+    }
+    let span = started.elapsed();
+    // GCRA on a share of 5 per 60 s returns a unit every 12 s of the burst's span.
+    let per_server = 5 + span.as_secs() / 12;
+    assert!(
+        (10..=2 * per_server).contains(&admitted),
+        "admitted {admitted} of 60 in {span:?} (bound {})",
+        2 * per_server
+    );
+    assert_eq!(admitted + refused, 60);
+    for app in &apps {
+        let counted = metric(
+            &client,
+            app,
+            "ratelimit_decisions_total{outcome=\"fallback_allowed\",policy=\"redirect\"}",
+        )
+        .await
+            + metric(
+                &client,
+                app,
+                "ratelimit_decisions_total{outcome=\"fallback_limited\",policy=\"redirect\"}",
+            )
+            .await;
+        assert_eq!(counted, 30.0, "every decision counted as a fallback");
+    }
+}

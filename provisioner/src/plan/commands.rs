@@ -239,6 +239,8 @@ pub fn limiter_config(cluster: &Cluster) -> LimiterConfig {
         redis_url: RedisUrl::new(service_url("redis", "", ip, REDIS_PORT, "/")),
         algorithm: limiter.algorithm,
         fail_mode: limiter.fail_mode,
+        // Each web host's share of a limit when it decides alone (fail_mode = local).
+        instances: u32::try_from(cluster.hosts_with(Role::Web).count()).unwrap_or(u32::MAX),
         timeout_ms: limiter.timeout_ms.into(),
         trusted_proxies: cluster
             .hosts_with(Role::LoadBalancer)
@@ -351,7 +353,8 @@ mod tests {
             LimiterConfig {
                 redis_url: RedisUrl::new("redis://10.77.0.20:6379/"),
                 algorithm: clusterlab_contract::Algorithm::SlidingLog,
-                fail_mode: clusterlab_contract::FailMode::Open,
+                fail_mode: clusterlab_contract::FailMode::Local,
+                instances: 2,
                 timeout_ms: 500,
                 trusted_proxies: vec![TrustedProxy("10.77.0.10/32".parse().unwrap())],
                 ipv6_prefix: 64,

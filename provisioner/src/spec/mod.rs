@@ -277,7 +277,9 @@ pub struct App {
 pub struct Limiter {
     #[schemars(default = "defaults::algorithm")]
     pub algorithm: Algorithm,
-    /// What happens when Redis cannot answer: `open` serves, `closed` answers 503.
+    /// What happens when Redis cannot answer: `local` (the default) has each web host
+    /// decide alone on its share (`limit / web hosts`), `open` serves unlimited, `closed`
+    /// answers 503.
     #[schemars(default = "defaults::fail_mode")]
     pub fail_mode: FailMode,
     /// How long a request waits for Redis before `fail_mode` applies.

@@ -74,6 +74,12 @@ impl<'r> FromRequest<'r> for RateLimit {
             Some(Verdict::Allowed(decision)) => Outcome::Success(RateLimit {
                 decision: Some(decision.clone()),
             }),
+            Some(Verdict::Fallback(decision)) if decision.allowed => Outcome::Success(RateLimit {
+                decision: Some(decision.clone()),
+            }),
+            Some(verdict @ Verdict::Fallback(_)) => {
+                Outcome::Error((Status::TooManyRequests, verdict.clone()))
+            }
             Some(Verdict::FailedOpen) => Outcome::Success(RateLimit { decision: None }),
             Some(verdict @ Verdict::Limited(_)) => {
                 Outcome::Error((Status::TooManyRequests, verdict.clone()))
@@ -145,7 +151,7 @@ fn recorded<'r>(req: &'r Request<'_>) -> Option<&'r Verdict> {
 fn add_headers(req: &Request<'_>, res: &mut Response<'_>) {
     match recorded(req) {
         Some(Verdict::Allowed(decision)) => set_ratelimit(res, decision),
-        Some(Verdict::Limited(decision)) => {
+        Some(Verdict::Limited(decision) | Verdict::Fallback(decision)) => {
             set_ratelimit(res, decision);
             if res.status() == Status::TooManyRequests {
                 res.set_header(Header::new(
@@ -175,7 +181,9 @@ fn set_ratelimit(res: &mut Response<'_>, decision: &Decision) {
 #[catch(429)]
 fn too_many_requests(req: &Request<'_>) -> Json<ErrorBody> {
     let retry_after = match recorded(req) {
-        Some(Verdict::Limited(decision)) => decision.retry_after_seconds(),
+        Some(Verdict::Limited(decision) | Verdict::Fallback(decision)) => {
+            decision.retry_after_seconds()
+        }
         _ => UNAVAILABLE_RETRY_AFTER,
     };
     Json(ErrorBody {

@@ -6,7 +6,7 @@ use super::{LimiterError, Verdict};
 
 pub struct LimiterMetrics {
     /// `ratelimit_decisions_total{policy, outcome}`; outcome is allowed, limited,
-    /// fail_open or fail_closed.
+    /// fallback_allowed, fallback_limited (`fail_mode = local`), fail_open or fail_closed.
     pub decisions: IntCounterVec,
     /// `ratelimit_redis_errors_total{kind}`; kind is timeout, oom (Redis at `maxmemory`
     /// refusing the decision's write: it never evicts limiter keys) or redis.
@@ -55,6 +55,8 @@ impl LimiterMetrics {
         let outcome = match verdict {
             Verdict::Allowed(_) => "allowed",
             Verdict::Limited(_) => "limited",
+            Verdict::Fallback(d) if d.allowed => "fallback_allowed",
+            Verdict::Fallback(_) => "fallback_limited",
             Verdict::FailedOpen => "fail_open",
             Verdict::FailedClosed => "fail_closed",
         };

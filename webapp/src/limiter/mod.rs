@@ -16,6 +16,7 @@ pub mod demo;
 pub mod guard;
 pub mod headers;
 pub mod identity;
+pub mod local;
 pub mod metrics;
 pub mod openapi;
 
@@ -90,6 +91,9 @@ impl Decision {
 pub enum Verdict {
     Allowed(Decision),
     Limited(Decision),
+    /// Redis could not decide and `fail_mode = "local"`: this server's own decision on its
+    /// share of the limit ([`local::LocalLimiter`]), served like Redis' would be.
+    Fallback(Decision),
     /// Redis could not decide and `fail_mode = "open"`: serve without a decision.
     FailedOpen,
     /// Redis could not decide and `fail_mode = "closed"`: refuse with 503.
@@ -99,7 +103,7 @@ pub enum Verdict {
 /// Seconds a client refused with 503 (fail closed) is asked to wait.
 pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
 
-/// How often a fail-open limiter may log that it is serving unlimited.
+/// How often a limiter without Redis may log that it decides without it.
 const FAIL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The limiter a Rocket instance manages; cheap to share, one Redis connection multiplexed.
@@ -135,6 +139,8 @@ pub struct Limiter {
     policies: PolicySet,
     identity: IdentityRules,
     metrics: LimiterMetrics,
+    /// The decisions of `fail_mode = "local"` while Redis cannot make them.
+    local: local::LocalLimiter,
     started: Instant,
     /// Milliseconds after `started` of the last fail-open log line, plus one (0 = never).
     last_fail_log: AtomicU64,
@@ -167,9 +173,10 @@ impl Limiter {
             fail_mode: config.fail_mode,
             timeout: config.timeout(),
             key_prefix: config.key_prefix.clone(),
-            policies,
             identity: IdentityRules::new(&config.trusted_proxies, config.ipv6_prefix),
             metrics: LimiterMetrics::register(registry)?,
+            local: local::LocalLimiter::new(&policies, config.instances),
+            policies,
             started: Instant::now(),
             last_fail_log: AtomicU64::new(0),
         })
@@ -237,8 +244,15 @@ impl Limiter {
             Err(error) => {
                 self.metrics.count_error(&error);
                 match self.fail_mode {
+                    FailMode::Local => {
+                        self.log_fail(
+                            &error,
+                            "deciding on this server's share alone (fail_mode = local)",
+                        );
+                        Verdict::Fallback(self.local.decide(policy, client))
+                    }
                     FailMode::Open => {
-                        self.log_fail_open(&error);
+                        self.log_fail(&error, "serving unlimited (fail_mode = open)");
                         Verdict::FailedOpen
                     }
                     FailMode::Closed => {
@@ -265,8 +279,8 @@ impl Limiter {
         }
     }
 
-    /// Serving unlimited is worth knowing, but not once per request.
-    fn log_fail_open(&self, error: &LimiterError) {
+    /// Deciding without Redis is worth knowing, but not once per request.
+    fn log_fail(&self, error: &LimiterError, what: &str) {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let last = self.last_fail_log.load(Ordering::Relaxed);
         let interval = FAIL_LOG_INTERVAL.as_millis() as u64;
@@ -278,7 +292,7 @@ impl Limiter {
                 .is_ok()
         {
             log::warn!(
-                "rate limiter serving unlimited (fail_mode = open; logged at most every {}s): {error}",
+                "rate limiter {what}; logged at most every {}s: {error}",
                 FAIL_LOG_INTERVAL.as_secs()
             );
         }
