@@ -1,17 +1,17 @@
-//! The load test's verdict: k6's per-request samples (its `--out json` stream) judged against the
-//! limiter's policies from cluster.yaml. Pure: it reads samples and returns a [`Verdict`];
-//! running k6 on the tester host is exec's job.
+//! The load test's verdict: a k6 run (its `--out json` stream of per-request samples and
+//! checks, its summary and exit code) judged against the limiter's policies from cluster.yaml.
+//! Pure: it reads k6's outputs and returns a [`Verdict`]; running k6 on the tester host is
+//! exec's job.
 //!
 //! Each request's limiter decision happened somewhere between the moment k6 sent it and the
 //! moment the answer arrived, so every judgement here is made on those intervals: a request is
 //! only called over-admitted or wrongly rejected when that is certain whatever the network delays.
-
 //!
 //! # Layout
-//! - [`k6`]: k6's outputs read — samples, checks, crossed thresholds, exit code.
-//! - [`classify`]: a request's route class from its method and URL, as the web app routes it.
-//! - [`bounds`]: each algorithm's bounds, derived from its Lua script, and the sweeps
-//!   (sorted once, O(n log n)) that hold a client's answers to them.
+//! - `k6`: k6's outputs read — samples, checks, crossed thresholds, exit code.
+//! - `classify`: a request's route class from its method and URL, as the web app routes it.
+//! - `bounds`: each algorithm's bounds, derived from its Lua script, and the sweeps (sorted
+//!   once, O(n log n)) that hold a client's answers to them.
 
 mod bounds;
 mod classify;
@@ -145,9 +145,8 @@ pub fn judge(
     }
     let clients: Vec<ClientReport> = groups
         .into_iter()
-        .map(|((name, client), mut requests)| {
+        .map(|((name, client), requests)| {
             let (_, policy) = limiter.policies.for_route(name);
-            requests.sort_by_key(|s| s.start);
             let report = client_report(client, name, &requests, policy, limiter.algorithm);
             failures.extend(report_failures(&report, limiter.algorithm));
             report
