@@ -10,7 +10,7 @@ use crate::exec::ssh::{HostSession, UploadOutcome};
 use crate::exec::{docker, images, loadtest};
 use crate::plan::loadtest::{self as plan, LoadTestRequest, REPORT, SAMPLES, SUMMARY};
 use crate::spec::{FileCheck, Role};
-use crate::verdict::{self, Thresholds};
+use crate::verdict::{self, K6Run, Thresholds};
 
 use super::context::{self, Project};
 use super::{load, Cli, CliError};
@@ -113,9 +113,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     if let Some(report) = &outputs.report {
         files.push((REPORT, report));
     }
-    let samples = verdict::parse_samples(outputs.samples.as_bytes(), &tester.ip.to_string())?;
+    let run = K6Run::read(
+        outputs.samples.as_bytes(),
+        Some(outputs.summary.as_str()).filter(|s| !s.is_empty()),
+        outputs.exit_code,
+        &tester.ip.to_string(),
+    )?;
     let verdict = verdict::judge(
-        &samples,
+        &run,
         &cluster.app.limiter,
         Thresholds {
             p95: Duration::from_millis(args.p95_ms),

@@ -16,8 +16,10 @@ use crate::plan::redis_cli;
 /// What k6 left on the tester, brought back.
 #[derive(Debug)]
 pub struct Outputs {
-    /// k6's exit code: 99 when a script's thresholds failed, which the verdict explains.
+    /// k6's exit code (99 when a script's thresholds failed), which the verdict explains.
     pub exit_code: i32,
+    /// The samples and summary are empty when k6 failed before writing them (an invalid
+    /// script, an abort): the verdict then reports k6's exit instead.
     pub samples: String,
     pub summary: String,
     /// k6 skips its HTML report for runs too short to chart.
@@ -61,10 +63,16 @@ pub async fn run(
         .run_streamed(REMOTE_DIR, &test.command, on_line)
         .await?;
     let [samples, summary, report] = outputs;
+    let written = |path: String| async move {
+        match session.run("cat", &[&path]).await {
+            Err(_) if exit_code != 0 => Ok(String::new()),
+            read => read,
+        }
+    };
     Ok(Outputs {
         exit_code,
-        samples: session.run("cat", &[&samples]).await?,
-        summary: session.run("cat", &[&summary]).await?,
+        samples: written(samples).await?,
+        summary: written(summary).await?,
         report: session.run("cat", &[&report]).await.ok(),
     })
 }

@@ -1,20 +1,31 @@
-//! The load test's verdict: k6's per-request samples (its `--out json` stream) judged against the
-//! limiter's policies from cluster.yaml. Pure: it reads samples and returns a [`Verdict`];
-//! running k6 on the tester host is exec's job.
+//! The load test's verdict: a k6 run (its `--out json` stream of per-request samples and
+//! checks, its summary and exit code) judged against the limiter's policies from cluster.yaml.
+//! Pure: it reads k6's outputs and returns a [`Verdict`]; running k6 on the tester host is
+//! exec's job.
 //!
 //! Each request's limiter decision happened somewhere between the moment k6 sent it and the
 //! moment the answer arrived, so every judgement here is made on those intervals: a request is
 //! only called over-admitted or wrongly rejected when that is certain whatever the network delays.
+//!
+//! # Layout
+//! - `k6`: k6's outputs read — samples, checks, crossed thresholds, exit code.
+//! - `classify`: a request's route class from its method and URL, as the web app routes it.
+//! - `bounds`: each algorithm's bounds, derived from its Lua script, and the sweeps (sorted
+//!   once, O(n log n)) that hold a client's answers to them.
+
+mod bounds;
+mod classify;
+mod k6;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::BufRead;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-
 use crate::spec::{Algorithm, Limiter, Policy};
+use bounds::{Crowd, Interval};
+
+pub use classify::route_class;
+pub use k6::{CheckCount, K6Run};
 
 /// What the run must also meet apart from the limits.
 #[derive(Debug, Clone, Copy)]
@@ -26,12 +37,12 @@ pub struct Thresholds {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub client: String,
-    /// The route class the request was tagged with (k6 tag `name`): `shorten`, `redirect`, ...
-    pub route: String,
-    /// When the request was sent, in seconds since the epoch.
-    pub start: f64,
-    /// When its answer arrived.
-    pub end: f64,
+    /// The route class of the request's method and URL ([`route_class`]).
+    pub route: &'static str,
+    /// When the request was sent, in microseconds since the epoch (rounded down).
+    pub start: i64,
+    /// When its answer arrived (rounded up).
+    pub end: i64,
     /// 0 for a transport error (k6 got no answer).
     pub status: u16,
 }
@@ -39,6 +50,13 @@ pub struct Sample {
 impl Sample {
     fn admitted(&self) -> bool {
         (200..400).contains(&self.status)
+    }
+
+    fn interval(&self) -> Interval {
+        Interval {
+            start: self.start,
+            end: self.end,
+        }
     }
 }
 
@@ -48,69 +66,15 @@ pub enum VerdictError {
     Io(#[from] std::io::Error),
     #[error("k6 samples line {line}: {message}")]
     Malformed { line: usize, message: String },
-    #[error("k6 recorded no HTTP request: the test did not reach the load balancer")]
-    NoRequests,
-}
-
-#[derive(Deserialize)]
-struct Line {
-    #[serde(rename = "type")]
-    kind: String,
-    metric: String,
-    data: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-struct Point {
-    time: DateTime<Utc>,
-    value: f64,
-    #[serde(default)]
-    tags: BTreeMap<String, String>,
-}
-
-/// Reads k6's JSON output (one object per line), keeping one sample per HTTP request: the
-/// `http_req_duration` point, whose time is when the answer arrived. Requests without a
-/// `client` tag are attributed to `default_client` (scripts sending from one address).
-pub fn parse_samples(
-    reader: impl BufRead,
-    default_client: &str,
-) -> Result<Vec<Sample>, VerdictError> {
-    let mut samples = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let line = line?;
-        if !line.contains("\"http_req_duration\"") {
-            continue;
-        }
-        let malformed = |message: String| VerdictError::Malformed {
-            line: index + 1,
-            message,
-        };
-        let parsed: Line = serde_json::from_str(&line).map_err(|e| malformed(e.to_string()))?;
-        if parsed.kind != "Point" || parsed.metric != "http_req_duration" {
-            continue;
-        }
-        let point: Point =
-            serde_json::from_value(parsed.data).map_err(|e| malformed(e.to_string()))?;
-        let status = match point.tags.get("status") {
-            Some(text) => text
-                .parse()
-                .map_err(|_| malformed(format!("status tag {text:?} is not a number")))?,
-            None => 0,
-        };
-        let end = point.time.timestamp_micros() as f64 / 1e6;
-        samples.push(Sample {
-            client: point
-                .tags
-                .get("client")
-                .cloned()
-                .unwrap_or_else(|| default_client.to_string()),
-            route: point.tags.get("name").cloned().unwrap_or_default(),
-            start: end - point.value / 1000.0,
-            end,
-            status,
-        });
-    }
-    Ok(samples)
+    #[error(
+        "k6 samples line {line}: {request:?} is in none of the web app's limited route classes \
+         (POST /shorten, GET /<code>, GET / and the other methods)"
+    )]
+    Unclassified { line: usize, request: String },
+    #[error("k6 summary: {0}")]
+    Summary(String),
+    #[error("k6 recorded no HTTP request: the test did not reach the load balancer{0}")]
+    NoRequests(String),
 }
 
 /// How one client's requests of one route class were answered.
@@ -131,7 +95,9 @@ pub struct ClientReport {
     pub admitted_per_window: Vec<usize>,
     /// The most admissions that certainly fell inside one window.
     pub max_in_window: usize,
-    /// 429 answers given although fewer than `limit` admissions can have been in their window.
+    /// Admissions certainly decided closer together than the algorithm allows.
+    pub over_admitted: Option<Crowd>,
+    /// 429 answers given while the algorithm certainly had room.
     pub wrongly_limited: usize,
 }
 
@@ -151,38 +117,42 @@ impl Verdict {
     }
 }
 
-/// Judges the samples against the limiter's policies: per client and policy, no admission
-/// beyond what the algorithm allows in any window and (for the exact sliding log) no
-/// rejection while budget was left; for the run, no 5xx, no transport error, and p95
-/// latency under its threshold.
+/// Judges a k6 run against the limiter's policies: k6's own account (checks, thresholds,
+/// exit code); per client and policy, no admission beyond what the algorithm allows in the
+/// time its decisions span and no rejection while it certainly had room; for the run, no
+/// 5xx, no transport error, and p95 latency under its threshold.
 pub fn judge(
-    samples: &[Sample],
+    run: &K6Run,
     limiter: &Limiter,
     thresholds: Thresholds,
 ) -> Result<Verdict, VerdictError> {
-    if samples.is_empty() {
-        return Err(VerdictError::NoRequests);
+    let mut failures = run.failures();
+    if run.samples.is_empty() {
+        let why = if failures.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", failures.join("; "))
+        };
+        return Err(VerdictError::NoRequests(why));
     }
     let mut groups: BTreeMap<(&'static str, &str), Vec<&Sample>> = BTreeMap::new();
-    for sample in samples {
-        let (name, _) = limiter.policies.for_route(&sample.route);
+    for sample in &run.samples {
+        let (name, _) = limiter.policies.for_route(sample.route);
         groups
             .entry((name, &sample.client))
             .or_default()
             .push(sample);
     }
-    let mut failures = Vec::new();
     let clients: Vec<ClientReport> = groups
         .into_iter()
-        .map(|((name, client), mut requests)| {
+        .map(|((name, client), requests)| {
             let (_, policy) = limiter.policies.for_route(name);
-            requests.sort_by(|a, b| a.start.total_cmp(&b.start));
             let report = client_report(client, name, &requests, policy, limiter.algorithm);
             failures.extend(report_failures(&report, limiter.algorithm));
             report
         })
         .collect();
-    let p95 = percentile_95(samples);
+    let p95 = percentile_95(&run.samples);
     if p95 > thresholds.p95 {
         failures.push(format!(
             "p95 latency {} ms is above {} ms",
@@ -199,32 +169,36 @@ pub fn judge(
     })
 }
 
-/// Admissions the algorithm may give in one window: the limit for the exact sliding log;
-/// the weighted counters can let the previous window's count fade in (at most twice);
-/// GCRA's burst of N plus one emission per W/N.
-fn allowed_per_window(limit: u32, algorithm: Algorithm) -> usize {
-    let limit = limit as usize;
-    match algorithm {
-        Algorithm::SlidingLog => limit,
-        Algorithm::SlidingWindow => 2 * limit,
-        Algorithm::Gcra => (2 * limit).saturating_sub(1),
-    }
-}
-
 fn report_failures(r: &ClientReport, algorithm: Algorithm) -> Vec<String> {
     let who = format!("{} ({})", r.client, r.policy);
-    let allowed = allowed_per_window(r.limit, algorithm);
     let mut failures = Vec::new();
-    if r.max_in_window > allowed {
-        failures.push(format!(
-            "{who}: {} requests admitted within one {} ms window, the policy allows {allowed}",
-            r.max_in_window, r.window_ms
-        ));
+    if let Some(crowd) = r.over_admitted {
+        failures.push(match algorithm {
+            Algorithm::SlidingLog => format!(
+                "{who}: {} requests admitted within one {} ms window, the policy allows {}",
+                crowd.count, r.window_ms, r.limit
+            ),
+            Algorithm::SlidingWindow | Algorithm::Gcra => format!(
+                "{who}: {} requests admitted within {:.3} s ({} to {}), {} admits at most {} \
+                 in that time ({} + {} x {:.3} s / {} ms)",
+                crowd.count,
+                crowd.span() as f64 / 1e6,
+                clock(crowd.from),
+                clock(crowd.to),
+                algorithm.as_str(),
+                bounds::rate_allowance(r.limit, window_us(r.window_ms), crowd.span()),
+                r.limit,
+                r.limit,
+                crowd.span() as f64 / 1e6,
+                r.window_ms
+            ),
+        });
     }
     if r.wrongly_limited > 0 {
         failures.push(format!(
-            "{who}: {} requests answered 429 while fewer than {} had been admitted in their window",
-            r.wrongly_limited, r.limit
+            "{who}: {} requests answered 429 while {} certainly had room for them",
+            r.wrongly_limited,
+            algorithm.as_str()
         ));
     }
     for (count, what) in [
@@ -239,6 +213,18 @@ fn report_failures(r: &ClientReport, algorithm: Algorithm) -> Vec<String> {
     failures
 }
 
+/// A time of day to the millisecond, UTC, for naming a crowd of admissions.
+fn clock(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros).map_or_else(
+        || micros.to_string(),
+        |t| t.format("%H:%M:%S%.3f").to_string(),
+    )
+}
+
+fn window_us(window_ms: u64) -> i64 {
+    i64::try_from(window_ms.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
 fn client_report(
     client: &str,
     policy_name: &'static str,
@@ -246,37 +232,25 @@ fn client_report(
     policy: &Policy,
     algorithm: Algorithm,
 ) -> ClientReport {
-    let window = policy.window.as_millis() as f64 / 1000.0;
-    let admitted: Vec<&Sample> = requests.iter().copied().filter(|s| s.admitted()).collect();
-    let count = |pred: fn(u16) -> bool| requests.iter().filter(|s| pred(s.status)).count();
-    // N+1 admissions whose whole request intervals lie inside one window were certainly
-    // decided within that window, whatever the network delays.
-    let max_in_window = admitted
+    let window = window_us(policy.window.as_millis());
+    let admitted: Vec<Interval> = requests
         .iter()
-        .map(|first| {
-            admitted
-                .iter()
-                .filter(|s| s.start >= first.start && s.end < first.start + window)
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
-    // A 429 is wrong when, even counting every admission that may have been in its
-    // window, there were fewer than the limit. Only the sliding log promises this exactly.
-    let wrongly_limited = if algorithm == Algorithm::SlidingLog {
-        requests
-            .iter()
-            .filter(|r| r.status == 429)
-            .filter(|r| {
-                let possible = admitted
-                    .iter()
-                    .filter(|s| s.end > r.start - window && s.start <= r.end)
-                    .count();
-                possible < policy.limit as usize
-            })
-            .count()
-    } else {
-        0
+        .filter(|s| s.admitted())
+        .map(|s| s.interval())
+        .collect();
+    let refused: Vec<Interval> = requests
+        .iter()
+        .filter(|s| s.status == 429)
+        .map(|s| s.interval())
+        .collect();
+    let count = |pred: fn(u16) -> bool| requests.iter().filter(|s| pred(s.status)).count();
+    let in_one_window = bounds::most_in_one_window(&admitted, window);
+    let over_admitted = match algorithm {
+        Algorithm::SlidingLog => in_one_window.filter(|c| c.count > policy.limit as usize),
+        Algorithm::SlidingWindow | Algorithm::Gcra => {
+            bounds::most_over_rate(&admitted, policy.limit, window)
+                .filter(|c| c.count > bounds::rate_allowance(policy.limit, window, c.span()))
+        }
     };
     ClientReport {
         client: client.to_string(),
@@ -285,38 +259,45 @@ fn client_report(
         window_ms: policy.window.as_millis(),
         requests: requests.len(),
         admitted: admitted.len(),
-        limited: count(|s| s == 429),
+        limited: refused.len(),
         server_errors: count(|s| s >= 500),
         transport_errors: count(|s| s == 0),
         other: count(|s| s != 0 && s != 429 && !(200..400).contains(&s) && s < 500),
         admitted_per_window: per_window(requests, &admitted, window),
-        max_in_window,
-        wrongly_limited,
+        max_in_window: in_one_window.map_or(0, |c| c.count),
+        over_admitted,
+        wrongly_limited: bounds::wrongly_limited(
+            algorithm,
+            &admitted,
+            &refused,
+            policy.limit,
+            window,
+        ),
     }
 }
 
 /// Admissions in consecutive windows from the first one, each placed at the middle of its
 /// request: the table a person reads ("10 10 4"), not what the verdict rests on.
-fn per_window(requests: &[&Sample], admitted: &[&Sample], window: f64) -> Vec<usize> {
-    let Some(first) = admitted.first() else {
+fn per_window(requests: &[&Sample], admitted: &[Interval], window: i64) -> Vec<usize> {
+    let Some(first) = admitted.iter().map(|a| a.start).min() else {
         return Vec::new();
     };
-    let last = requests.iter().map(|s| s.start).fold(first.start, f64::max);
-    let windows = ((last - first.start) / window).floor() as usize + 1;
+    let last = requests.iter().map(|s| s.start).fold(first, i64::max);
+    let windows = ((last - first) / window) as usize + 1;
     let mut counts = vec![0; windows];
-    for s in admitted {
-        let midpoint = (s.start + s.end) / 2.0;
-        let index = ((midpoint - first.start) / window).floor().max(0.0) as usize;
+    for a in admitted {
+        let midpoint = a.start + (a.end - a.start) / 2;
+        let index = ((midpoint - first).max(0) / window) as usize;
         counts[index.min(windows - 1)] += 1;
     }
     counts
 }
 
 fn percentile_95(samples: &[Sample]) -> Duration {
-    let mut latencies: Vec<f64> = samples.iter().map(|s| s.end - s.start).collect();
-    latencies.sort_by(f64::total_cmp);
-    let rank = ((latencies.len() as f64) * 0.95).ceil() as usize;
-    Duration::from_secs_f64(latencies[rank.clamp(1, latencies.len()) - 1].max(0.0))
+    let mut latencies: Vec<i64> = samples.iter().map(|s| s.end - s.start).collect();
+    latencies.sort_unstable();
+    let rank = (latencies.len() * 95).div_ceil(100);
+    Duration::from_micros(latencies[rank.clamp(1, latencies.len()) - 1].max(0) as u64)
 }
 
 impl fmt::Display for Verdict {
@@ -403,18 +384,29 @@ mod tests {
         }
     }
 
-    fn shorten_at(client: &str, start: f64, status: u16) -> Sample {
+    const SECOND: i64 = 1_000_000;
+
+    fn shorten_at(client: &str, seconds: f64, status: u16) -> Sample {
+        let start = (seconds * SECOND as f64).round() as i64;
         Sample {
             client: client.into(),
-            route: "shorten".into(),
+            route: "shorten",
             start,
-            end: start + 0.01,
+            end: start + 10_000,
             status,
         }
     }
 
-    fn at(start: f64, status: u16) -> Sample {
-        shorten_at("10.0.0.9", start, status)
+    fn at(seconds: f64, status: u16) -> Sample {
+        shorten_at("10.0.0.9", seconds, status)
+    }
+
+    fn judged(samples: Vec<Sample>, algorithm: Algorithm) -> Verdict {
+        let run = K6Run {
+            samples,
+            ..K6Run::default()
+        };
+        judge(&run, &limiter(algorithm), FAST).unwrap()
     }
 
     #[test]
@@ -423,7 +415,7 @@ mod tests {
         let samples: Vec<Sample> = (0..25)
             .map(|t| at(t as f64, if t % 10 < 3 { 200 } else { 429 }))
             .collect();
-        let verdict = judge(&samples, &limiter(Algorithm::SlidingLog), FAST).unwrap();
+        let verdict = judged(samples, Algorithm::SlidingLog);
         assert!(verdict.holds(), "{verdict}");
         assert_eq!(verdict.clients[0].policy, "shorten");
         assert_eq!(verdict.clients[0].admitted_per_window, vec![3, 3, 3]);
@@ -433,7 +425,7 @@ mod tests {
     #[test]
     fn over_admission_fails() {
         let samples: Vec<Sample> = (0..5).map(|t| at(t as f64, 200)).collect();
-        let verdict = judge(&samples, &limiter(Algorithm::SlidingLog), FAST).unwrap();
+        let verdict = judged(samples, Algorithm::SlidingLog);
         assert_eq!(
             verdict.failures,
             vec!["10.0.0.9 (shorten): 5 requests admitted within one 10000 ms window, the policy allows 3"]
@@ -442,10 +434,15 @@ mod tests {
 
     #[test]
     fn rejection_with_budget_left_fails() {
-        let samples = vec![at(0.0, 200), at(1.0, 429)];
-        let verdict = judge(&samples, &limiter(Algorithm::SlidingLog), FAST).unwrap();
-        assert_eq!(verdict.clients[0].wrongly_limited, 1);
-        assert!(!verdict.holds());
+        for algorithm in [
+            Algorithm::SlidingLog,
+            Algorithm::SlidingWindow,
+            Algorithm::Gcra,
+        ] {
+            let verdict = judged(vec![at(0.0, 200), at(1.0, 429)], algorithm);
+            assert_eq!(verdict.clients[0].wrongly_limited, 1, "{verdict}");
+            assert!(!verdict.holds());
+        }
     }
 
     #[test]
@@ -454,24 +451,27 @@ mod tests {
         // after the first admission left the window, so this is not over-admission.
         let mut samples = vec![at(0.0, 200), at(1.0, 200), at(2.0, 200)];
         samples.push(Sample {
-            start: 9.99,
-            end: 10.05,
+            start: 9_990_000,
+            end: 10_050_000,
             ..at(0.0, 200)
         });
-        assert!(judge(&samples, &limiter(Algorithm::SlidingLog), FAST)
-            .unwrap()
-            .holds());
+        assert!(judged(samples, Algorithm::SlidingLog).holds());
     }
 
     #[test]
-    fn errors_and_slowness_fail() {
+    fn errors_slowness_and_k6s_failures_fail() {
         let mut samples = vec![at(0.0, 200), at(0.1, 502), at(0.2, 0)];
         samples.push(Sample {
-            start: 0.3,
-            end: 2.0,
+            start: 300_000,
+            end: 2 * SECOND,
             ..at(0.0, 200)
         });
-        let text = judge(&samples, &limiter(Algorithm::SlidingLog), FAST)
+        let run = K6Run {
+            samples,
+            exit_code: 108,
+            ..K6Run::default()
+        };
+        let text = judge(&run, &limiter(Algorithm::SlidingLog), FAST)
             .unwrap()
             .to_string();
         assert!(text.contains("1 answers were 5xx"), "{text}");
@@ -480,7 +480,25 @@ mod tests {
             text.contains("p95 latency 1700 ms is above 500 ms"),
             "{text}"
         );
+        assert!(
+            text.contains("k6 exited with 108: the script aborted the test"),
+            "{text}"
+        );
         assert!(text.contains("verdict: FAIL"), "{text}");
+    }
+
+    #[test]
+    fn no_request_is_an_error_that_says_why_k6_stopped() {
+        let run = K6Run {
+            exit_code: 104,
+            ..K6Run::default()
+        };
+        let err = judge(&run, &limiter(Algorithm::Gcra), FAST).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("(k6 exited with 104: invalid configuration)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -494,11 +512,11 @@ mod tests {
         // Redirects have their own, larger budget.
         for t in 0..10 {
             samples.push(Sample {
-                route: "redirect".into(),
+                route: "redirect",
                 ..shorten_at("a", t as f64, 302)
             });
         }
-        let verdict = judge(&samples, &limiter(Algorithm::SlidingLog), FAST).unwrap();
+        let verdict = judged(samples, Algorithm::SlidingLog);
         assert!(verdict.holds(), "{verdict}");
         let groups: Vec<(&str, &str)> = verdict
             .clients
@@ -512,35 +530,35 @@ mod tests {
     }
 
     #[test]
-    fn gcra_allows_its_burst_plus_rate() {
-        let gcra = limiter(Algorithm::Gcra);
-        let samples: Vec<Sample> = (0..5).map(|t| at(t as f64, 200)).collect();
-        assert!(judge(&samples, &gcra, FAST).unwrap().holds());
-        let samples: Vec<Sample> = (0..6).map(|t| at(t as f64, 200)).collect();
-        assert!(!judge(&samples, &gcra, FAST).unwrap().holds());
+    fn gcra_allows_its_burst_plus_one_per_emission_interval() {
+        // 3 per 10 s: a burst of 3, then one each 3.33 s.
+        let admitted = |times: &[f64]| times.iter().map(|&t| at(t, 200)).collect::<Vec<_>>();
+        assert!(judged(admitted(&[0.0, 1.0, 2.0, 3.4]), Algorithm::Gcra).holds());
+        let verdict = judged(admitted(&[0.0, 1.0, 2.0, 3.0]), Algorithm::Gcra);
+        assert_eq!(
+            verdict.failures,
+            vec![
+                "10.0.0.9 (shorten): 4 requests admitted within 3.010 s (00:00:00.000 to \
+                  00:00:03.010), gcra admits at most 3 in that time (3 + 3 x 3.010 s / 10000 ms)"
+            ]
+        );
+        assert!(!judged(admitted(&[0.0, 1.0, 2.0, 3.0, 4.0]), Algorithm::Gcra).holds());
     }
 
     #[test]
-    fn parses_k6_json_lines() {
-        let text = r#"{"type":"Metric","data":{"name":"http_req_duration","type":"trend"},"metric":"http_req_duration"}
-{"metric":"http_req_duration","type":"Point","data":{"time":"2026-12-01T02:00:10.5Z","value":500,"tags":{"status":"429","client":"10.77.0.31","name":"shorten"}}}
-{"metric":"http_reqs","type":"Point","data":{"time":"2026-12-01T02:00:10.5Z","value":1,"tags":{"status":"429"}}}
-{"metric":"http_req_duration","type":"Point","data":{"time":"2026-12-01T02:00:11Z","value":20,"tags":{"status":"0"}}}
-"#;
-        let samples = parse_samples(text.as_bytes(), "10.77.0.30").unwrap();
-        assert_eq!(samples.len(), 2);
-        assert_eq!(samples[0].client, "10.77.0.31");
-        assert_eq!(samples[0].route, "shorten");
-        assert_eq!(samples[0].status, 429);
-        assert!((samples[0].end - samples[0].start - 0.5).abs() < 1e-6);
-        assert_eq!(samples[1].client, "10.77.0.30");
-        assert_eq!(samples[1].status, 0);
-    }
-
-    #[test]
-    fn malformed_line_names_its_number() {
-        let text = "{\"metric\":\"http_req_duration\",\"type\":\"Point\",\"data\":{\"time\":\"not a time\",\"value\":1}}\n";
-        let err = parse_samples(text.as_bytes(), "x").unwrap_err();
-        assert!(err.to_string().starts_with("k6 samples line 1:"), "{err}");
+    fn a_burst_of_twice_the_limit_fails_every_algorithm() {
+        // 300 requests at once, limit 3: 5 admitted within 50 ms is 2 too many for any of them.
+        let samples: Vec<Sample> = (0..300)
+            .map(|i| at(i as f64 * 0.000_1, if i < 5 { 200 } else { 429 }))
+            .collect();
+        for algorithm in [
+            Algorithm::SlidingLog,
+            Algorithm::SlidingWindow,
+            Algorithm::Gcra,
+        ] {
+            let verdict = judged(samples.clone(), algorithm);
+            assert_eq!(verdict.clients[0].over_admitted.map(|c| c.count), Some(5));
+            assert!(!verdict.holds(), "{verdict}");
+        }
     }
 }
