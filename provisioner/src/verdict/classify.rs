@@ -5,7 +5,8 @@
 use clusterlab_contract::route;
 
 /// The route class that limits `method` on `url`, or `None` for a request the web app does
-/// not limit (`/healthz`, `/readyz`, `/metrics`, paths of several segments under `GET`) or
+/// not limit (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`, paths of several segments
+/// under `GET`) or
 /// that is no HTTP URL at all.
 pub fn route_class(method: &str, url: &str) -> Option<&'static str> {
     let url = url::Url::parse(url).ok()?;
@@ -19,10 +20,10 @@ pub fn route_class(method: &str, url: &str) -> Option<&'static str> {
         ("POST", ["shorten"]) => Some(route::SHORTEN),
         // `GET /shorten` is answered 405 by a route of its own, limited by `default`.
         ("GET" | "HEAD", [] | ["shorten"]) => Some(route::DEFAULT),
-        ("GET" | "HEAD", ["healthz" | "readyz" | "metrics"]) => None,
+        ("GET" | "HEAD", ["healthz" | "readyz" | "metrics" | "openapi.json"]) => None,
         ("GET" | "HEAD", [code]) if !code.is_empty() => Some(route::REDIRECT),
         // Every other method, on any path, gets a 405 from the app's limited fallback.
-        ("POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS", _) => Some(route::DEFAULT),
+        ("POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE", _) => Some(route::DEFAULT),
         _ => None,
     }
 }
@@ -48,9 +49,11 @@ mod tests {
             ("GET", "/healthz", None),
             ("GET", "/readyz", None),
             ("GET", "/metrics", None),
+            ("GET", "/openapi.json", None),
             ("GET", "/a/b", None),
             ("GET", "/Ab3xY9z/", None),
-            ("TRACE", "/", None),
+            ("TRACE", "/", Some(route::DEFAULT)),
+            ("CONNECT", "/", None),
         ] {
             assert_eq!(
                 route_class(method, &format!("{base}{path}")),
