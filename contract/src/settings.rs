@@ -146,6 +146,13 @@ impl From<TrustedProxy> for String {
 pub struct PolicySpec {
     pub limit: u64,
     pub window: Window,
+    /// Decide and count, but serve what the policy would refuse ([`LimiterConfig::shadow`]).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shadow: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The `limiter` table. Every key is optional; defaults suit a single local Redis.
@@ -158,6 +165,11 @@ pub struct LimiterConfig {
     /// How many web servers share the limit: with `fail_mode = "local"` each allows
     /// `limit / instances` of every policy on its own.
     pub instances: u32,
+    /// Shadow mode for every policy: each request is decided and counted (metrics, the
+    /// `RateLimit` headers) as usual, but one the policy refuses is served anyway, so a
+    /// limit can be watched before it is enforced.
+    #[serde(skip_serializing_if = "is_false")]
+    pub shadow: bool,
     pub timeout_ms: u64,
     pub trusted_proxies: Vec<TrustedProxy>,
     pub ipv6_prefix: u8,
@@ -172,6 +184,7 @@ impl Default for LimiterConfig {
             algorithm: Algorithm::default(),
             fail_mode: FailMode::default(),
             instances: 1,
+            shadow: false,
             timeout_ms: defaults::TIMEOUT_MS.into(),
             trusted_proxies: Vec::new(),
             ipv6_prefix: defaults::IPV6_PREFIX,
@@ -226,14 +239,18 @@ impl LimiterConfig {
             if spec.limit == 0 {
                 return Err(SettingsError::Limit(name.clone()));
             }
-            policies.push(Policy::new(name, spec.limit, spec.window));
+            let mut policy = Policy::new(name, spec.limit, spec.window);
+            policy.shadow = self.shadow || spec.shadow;
+            policies.push(policy);
         }
         if !self.policies.contains_key(route::DEFAULT) {
-            policies.push(Policy::new(
+            let mut policy = Policy::new(
                 route::DEFAULT,
                 defaults::POLICY_LIMIT.into(),
                 defaults::POLICY_WINDOW,
-            ));
+            );
+            policy.shadow = self.shadow;
+            policies.push(policy);
         }
         Ok(PolicySet::new(policies))
     }
@@ -245,6 +262,8 @@ pub struct Policy {
     pub name: String,
     pub limit: u64,
     pub window: Window,
+    /// Refusals are counted and reported, not enforced.
+    pub shadow: bool,
 }
 
 impl Policy {
@@ -253,6 +272,7 @@ impl Policy {
             name: name.to_owned(),
             limit,
             window,
+            shadow: false,
         }
     }
 
@@ -264,7 +284,11 @@ impl Policy {
 
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} per {} ms", self.limit, self.window.as_millis())
+        write!(f, "{} per {} ms", self.limit, self.window.as_millis())?;
+        if self.shadow {
+            write!(f, " (shadow)")?;
+        }
+        Ok(())
     }
 }
 
@@ -402,6 +426,7 @@ mod tests {
             algorithm: Algorithm::SlidingWindow,
             fail_mode: FailMode::Closed,
             instances: 3,
+            shadow: false,
             timeout_ms: 500,
             trusted_proxies: vec![TrustedProxy("10.0.0.2/32".parse().unwrap())],
             ipv6_prefix: 56,
@@ -411,7 +436,15 @@ mod tests {
                 .zip([(100, "60s"), (10, "1500ms"), (7, "1s")])
                 .map(|(name, (limit, window))| {
                     let window = Window::parse(window).unwrap();
-                    (name.to_string(), PolicySpec { limit, window })
+                    let shadow = *name == route::SHORTEN;
+                    (
+                        name.to_string(),
+                        PolicySpec {
+                            limit,
+                            window,
+                            shadow,
+                        },
+                    )
                 })
                 .collect(),
         };

@@ -44,10 +44,12 @@ fn limiter(algorithm: Algorithm) -> Limiter {
     let policy = Policy {
         limit: 100_000,
         window: Window::from_millis(60_000),
+        shadow: false,
     };
     Limiter {
         algorithm,
         fail_mode: FailMode::Open,
+        shadow: false,
         timeout_ms: 50,
         ipv6_prefix: 64,
         key_prefix: "rl:".into(),

@@ -166,10 +166,12 @@ fn verdict_for(t: &Traffic, limit: u32) -> provisioner::verdict::Verdict {
     let policy = Policy {
         limit: t.limit,
         window: Window::from_millis(t.window_ms),
+        shadow: false,
     };
     let limiter = Limiter {
         algorithm: t.algorithm,
         fail_mode: FailMode::Open,
+        shadow: false,
         timeout_ms: 50,
         ipv6_prefix: 64,
         key_prefix: "rl:".into(),

@@ -62,6 +62,77 @@ async fn switching_the_algorithm_starts_on_fresh_keys() {
     }
 }
 
+/// A policy in shadow mode decides and reports (headers, metrics) but serves everything;
+/// the other policies keep enforcing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_mode_serves_what_it_would_refuse_and_counts_it() {
+    let app = spawn_app(json!({
+        "redis_url": redis_url(),
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
+        "key_prefix": unique_prefix("shadow"),
+        "policies": {
+            "default": { "limit": 2, "window": "60s" },
+            "redirect": { "limit": 2, "window": "60s", "shadow": true },
+        },
+    }))
+    .await;
+    let client = http();
+    let mut remaining = Vec::new();
+    for _ in 0..4 {
+        let res = client.get(app.url("/abc")).send().await.expect("request");
+        assert_eq!(res.status().as_u16(), 200, "shadow mode serves");
+        assert!(header(&res, "Retry-After").is_none());
+        let (_, r, _) = parse_field(header(&res, "RateLimit").expect("RateLimit"), "r", "t");
+        remaining.push(r);
+    }
+    assert_eq!(remaining, [1, 0, 0, 0], "the headers tell the truth");
+    // The default policy is not in shadow mode.
+    assert_eq!(
+        statuses(&client, &app.url("/"), &[], 3).await,
+        [200, 200, 429]
+    );
+    let metrics = client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let decisions = "ratelimit_decisions_total";
+    assert_eq!(
+        value(&format!(
+            "{decisions}{{outcome=\"shadow_limited\",policy=\"redirect\"}}"
+        )),
+        2.0
+    );
+    assert_eq!(
+        value(&format!(
+            "{decisions}{{outcome=\"allowed\",policy=\"redirect\"}}"
+        )),
+        2.0
+    );
+    assert_eq!(
+        value(&format!(
+            "{decisions}{{outcome=\"limited\",policy=\"default\"}}"
+        )),
+        1.0
+    );
+    // 1 of 2 left is above 20%; 0 of 2 is near the limit (once per policy here).
+    assert_eq!(
+        value("ratelimit_near_limit_total{policy=\"redirect\"}"),
+        1.0
+    );
+    assert_eq!(value("ratelimit_near_limit_total{policy=\"default\"}"), 1.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoofed_forwarding_headers_from_an_untrusted_peer_change_nothing() {
     let app = spawn_app(json!({

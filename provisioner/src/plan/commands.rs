@@ -241,6 +241,7 @@ pub fn limiter_config(cluster: &Cluster) -> LimiterConfig {
         fail_mode: limiter.fail_mode,
         // Each web host's share of a limit when it decides alone (fail_mode = local).
         instances: u32::try_from(cluster.hosts_with(Role::Web).count()).unwrap_or(u32::MAX),
+        shadow: limiter.shadow,
         timeout_ms: limiter.timeout_ms.into(),
         trusted_proxies: cluster
             .hosts_with(Role::LoadBalancer)
@@ -256,6 +257,7 @@ pub fn limiter_config(cluster: &Cluster) -> LimiterConfig {
                 let spec = PolicySpec {
                     limit: policy.limit.into(),
                     window: policy.window,
+                    shadow: policy.shadow,
                 };
                 (name.to_owned(), spec)
             })
@@ -344,10 +346,38 @@ mod tests {
     }
 
     #[test]
+    fn shadow_mode_reaches_the_web_app_for_one_policy_or_all() {
+        use crate::spec::FileCheck;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
+        let source = std::fs::read_to_string(&path).unwrap();
+        let parse = |text: &str| Cluster::parse(text, &path, FileCheck::SpecOnly).unwrap();
+        let one = parse(&source.replace(
+            "shorten: { limit: 10, window: 60s }",
+            "shorten: { limit: 10, window: 60s, shadow: true }",
+        ));
+        let config = limiter_config(&one);
+        assert!(!config.shadow);
+        assert!(config.policies["shorten"].shadow);
+        assert!(!config.policies["redirect"].shadow);
+        let env = clusterlab_contract::env_value(&config).unwrap();
+        assert!(
+            env.contains("shorten={limit=10, shadow=true, window=\"60s\"}"),
+            "{env}"
+        );
+        let all = parse(&source.replace("    shadow: false\n", "    shadow: true\n"));
+        let policies = limiter_config(&all).validate().unwrap();
+        assert!(policies.iter().all(|p| p.shadow));
+    }
+
+    #[test]
     fn web_app_settings_follow_the_contract() {
         let cluster = Cluster::repository_default();
         let window = clusterlab_contract::Window::from_millis(60_000);
-        let policy = |limit| PolicySpec { limit, window };
+        let policy = |limit| PolicySpec {
+            limit,
+            window,
+            shadow: false,
+        };
         assert_eq!(
             limiter_config(&cluster),
             LimiterConfig {
@@ -355,6 +385,7 @@ mod tests {
                 algorithm: clusterlab_contract::Algorithm::SlidingLog,
                 fail_mode: clusterlab_contract::FailMode::Local,
                 instances: 2,
+                shadow: false,
                 timeout_ms: 500,
                 trusted_proxies: vec![TrustedProxy("10.77.0.10/32".parse().unwrap())],
                 ipv6_prefix: 64,

@@ -282,6 +282,11 @@ pub struct Limiter {
     /// answers 503.
     #[schemars(default = "defaults::fail_mode")]
     pub fail_mode: FailMode,
+    /// Shadow mode for every policy: decisions are made, counted and reported in the
+    /// `RateLimit` headers, but what a policy refuses is served. For watching a limit
+    /// before enforcing it.
+    #[serde(default)]
+    pub shadow: bool,
     /// How long a request waits for Redis before `fail_mode` applies.
     #[schemars(default = "defaults::timeout_ms")]
     #[schemars(range(min = 1))]
@@ -343,6 +348,9 @@ pub struct Policy {
     /// Window length, `<n>s` or `<n>ms`.
     #[schemars(with = "String", pattern(r"^[1-9][0-9]*(s|ms)$"))]
     pub window: Window,
+    /// Shadow mode for this policy alone (see `limiter.shadow`).
+    #[serde(default)]
+    pub shadow: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]

@@ -862,6 +862,7 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
         &[
             "algorithm",
             "fail_mode",
+            "shadow",
             "timeout_ms",
             "ipv6_prefix",
             "key_prefix",
@@ -871,6 +872,7 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
     )?;
     let algorithm = r.or_default(&f, "algorithm", algorithm, defaults::algorithm);
     let fail_mode = r.or_default(&f, "fail_mode", fail_mode, defaults::fail_mode);
+    let shadow = r.or_default(&f, "shadow", boolean, || false);
     let timeout_ms = r.or_default(&f, "timeout_ms", positive, defaults::timeout_ms);
     let ipv6_prefix = r.or_default(&f, "ipv6_prefix", prefix_len, defaults::ipv6_prefix);
     let key_prefix = r.or_default(
@@ -895,6 +897,7 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
     Some(Limiter {
         algorithm: algorithm?,
         fail_mode: fail_mode?,
+        shadow: shadow?,
         timeout_ms: timeout_ms?,
         ipv6_prefix: ipv6_prefix?,
         key_prefix: key_prefix?,
@@ -916,12 +919,14 @@ fn policies(r: &mut Reader, node: &Node, path: &str) -> Option<Policies> {
 }
 
 fn policy(r: &mut Reader, node: &Node, path: &str) -> Option<Policy> {
-    let f = r.mapping(node, path, &["limit", "window"])?;
+    let f = r.mapping(node, path, &["limit", "window", "shadow"])?;
     let limit = r.required(&f, "limit", positive);
     let window = r.required(&f, "window", window);
+    let shadow = r.or_default(&f, "shadow", boolean, || false);
     Some(Policy {
         limit: limit?,
         window: window?,
+        shadow: shadow?,
     })
 }
 

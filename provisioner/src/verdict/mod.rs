@@ -16,6 +16,7 @@
 mod bounds;
 mod classify;
 mod k6;
+mod shadow;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -99,6 +100,9 @@ pub struct ClientReport {
     pub over_admitted: Option<Crowd>,
     /// 429 answers given while the algorithm certainly had room.
     pub wrongly_limited: usize,
+    /// For a policy in shadow mode (which refuses nothing): how many requests enforcing
+    /// it would have refused, replayed from the request times ([`shadow::would_refuse`]).
+    pub would_refuse: Option<usize>,
 }
 
 /// The whole judgement, printable as the table users read.
@@ -172,7 +176,15 @@ pub fn judge(
 fn report_failures(r: &ClientReport, algorithm: Algorithm) -> Vec<String> {
     let who = format!("{} ({})", r.client, r.policy);
     let mut failures = Vec::new();
-    if let Some(crowd) = r.over_admitted {
+    if r.would_refuse.is_some() {
+        // Shadow mode: every request is served; a 429 means the policy was enforced.
+        if r.limited > 0 {
+            failures.push(format!(
+                "{who}: {} requests answered 429 by a policy in shadow mode",
+                r.limited
+            ));
+        }
+    } else if let Some(crowd) = r.over_admitted {
         failures.push(match algorithm {
             Algorithm::SlidingLog => format!(
                 "{who}: {} requests admitted within one {} ms window, the policy allows {}",
@@ -194,7 +206,7 @@ fn report_failures(r: &ClientReport, algorithm: Algorithm) -> Vec<String> {
             ),
         });
     }
-    if r.wrongly_limited > 0 {
+    if r.wrongly_limited > 0 && r.would_refuse.is_none() {
         failures.push(format!(
             "{who}: {} requests answered 429 while {} certainly had room for them",
             r.wrongly_limited,
@@ -273,6 +285,10 @@ fn client_report(
             policy.limit,
             window,
         ),
+        would_refuse: policy.shadow.then(|| {
+            let all: Vec<Interval> = requests.iter().map(|s| s.interval()).collect();
+            shadow::would_refuse(algorithm, &all, policy.limit, window)
+        }),
     }
 }
 
@@ -337,6 +353,15 @@ impl fmt::Display for Verdict {
                 windows.join(" ")
             )?;
         }
+        for c in &self.clients {
+            if let Some(would) = c.would_refuse {
+                writeln!(
+                    f,
+                    "shadow: {} ({}) would have had {would} of {} requests refused",
+                    c.client, c.policy, c.requests
+                )?;
+            }
+        }
         writeln!(
             f,
             "p95 latency: {} ms (threshold {} ms)",
@@ -368,10 +393,12 @@ mod tests {
         let policy = |limit, secs: u64| Policy {
             limit,
             window: Window::from_millis(secs * 1000),
+            shadow: false,
         };
         Limiter {
             algorithm,
             fail_mode: FailMode::Open,
+            shadow: false,
             timeout_ms: 50,
             ipv6_prefix: 64,
             key_prefix: "rl:".into(),
@@ -420,6 +447,35 @@ mod tests {
         assert_eq!(verdict.clients[0].policy, "shorten");
         assert_eq!(verdict.clients[0].admitted_per_window, vec![3, 3, 3]);
         assert_eq!(verdict.clients[0].max_in_window, 3);
+    }
+
+    #[test]
+    fn shadow_mode_serves_everything_and_reports_what_it_would_have_refused() {
+        let mut shadowed = limiter(Algorithm::SlidingLog);
+        shadowed.policies.shorten.shadow = true;
+        let judge_shadowed = |samples: Vec<Sample>| {
+            let run = K6Run {
+                samples,
+                ..K6Run::default()
+            };
+            judge(&run, &shadowed, FAST).unwrap()
+        };
+        // Five served within 10 s under a limit of 3: two would have been refused.
+        let verdict = judge_shadowed((0..5).map(|t| at(t as f64, 200)).collect());
+        assert!(verdict.holds(), "{verdict}");
+        assert_eq!(verdict.clients[0].would_refuse, Some(2));
+        assert!(
+            verdict
+                .to_string()
+                .contains("shadow: 10.0.0.9 (shorten) would have had 2 of 5 requests refused"),
+            "{verdict}"
+        );
+        // A 429 means the policy was enforced after all.
+        let verdict = judge_shadowed(vec![at(0.0, 200), at(1.0, 429)]);
+        assert_eq!(
+            verdict.failures,
+            vec!["10.0.0.9 (shorten): 1 requests answered 429 by a policy in shadow mode"]
+        );
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn limiter(
         PolicySpec {
             limit,
             window: Window::from_millis(window_ms),
+            shadow: false,
         },
     );
     Limiter::new(&config, &Registry::new()).map_err(|e| e.to_string())

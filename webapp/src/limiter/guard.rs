@@ -77,6 +77,9 @@ impl<'r> FromRequest<'r> for RateLimit {
             Some(Verdict::Fallback(decision)) if decision.allowed => Outcome::Success(RateLimit {
                 decision: Some(decision.clone()),
             }),
+            Some(Verdict::Shadowed(decision)) => Outcome::Success(RateLimit {
+                decision: Some(decision.clone()),
+            }),
             Some(verdict @ Verdict::Fallback(_)) => {
                 Outcome::Error((Status::TooManyRequests, verdict.clone()))
             }
@@ -150,7 +153,9 @@ fn recorded<'r>(req: &'r Request<'_>) -> Option<&'r Verdict> {
 
 fn add_headers(req: &Request<'_>, res: &mut Response<'_>) {
     match recorded(req) {
-        Some(Verdict::Allowed(decision)) => set_ratelimit(res, decision),
+        Some(Verdict::Allowed(decision) | Verdict::Shadowed(decision)) => {
+            set_ratelimit(res, decision)
+        }
         Some(Verdict::Limited(decision) | Verdict::Fallback(decision)) => {
             set_ratelimit(res, decision);
             if res.status() == Status::TooManyRequests {

@@ -6,11 +6,15 @@ use super::{LimiterError, Verdict};
 
 pub struct LimiterMetrics {
     /// `ratelimit_decisions_total{policy, outcome}`; outcome is allowed, limited,
-    /// fallback_allowed, fallback_limited (`fail_mode = local`), fail_open or fail_closed.
+    /// fallback_allowed, fallback_limited (`fail_mode = local`), shadow_limited (refused
+    /// but served: the policy is in shadow mode), fail_open or fail_closed.
     pub decisions: IntCounterVec,
     /// `ratelimit_redis_errors_total{kind}`; kind is timeout, oom (Redis at `maxmemory`
     /// refusing the decision's write: it never evicts limiter keys) or redis.
     pub redis_errors: IntCounterVec,
+    /// `ratelimit_near_limit_total{policy}`: admissions that left the client 20% or less
+    /// of its budget, the early sign of a limit about to bite.
+    pub near_limit: IntCounterVec,
     /// `ratelimit_decision_seconds`: time to a verdict, Redis round trip included.
     pub latency: Histogram,
 }
@@ -23,6 +27,13 @@ impl LimiterMetrics {
                 "Rate-limit decisions by policy and outcome",
             ),
             &["policy", "outcome"],
+        )?;
+        let near_limit = IntCounterVec::new(
+            Opts::new(
+                "ratelimit_near_limit_total",
+                "Admissions that left the client at most 20% of its budget, by policy",
+            ),
+            &["policy"],
         )?;
         let redis_errors = IntCounterVec::new(
             Opts::new(
@@ -43,10 +54,12 @@ impl LimiterMetrics {
         )?;
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(redis_errors.clone()))?;
+        registry.register(Box::new(near_limit.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         Ok(LimiterMetrics {
             decisions,
             redis_errors,
+            near_limit,
             latency,
         })
     }
@@ -57,10 +70,16 @@ impl LimiterMetrics {
             Verdict::Limited(_) => "limited",
             Verdict::Fallback(d) if d.allowed => "fallback_allowed",
             Verdict::Fallback(_) => "fallback_limited",
+            Verdict::Shadowed(_) => "shadow_limited",
             Verdict::FailedOpen => "fail_open",
             Verdict::FailedClosed => "fail_closed",
         };
         self.decisions.with_label_values(&[policy, outcome]).inc();
+        if let Verdict::Allowed(d) | Verdict::Fallback(d) = verdict {
+            if d.allowed && d.remaining.saturating_mul(5) <= d.limit {
+                self.near_limit.with_label_values(&[policy]).inc();
+            }
+        }
     }
 
     pub fn count_error(&self, error: &LimiterError) {

@@ -94,6 +94,9 @@ pub enum Verdict {
     /// Redis could not decide and `fail_mode = "local"`: this server's own decision on its
     /// share of the limit ([`local::LocalLimiter`]), served like Redis' would be.
     Fallback(Decision),
+    /// Refused (by Redis or the fallback), but the policy is in shadow mode: served, and
+    /// counted as what enforcing it would have refused.
+    Shadowed(Decision),
     /// Redis could not decide and `fail_mode = "open"`: serve without a decision.
     FailedOpen,
     /// Redis could not decide and `fail_mode = "closed"`: refuse with 503.
@@ -261,6 +264,14 @@ impl Limiter {
                     }
                 }
             }
+        };
+        let verdict = match verdict {
+            Verdict::Limited(decision) | Verdict::Fallback(decision)
+                if policy.shadow && !decision.allowed =>
+            {
+                Verdict::Shadowed(decision)
+            }
+            other => other,
         };
         self.metrics.count_verdict(&policy.name, &verdict);
         verdict
