@@ -29,6 +29,12 @@ struct RawSettings {
     allow_userinfo: bool,
     #[serde(default)]
     store: RawStoreSettings,
+    /// The name this server answers `X-Served-By` with; the machine's host name by default.
+    #[serde(default)]
+    served_by: Option<String>,
+    /// Whether the page offers its "send 20 at once" button.
+    #[serde(default)]
+    page_burst: bool,
 }
 
 /// The `store` table, in milliseconds.
@@ -91,6 +97,8 @@ pub enum ConfigError {
     CacheCapacity,
     #[error("store.{0} = 0: use a positive number of milliseconds")]
     StoreDuration(&'static str),
+    #[error("served_by = {0:?}: use 1 to 63 letters, digits, '.', '_' or '-'")]
+    ServedBy(String),
     #[error(transparent)]
     Password(#[from] contract::SettingsError),
     #[error("{variable} = {path:?}: cannot read the password file: {reason}")]
@@ -110,6 +118,9 @@ pub struct Settings {
     pub public_base_url: Option<String>,
     pub link_cache_capacity: usize,
     pub store: StoreSettings,
+    /// This server's name in `X-Served-By`, on every answer.
+    pub served_by: String,
+    pub page_burst: bool,
 }
 
 /// How long a request waits for PostgreSQL, and how often a down one is looked at again.
@@ -137,6 +148,17 @@ impl Settings {
             return Err(ConfigError::CacheCapacity);
         }
         let store = raw.store.validate()?;
+        let served_by = match raw.served_by {
+            Some(name) => name,
+            None => machine_name(),
+        };
+        let name_ok = (1..=63).contains(&served_by.len())
+            && served_by
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !name_ok {
+            return Err(ConfigError::ServedBy(served_by));
+        }
         let own_origin = match raw.public_base_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => Some(parse_base_url(text)?),
@@ -154,6 +176,8 @@ impl Settings {
             public_base_url,
             link_cache_capacity: raw.link_cache_capacity,
             store,
+            served_by,
+            page_burst: raw.page_burst,
         })
     }
 
@@ -164,6 +188,15 @@ impl Settings {
             None => format!("/{code}"),
         }
     }
+}
+
+/// The kernel's host name (a container's is its own), or `webapp` where there is none.
+fn machine_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "webapp".to_owned())
 }
 
 fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
@@ -231,11 +264,26 @@ pub fn with_passwords(
     Ok(figment)
 }
 
-/// Reads and validates the settings first, so every later stage can rely on them.
+/// The header naming the server that answered, so a client behind the load balancer can
+/// see which one did (the page shows it; so does every `curl -i`).
+pub const SERVED_BY: &str = "X-Served-By";
+
+/// Reads and validates the settings first, so every later stage can rely on them, and
+/// names this server in every answer.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("App settings", |rocket| async move {
         match Settings::from_figment(rocket.figment()) {
-            Ok(settings) => Ok(rocket.manage(settings)),
+            Ok(settings) => {
+                let name = settings.served_by.clone();
+                Ok(rocket
+                    .manage(settings)
+                    .attach(AdHoc::on_response(SERVED_BY, move |_, res| {
+                        let name = name.clone();
+                        Box::pin(async move {
+                            res.set_header(rocket::http::Header::new(SERVED_BY, name));
+                        })
+                    })))
+            }
             Err(e) => crate::launch::refuse(rocket, e),
         }
     })

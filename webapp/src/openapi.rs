@@ -5,7 +5,10 @@
 use rocket::fairing::AdHoc;
 use rocket::http::ContentType;
 use rocket::State;
-use utoipa::OpenApi;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{ObjectBuilder, RefOr, Response, Type};
+use utoipa::{Modify, OpenApi};
 
 use crate::launch::refuse;
 use crate::limiter::RateLimitHeaders;
@@ -37,9 +40,58 @@ use crate::{api, health, links, metrics, ui};
         (name = "links", description = "Shortening and following links."),
         (name = "operations", description = "Probes, metrics and this document; never limited."),
     ),
-    modifiers(&RateLimitHeaders),
+    modifiers(&RateLimitHeaders, &ServedByHeader),
 )]
 struct ApiDoc;
+
+/// `X-Served-By` ([`crate::config::SERVED_BY`]) on every answer of every operation.
+struct ServedByHeader;
+
+impl Modify for ServedByHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for operation in operations(openapi) {
+            for response in operation.responses.responses.values_mut() {
+                add_string_header(
+                    response,
+                    crate::config::SERVED_BY,
+                    "The web server that answered (`served_by`, the host name in cluster.yaml).",
+                );
+            }
+        }
+    }
+}
+
+/// Every operation of the document, for modifiers that add to all of them.
+pub(crate) fn operations(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// Declares the string header `name` on `response` (inline responses only).
+pub(crate) fn add_string_header(response: &mut RefOr<Response>, name: &str, description: &str) {
+    let RefOr::T(response) = response else {
+        return;
+    };
+    let header = HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some(description))
+        .build();
+    response.headers.insert(name.to_owned(), header.into());
+}
 
 /// The document as pretty JSON with a final newline, as committed in `webapp/openapi.json`.
 pub fn json() -> serde_json::Result<String> {

@@ -42,7 +42,10 @@ fn index(
     if browser.0 {
         Either::Left(Template::render(
             "index",
-            context! { max_url_length: settings.url_rules.max_length },
+            context! {
+                max_url_length: settings.url_rules.max_length,
+                page_burst: settings.page_burst,
+            },
         ))
     } else {
         Either::Right("URL Shortener is running!")

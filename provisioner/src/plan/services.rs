@@ -288,6 +288,9 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                     "ROCKET_MAX_URL_LENGTH",
                     cluster.app.max_url_length.to_string(),
                 ),
+                // Every answer names the host that gave it (`X-Served-By`).
+                ("ROCKET_SERVED_BY", env_value(&host.name)),
+                ("ROCKET_PAGE_BURST", cluster.page_burst().to_string()),
             ]);
             if let Some(base) = &cluster.app.public_base_url {
                 environment.insert("ROCKET_PUBLIC_BASE_URL".into(), env_value(base));

@@ -269,6 +269,10 @@ pub struct App {
     /// PostgreSQL database (and user) of the app.
     #[schemars(default = "defaults::database")]
     pub database: String,
+    /// Whether the page offers "send 20 at once", which shows per web server how many the
+    /// global limit admitted. Unset: on for the local target, off for Proxmox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_burst: Option<bool>,
     pub limiter: Limiter,
 }
 
@@ -551,6 +555,11 @@ pub enum FileCheck {
 }
 
 impl Cluster {
+    /// `app.page_burst`, or its default for the target.
+    pub fn page_burst(&self) -> bool {
+        self.app.page_burst.unwrap_or(self.target == Target::Local)
+    }
+
     /// Parses and validates cluster.yaml text; `path` only names the file in messages, and its
     /// directory is where relative key and secret paths are looked up for
     /// [`FileCheck::RequireFiles`].

@@ -827,6 +827,7 @@ fn app(r: &mut Reader, node: &Node, path: &str) -> Option<App> {
             "redirect_status",
             "max_url_length",
             "database",
+            "page_burst",
             "limiter",
         ],
     )?;
@@ -845,12 +846,14 @@ fn app(r: &mut Reader, node: &Node, path: &str) -> Option<App> {
         },
         defaults::database,
     );
+    let page_burst = r.optional(&f, "page_burst", boolean);
     let limiter = r.required(&f, "limiter", limiter);
     Some(App {
         public_base_url: public_base_url?,
         redirect_status: redirect_status?,
         max_url_length: max_url_length?,
         database: database?,
+        page_burst: page_burst?,
         limiter: limiter?,
     })
 }

@@ -1,8 +1,7 @@
 //! The limiter's part of the API document (`crate::openapi`): its 429 answer, and the
 //! `RateLimit-Policy` / `RateLimit` headers on every answer of an operation it limits.
 
-use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::{ObjectBuilder, OpenApi, RefOr, Type};
+use utoipa::openapi::OpenApi;
 use utoipa::{IntoResponses, Modify};
 
 use super::headers::{RATELIMIT, RATELIMIT_POLICY};
@@ -36,34 +35,14 @@ impl Modify for RateLimitHeaders {
                  until quota returns>`. Absent with `RateLimit-Policy`.",
             ),
         ];
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let responses = &mut operation.responses.responses;
-                if !responses.contains_key("429") {
-                    continue;
-                }
-                for response in responses.values_mut() {
-                    let RefOr::T(response) = response else {
-                        continue;
-                    };
-                    for (name, description) in headers {
-                        let schema = ObjectBuilder::new().schema_type(Type::String);
-                        let header = HeaderBuilder::new()
-                            .schema(Some(schema))
-                            .description(Some(description))
-                            .build();
-                        response.headers.insert(name.to_owned(), header.into());
-                    }
+        for operation in crate::openapi::operations(openapi) {
+            let responses = &mut operation.responses.responses;
+            if !responses.contains_key("429") {
+                continue;
+            }
+            for response in responses.values_mut() {
+                for (name, description) in headers {
+                    crate::openapi::add_string_header(response, name, description);
                 }
             }
         }
