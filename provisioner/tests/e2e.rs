@@ -125,8 +125,6 @@ async fn shorten(client: &reqwest::Client, url: &str) -> reqwest::Response {
         .expect("POST /shorten through the load balancer")
 }
 
-/// `ratelimit_decisions_total{policy="shorten",outcome=...}` of one web host, read
-/// directly from it (metrics are not rate limited).
 /// Shorten decisions a web host made without Redis: served unlimited (`fail_mode = open`)
 /// or on its own share alone (`local`, the fallback). Either means Redis did not answer.
 async fn shorten_decisions_without_redis(client: &reqwest::Client, ip: &str) -> u64 {
@@ -137,6 +135,8 @@ async fn shorten_decisions_without_redis(client: &reqwest::Client, ip: &str) -> 
     total
 }
 
+/// `ratelimit_decisions_total{policy="shorten",outcome=...}` of one web host, read
+/// directly from it (metrics are not rate limited).
 async fn shorten_decisions(client: &reqwest::Client, ip: &str, outcome: &str) -> u64 {
     let text = client
         .get(format!("http://{ip}:8000/metrics"))
@@ -395,16 +395,29 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
 
     // The shorten limit is global: 30 concurrent requests from this one client, spread by
     // nginx over both web hosts, admit exactly the limit (one was used above).
-    let answers = futures_util::future::join_all((0..30).map(|i| {
+    let answered = futures_util::future::join_all((0..30).map(|i| {
         let http = http.clone();
         async move {
-            shorten(&http, &format!("https://example.com/burst/{i}"))
-                .await
-                .status()
+            let res = shorten(&http, &format!("https://example.com/burst/{i}")).await;
+            let served_by = res
+                .headers()
+                .get("X-Served-By")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (res.status(), served_by)
         }
     }))
     .await;
     let last_shorten = Instant::now();
+    // Every answer names the web host that gave it, by its name in cluster.yaml.
+    let served_by: std::collections::BTreeSet<Option<String>> =
+        answered.iter().map(|(_, by)| by.clone()).collect();
+    let expected: std::collections::BTreeSet<Option<String>> = WEB_HOSTS
+        .iter()
+        .map(|(host, _)| Some(host.to_string()))
+        .collect();
+    assert_eq!(served_by, expected, "X-Served-By through the load balancer");
+    let answers: Vec<StatusCode> = answered.into_iter().map(|(status, _)| status).collect();
     let admitted = answers.iter().filter(|s| s.is_success()).count() as u64;
     let limited = answers
         .iter()
