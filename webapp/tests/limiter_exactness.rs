@@ -51,7 +51,12 @@ async fn exactly_the_limit_across_two_instances(algorithm: Algorithm) {
     );
     if algorithm == Algorithm::SlidingLog {
         let mut conn = redis_conn(&redis_url()).await;
-        let key = format!("{prefix}{{default:127.0.0.1}}");
+        let key = clusterlab_contract::redis_key(
+            &prefix,
+            algorithm,
+            clusterlab_contract::route::DEFAULT,
+            &"127.0.0.1",
+        );
         let logged: u64 = redis::cmd("ZCARD")
             .arg(&key)
             .query_async(&mut conn)
