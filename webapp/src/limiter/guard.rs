@@ -71,25 +71,15 @@ impl<'r> FromRequest<'r> for RateLimit {
             })
             .await;
         match &recorded.0 {
-            Some(Verdict::Allowed(decision)) => Outcome::Success(RateLimit {
-                decision: Some(decision.clone()),
-            }),
-            Some(Verdict::Fallback(decision)) if decision.allowed => Outcome::Success(RateLimit {
-                decision: Some(decision.clone()),
-            }),
-            Some(Verdict::Shadowed(decision)) => Outcome::Success(RateLimit {
-                decision: Some(decision.clone()),
-            }),
-            Some(verdict @ Verdict::Fallback(_)) => {
-                Outcome::Error((Status::TooManyRequests, verdict.clone()))
-            }
-            Some(Verdict::FailedOpen) => Outcome::Success(RateLimit { decision: None }),
-            Some(verdict @ Verdict::Limited(_)) => {
-                Outcome::Error((Status::TooManyRequests, verdict.clone()))
-            }
             Some(Verdict::FailedClosed) | None => {
                 Outcome::Error((Status::ServiceUnavailable, Verdict::FailedClosed))
             }
+            Some(verdict) if verdict.refuses() => {
+                Outcome::Error((Status::TooManyRequests, verdict.clone()))
+            }
+            Some(verdict) => Outcome::Success(RateLimit {
+                decision: verdict.decision().cloned(),
+            }),
         }
     }
 }
@@ -152,26 +142,22 @@ fn recorded<'r>(req: &'r Request<'_>) -> Option<&'r Verdict> {
 }
 
 fn add_headers(req: &Request<'_>, res: &mut Response<'_>) {
-    match recorded(req) {
-        Some(Verdict::Allowed(decision) | Verdict::Shadowed(decision)) => {
-            set_ratelimit(res, decision)
-        }
-        Some(Verdict::Limited(decision) | Verdict::Fallback(decision)) => {
-            set_ratelimit(res, decision);
-            if res.status() == Status::TooManyRequests {
-                res.set_header(Header::new(
-                    RETRY_AFTER,
-                    decision.retry_after_seconds().to_string(),
-                ));
-            }
-        }
-        Some(Verdict::FailedClosed) if res.status() == Status::ServiceUnavailable => {
+    let Some(verdict) = recorded(req) else {
+        return;
+    };
+    if let Some(decision) = verdict.decision() {
+        set_ratelimit(res, decision);
+        if verdict.refuses() && res.status() == Status::TooManyRequests {
             res.set_header(Header::new(
                 RETRY_AFTER,
-                UNAVAILABLE_RETRY_AFTER.to_string(),
+                decision.retry_after_seconds().to_string(),
             ));
         }
-        _ => {}
+    } else if *verdict == Verdict::FailedClosed && res.status() == Status::ServiceUnavailable {
+        res.set_header(Header::new(
+            RETRY_AFTER,
+            UNAVAILABLE_RETRY_AFTER.to_string(),
+        ));
     }
 }
 
@@ -185,12 +171,10 @@ fn set_ratelimit(res: &mut Response<'_>, decision: &Decision) {
 
 #[catch(429)]
 fn too_many_requests(req: &Request<'_>) -> Json<ErrorBody> {
-    let retry_after = match recorded(req) {
-        Some(Verdict::Limited(decision) | Verdict::Fallback(decision)) => {
-            decision.retry_after_seconds()
-        }
-        _ => UNAVAILABLE_RETRY_AFTER,
-    };
+    let retry_after = recorded(req)
+        .filter(|verdict| verdict.refuses())
+        .and_then(Verdict::decision)
+        .map_or(UNAVAILABLE_RETRY_AFTER, Decision::retry_after_seconds);
     Json(ErrorBody {
         error: "Rate limit exceeded".into(),
         retry_after: Some(retry_after),

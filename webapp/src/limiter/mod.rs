@@ -103,6 +103,28 @@ pub enum Verdict {
     FailedClosed,
 }
 
+impl Verdict {
+    /// The decision the `RateLimit` headers report, when one was made.
+    pub fn decision(&self) -> Option<&Decision> {
+        match self {
+            Verdict::Allowed(d)
+            | Verdict::Limited(d)
+            | Verdict::Fallback(d)
+            | Verdict::Shadowed(d) => Some(d),
+            Verdict::FailedOpen | Verdict::FailedClosed => None,
+        }
+    }
+
+    /// Whether the request is refused with 429 (by Redis or by the local fallback).
+    pub fn refuses(&self) -> bool {
+        match self {
+            Verdict::Limited(_) => true,
+            Verdict::Fallback(d) => !d.allowed,
+            _ => false,
+        }
+    }
+}
+
 /// Seconds a client refused with 503 (fail closed) is asked to wait.
 pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
 
