@@ -12,21 +12,6 @@ async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
     client.get(url).send().await.expect("request")
 }
 
-/// Value of the series `name{labels}` in the app's /metrics, 0 if absent.
-async fn metric(client: &reqwest::Client, app: &App, series: &str) -> f64 {
-    let text = get(client, &app.url("/metrics"))
-        .await
-        .text()
-        .await
-        .expect("metrics");
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
 /// Polls until a limited route carries a decision again (Redis back and reconnected).
 async fn until_decided(client: &reqwest::Client, app: &App) -> Duration {
     let started = Instant::now();

@@ -92,20 +92,8 @@ async fn shadow_mode_serves_what_it_would_refuse_and_counts_it() {
         statuses(&client, &app.url("/"), &[], 3).await,
         [200, 200, 429]
     );
-    let metrics = client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let value = |series: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let metrics = metrics_text(&client, &app).await;
+    let value = |series: &str| series_value(&metrics, series);
     let decisions = "ratelimit_decisions_total";
     assert_eq!(
         value(&format!(

@@ -205,3 +205,27 @@ pub fn parse_field(value: &str, a: &str, b: &str) -> (String, u64, u64) {
 pub fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     res.headers().get(name).and_then(|v| v.to_str().ok())
 }
+
+/// The app's `/metrics` text.
+pub async fn metrics_text(client: &reqwest::Client, app: &App) -> String {
+    client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// Value of the series `name{labels}` in Prometheus text, 0 if absent.
+pub fn series_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Value of the series `name{labels}` in the app's /metrics, 0 if absent.
+pub async fn metric(client: &reqwest::Client, app: &App, series: &str) -> f64 {
+    series_value(&metrics_text(client, app).await, series)
+}
