@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use provisioner::spec::{Algorithm, FailMode, Limiter, Policies, Policy, Window};
+use provisioner::spec::{Algorithm, Limiter, Policies, Policy, Window};
 use provisioner::verdict::{judge, K6Run, Thresholds};
 
 const REQUESTS: usize = 1_000_000;
@@ -46,20 +46,14 @@ fn limiter(algorithm: Algorithm) -> Limiter {
         window: Window::from_millis(60_000),
         shadow: false,
     };
-    Limiter {
+    Limiter::with_defaults(
         algorithm,
-        fail_mode: FailMode::Open,
-        shadow: false,
-        timeout_ms: 50,
-        ipv6_prefix: 64,
-        key_prefix: "rl:".into(),
-        redis_maxmemory: "256mb".into(),
-        policies: Policies {
+        Policies {
             default: policy,
             shorten: policy,
             redirect: policy,
         },
-    }
+    )
 }
 
 fn main() {

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use provisioner::spec::{Algorithm, FailMode, Limiter, Policies, Policy, Window};
+use provisioner::spec::{Algorithm, Limiter, Policies, Policy, Window};
 use provisioner::verdict::{judge, K6Run, Sample, Thresholds};
 
 const ALGORITHMS: [Algorithm; 3] = [
@@ -168,20 +168,14 @@ fn verdict_for(t: &Traffic, limit: u32) -> provisioner::verdict::Verdict {
         window: Window::from_millis(t.window_ms),
         shadow: false,
     };
-    let limiter = Limiter {
-        algorithm: t.algorithm,
-        fail_mode: FailMode::Open,
-        shadow: false,
-        timeout_ms: 50,
-        ipv6_prefix: 64,
-        key_prefix: "rl:".into(),
-        redis_maxmemory: "256mb".into(),
-        policies: Policies {
+    let limiter = Limiter::with_defaults(
+        t.algorithm,
+        Policies {
             default: policy,
             shorten: policy,
             redirect: policy,
         },
-    };
+    );
     let run = K6Run {
         samples,
         ..K6Run::default()

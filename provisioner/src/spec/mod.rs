@@ -324,6 +324,23 @@ pub struct Policies {
     pub redirect: Policy,
 }
 
+impl Limiter {
+    /// `algorithm` over `policies`, every other setting at the default a cluster.yaml that
+    /// leaves it out gets (the verdict's tests and benchmark judge against these).
+    pub fn with_defaults(algorithm: Algorithm, policies: Policies) -> Limiter {
+        Limiter {
+            algorithm,
+            fail_mode: defaults::fail_mode(),
+            shadow: false,
+            timeout_ms: defaults::timeout_ms(),
+            ipv6_prefix: defaults::ipv6_prefix(),
+            key_prefix: defaults::key_prefix(),
+            redis_maxmemory: defaults::redis_maxmemory(),
+            policies,
+        }
+    }
+}
+
 impl Policies {
     /// Each policy with the name the web app gives it (its route class).
     pub fn named(&self) -> [(&'static str, &Policy); 3] {

@@ -383,7 +383,7 @@ impl fmt::Display for Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{FailMode, Policies, Window};
+    use crate::spec::{Policies, Window};
 
     const FAST: Thresholds = Thresholds {
         p95: Duration::from_millis(500),
@@ -395,20 +395,14 @@ mod tests {
             window: Window::from_millis(secs * 1000),
             shadow: false,
         };
-        Limiter {
+        Limiter::with_defaults(
             algorithm,
-            fail_mode: FailMode::Open,
-            shadow: false,
-            timeout_ms: 50,
-            ipv6_prefix: 64,
-            key_prefix: "rl:".into(),
-            redis_maxmemory: "256mb".into(),
-            policies: Policies {
+            Policies {
                 default: policy(100, 60),
                 shorten: policy(3, 10),
                 redirect: policy(50, 60),
             },
-        }
+        )
     }
 
     const SECOND: i64 = 1_000_000;
