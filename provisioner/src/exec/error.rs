@@ -90,6 +90,20 @@ pub enum ExecError {
         output: String,
     },
 
+    #[error("{host}: redis {operation}: {message}")]
+    Redis {
+        host: String,
+        operation: String,
+        message: String,
+    },
+
+    #[error("{host}: {operation}: {message}")]
+    Http {
+        host: String,
+        operation: String,
+        message: String,
+    },
+
     #[error("terraform output in {dir}: {message}")]
     TerraformOutput { dir: String, message: String },
 }

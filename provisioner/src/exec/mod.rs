@@ -16,6 +16,9 @@
 //!   after destroy.
 //! - [`terraform`]: run terraform, stream its output, read the hosts it made.
 //! - [`loadtest`]: k6 on the tester host: scripts up, client addresses, outputs back.
+//! - [`redis`]: the cluster's Redis through its host's SSH session (the limiter's keys,
+//!   `INFO`).
+//! - [`web`]: a web host's own HTTP endpoints (`/metrics`) through its SSH session.
 //! - [`progress`]: one indicatif bar per host.
 //! - [`error`]: the one error type; every variant names the host and the operation.
 
@@ -29,7 +32,9 @@ pub mod images;
 pub mod loadtest;
 pub mod local;
 pub mod progress;
+pub mod redis;
 pub mod ssh;
 pub mod terraform;
+pub mod web;
 
 pub use error::{ExecError, Result};

@@ -336,7 +336,38 @@ impl HostSession {
     /// Forwards a local Unix socket to the host's `/var/run/docker.sock` and returns the
     /// local path, ready for `bollard::Docker::connect_with_unix`.
     pub async fn forward_docker_socket(&self) -> Result<PathBuf> {
-        let local = self.socket_dir.path().join("docker.sock");
+        self.forward(
+            "docker.sock",
+            Socket::UnixSocket {
+                path: Path::new("/var/run/docker.sock").into(),
+            },
+            "forward /var/run/docker.sock",
+        )
+        .await
+    }
+
+    /// Forwards a local Unix socket to `address:port` as seen from the host (a service
+    /// the host publishes, e.g. Redis or the web app) and returns the local path. `name`
+    /// names the socket; asking twice for one name reuses the forward.
+    pub async fn forward_tcp(&self, name: &str, address: &str, port: u16) -> Result<PathBuf> {
+        self.forward(
+            &format!("{name}.sock"),
+            Socket::TcpSocket {
+                host: address.to_owned().into(),
+                port,
+            },
+            &format!("forward {address}:{port}"),
+        )
+        .await
+    }
+
+    async fn forward(
+        &self,
+        local_name: &str,
+        remote: Socket<'_>,
+        operation: &str,
+    ) -> Result<PathBuf> {
+        let local = self.socket_dir.path().join(local_name);
         if local.exists() {
             return Ok(local);
         }
@@ -346,14 +377,12 @@ impl HostSession {
                 Socket::UnixSocket {
                     path: local.as_path().into(),
                 },
-                Socket::UnixSocket {
-                    path: Path::new("/var/run/docker.sock").into(),
-                },
+                remote,
             )
             .await
             .map_err(|e| ExecError::Ssh {
                 host: self.host.clone(),
-                operation: "forward /var/run/docker.sock".into(),
+                operation: operation.to_owned(),
                 message: chain(&e),
             })?;
         Ok(local)
