@@ -16,8 +16,8 @@ mod settings;
 mod window;
 
 pub use settings::{
-    defaults, env_value, Algorithm, FailMode, LimiterConfig, Policy, PolicySet, PolicySpec,
-    RedisUrl, SettingsError, TrustedProxy,
+    defaults, env_value, most_specific, Algorithm, Applies, FailMode, LimiterConfig, Network,
+    Override, OverrideSpec, Policy, PolicySet, PolicySpec, RedisUrl, Rule, SettingsError,
 };
 pub use window::{Window, WindowError};
 

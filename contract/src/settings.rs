@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -114,29 +115,30 @@ impl fmt::Debug for RedisUrl {
     }
 }
 
-/// A trusted-proxy network; a bare address means just that host (/32 or /128).
+/// A network (a trusted proxy's, an override's); a bare address means just that host
+/// (/32 or /128).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct TrustedProxy(pub IpNet);
+pub struct Network(pub IpNet);
 
-impl TryFrom<String> for TrustedProxy {
+impl TryFrom<String> for Network {
     type Error = String;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         let value = value.trim();
         if let Ok(net) = value.parse::<IpNet>() {
-            return Ok(TrustedProxy(net.trunc()));
+            return Ok(Network(net.trunc()));
         }
         value
             .parse::<std::net::IpAddr>()
-            .map(|ip| TrustedProxy(IpNet::from(ip)))
+            .map(|ip| Network(IpNet::from(ip)))
             .map_err(|_| format!("`{value}` is neither a CIDR (10.0.0.0/8) nor an IP address"))
     }
 }
 
-impl From<TrustedProxy> for String {
-    fn from(proxy: TrustedProxy) -> String {
-        proxy.0.to_string()
+impl From<Network> for String {
+    fn from(network: Network) -> String {
+        network.0.to_string()
     }
 }
 
@@ -149,6 +151,20 @@ pub struct PolicySpec {
     /// Decide and count, but serve what the policy would refuse ([`LimiterConfig::shadow`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub shadow: bool,
+}
+
+/// Clients in `cidr` get other limits than everyone else: none at all (`unlimited`, e.g.
+/// the monitoring host), or `policies` of their own in place of the ones of the same name
+/// (route classes the override leaves out keep the usual policy). A client in several
+/// overrides gets the most specific one (the longest prefix).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideSpec {
+    pub cidr: Network,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unlimited: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policies: BTreeMap<String, PolicySpec>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -171,10 +187,13 @@ pub struct LimiterConfig {
     #[serde(skip_serializing_if = "is_false")]
     pub shadow: bool,
     pub timeout_ms: u64,
-    pub trusted_proxies: Vec<TrustedProxy>,
+    pub trusted_proxies: Vec<Network>,
     pub ipv6_prefix: u8,
     pub key_prefix: String,
     pub policies: BTreeMap<String, PolicySpec>,
+    /// Networks with other limits ([`OverrideSpec`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<OverrideSpec>,
 }
 
 impl Default for LimiterConfig {
@@ -190,6 +209,7 @@ impl Default for LimiterConfig {
             ipv6_prefix: defaults::IPV6_PREFIX,
             key_prefix: defaults::KEY_PREFIX.to_owned(),
             policies: BTreeMap::new(),
+            overrides: Vec::new(),
         }
     }
 }
@@ -203,10 +223,16 @@ pub enum SettingsError {
     Instances,
     #[error("limiter.ipv6_prefix must be within 1..=128, got {0}")]
     Ipv6Prefix(u8),
-    #[error("limiter.policies.{0}: a policy name is letters, digits, '_' or '-'")]
+    #[error("limiter.{0}: a policy name is letters, digits, '_' or '-'")]
     PolicyName(String),
-    #[error("limiter.policies.{0}.limit must be at least 1")]
+    #[error("limiter.{0}.limit must be at least 1")]
     Limit(String),
+    #[error(
+        "limiter.overrides.{0}: give either `unlimited = true` or `policies`, not both or neither"
+    )]
+    OverrideRule(usize),
+    #[error("limiter.overrides.{0}: {1} is also the network of override {2}")]
+    OverrideNetwork(usize, String, usize),
     #[error("{url} is not a usable URL: {reason}")]
     Url { url: String, reason: String },
 }
@@ -227,22 +253,7 @@ impl LimiterConfig {
         if !(1..=128).contains(&self.ipv6_prefix) {
             return Err(SettingsError::Ipv6Prefix(self.ipv6_prefix));
         }
-        let mut policies = Vec::new();
-        for (name, spec) in &self.policies {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                return Err(SettingsError::PolicyName(name.clone()));
-            }
-            if spec.limit == 0 {
-                return Err(SettingsError::Limit(name.clone()));
-            }
-            let mut policy = Policy::new(name, spec.limit, spec.window);
-            policy.shadow = self.shadow || spec.shadow;
-            policies.push(policy);
-        }
+        let mut policies = self.policy_list(&self.policies, "policies.")?;
         if !self.policies.contains_key(route::DEFAULT) {
             let mut policy = Policy::new(
                 route::DEFAULT,
@@ -252,7 +263,53 @@ impl LimiterConfig {
             policy.shadow = self.shadow;
             policies.push(policy);
         }
-        Ok(PolicySet::new(policies))
+        let mut overrides: Vec<Override> = Vec::new();
+        for (index, spec) in self.overrides.iter().enumerate() {
+            if let Some(other) = overrides.iter().position(|o| o.network == spec.cidr.0) {
+                return Err(SettingsError::OverrideNetwork(
+                    index,
+                    spec.cidr.0.to_string(),
+                    other,
+                ));
+            }
+            let rule = match (spec.unlimited, spec.policies.is_empty()) {
+                (true, true) => Rule::Unlimited,
+                (false, false) => Rule::Policies(
+                    self.policy_list(&spec.policies, &format!("overrides.{index}.policies."))?,
+                ),
+                _ => return Err(SettingsError::OverrideRule(index)),
+            };
+            overrides.push(Override {
+                network: spec.cidr.0,
+                rule,
+            });
+        }
+        Ok(PolicySet::new(policies).with_overrides(overrides))
+    }
+
+    /// `specs` as policies, checked; `path` is where they sit under `limiter.` (for errors).
+    fn policy_list(
+        &self,
+        specs: &BTreeMap<String, PolicySpec>,
+        path: &str,
+    ) -> Result<Vec<Policy>, SettingsError> {
+        let mut policies = Vec::new();
+        for (name, spec) in specs {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(SettingsError::PolicyName(format!("{path}{name}")));
+            }
+            if spec.limit == 0 {
+                return Err(SettingsError::Limit(format!("{path}{name}")));
+            }
+            let mut policy = Policy::new(name, spec.limit, spec.window);
+            policy.shadow = self.shadow || spec.shadow;
+            policies.push(policy);
+        }
+        Ok(policies)
     }
 }
 
@@ -292,11 +349,51 @@ impl fmt::Display for Policy {
     }
 }
 
-/// All configured policies; route classes without an own policy share `default`.
+/// All configured policies; route classes without an own policy share `default`. Clients
+/// in an [`Override`]'s network get its rule instead.
 #[derive(Debug, Clone)]
 pub struct PolicySet {
     policies: Vec<Policy>,
     default: usize,
+    overrides: Vec<Override>,
+}
+
+/// A network whose clients get other limits ([`OverrideSpec`], validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub network: IpNet,
+    pub rule: Rule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// Never limited: no decision is asked for.
+    Unlimited,
+    /// These policies in place of the ones of the same name.
+    Policies(Vec<Policy>),
+}
+
+/// The override a client at `address` gets: of those whose network holds it, the most
+/// specific (longest prefix), like a routing table. The one rule for both programs: the
+/// web app applies it, the provisioner's load-test verdict judges by it.
+pub fn most_specific<T>(
+    overrides: &[T],
+    network: impl Fn(&T) -> IpNet,
+    address: IpAddr,
+) -> Option<&T> {
+    let address = address.to_canonical();
+    overrides
+        .iter()
+        .filter(|o| network(o).contains(&address))
+        .max_by_key(|o| network(o).prefix_len())
+}
+
+/// What applies to one request: a policy, or nothing (an unlimited override).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applies<'a> {
+    Policy(&'a Policy),
+    /// The client is in this unlimited network.
+    Unlimited(IpNet),
 }
 
 impl PolicySet {
@@ -307,7 +404,60 @@ impl PolicySet {
             .iter()
             .position(|p| p.name == route::DEFAULT)
             .unwrap_or(0);
-        PolicySet { policies, default }
+        PolicySet {
+            policies,
+            default,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// This set with `overrides`, whose networks must differ ([`LimiterConfig::validate`]).
+    pub fn with_overrides(mut self, overrides: Vec<Override>) -> Self {
+        self.overrides = overrides;
+        self
+    }
+
+    /// What limits a request of route class `route_name` from `address`: the most specific
+    /// override whose network holds the address, else the usual policy ([`Self::for_route`]).
+    pub fn for_client(&self, address: Option<IpAddr>, route_name: Option<&str>) -> Applies<'_> {
+        let usual = || Applies::Policy(self.for_route(route_name));
+        let Some(address) = address else {
+            return usual();
+        };
+        match most_specific(&self.overrides, |o| o.network, address) {
+            None => usual(),
+            Some(Override {
+                network,
+                rule: Rule::Unlimited,
+            }) => Applies::Unlimited(*network),
+            Some(Override {
+                rule: Rule::Policies(policies),
+                ..
+            }) => {
+                // The override replaces the policy the request would get otherwise.
+                let usual_name = &self.for_route(route_name).name;
+                let named = |name: &str| policies.iter().find(|p| p.name == name);
+                route_name
+                    .and_then(named)
+                    .or_else(|| named(usual_name))
+                    .map_or_else(usual, Applies::Policy)
+            }
+        }
+    }
+
+    /// Every policy a decision can be made under: the usual ones, then the overrides'.
+    pub fn all(&self) -> impl Iterator<Item = &Policy> {
+        self.policies
+            .iter()
+            .chain(self.overrides.iter().flat_map(|o| match &o.rule {
+                Rule::Unlimited => [].iter(),
+                Rule::Policies(policies) => policies.iter(),
+            }))
+    }
+
+    /// The overrides, in the order the settings list them.
+    pub fn overrides(&self) -> &[Override] {
+        &self.overrides
     }
 
     /// The policy for a route class (a Rocket route's name); unknown or unnamed -> `default`.
@@ -428,7 +578,7 @@ mod tests {
             instances: 3,
             shadow: false,
             timeout_ms: 500,
-            trusted_proxies: vec![TrustedProxy("10.0.0.2/32".parse().unwrap())],
+            trusted_proxies: vec![Network("10.0.0.2/32".parse().unwrap())],
             ipv6_prefix: 56,
             key_prefix: "rl:\"quoted\"\\{x}=,".to_owned(),
             policies: route::ALL
@@ -447,6 +597,26 @@ mod tests {
                     )
                 })
                 .collect(),
+            overrides: vec![
+                OverrideSpec {
+                    cidr: Network("10.0.0.30/32".parse().unwrap()),
+                    unlimited: true,
+                    policies: BTreeMap::new(),
+                },
+                OverrideSpec {
+                    cidr: Network("2001:db8::/48".parse().unwrap()),
+                    unlimited: false,
+                    policies: [(
+                        route::SHORTEN.to_owned(),
+                        PolicySpec {
+                            limit: 50,
+                            window: Window::parse("60s").unwrap(),
+                            shadow: false,
+                        },
+                    )]
+                    .into(),
+                },
+            ],
         };
         let text = env_value(&sent).expect("serializes");
         Jail::expect_with(|jail| {
@@ -468,7 +638,7 @@ mod tests {
             .expect("parses");
         assert_eq!(
             zero.validate().unwrap_err(),
-            SettingsError::Limit("default".into())
+            SettingsError::Limit("policies.default".into())
         );
         let long = parse(
             "[limiter]\npolicies = { default = { limit = 1, window = \"20000000000000000s\" } }",
@@ -508,5 +678,80 @@ mod tests {
         assert_eq!(set.for_route(Some(route::SHORTEN)).limit, 10);
         assert_eq!(set.for_route(Some(route::REDIRECT)).name, "default");
         assert_eq!(set.for_route(None).name, "default");
+    }
+
+    #[test]
+    fn overrides_give_their_networks_other_limits_most_specific_first() {
+        let config = parse(
+            r#"
+            [limiter.policies]
+            shorten = { limit = 10, window = "60s" }
+            [[limiter.overrides]]
+            cidr = "10.0.0.0/24"
+            policies = { shorten = { limit = 50, window = "60s" }, default = { limit = 7, window = "1s" } }
+            [[limiter.overrides]]
+            cidr = "10.0.0.9"
+            unlimited = true
+            "#,
+        )
+        .expect("parses");
+        let set = config.validate().expect("valid");
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let limit = |address, route| match set.for_client(address, route) {
+            Applies::Policy(policy) => Some((policy.name.clone(), policy.limit)),
+            Applies::Unlimited(_) => None,
+        };
+        // Outside every override: the usual policies.
+        assert_eq!(
+            limit(ip("10.0.1.1"), Some(route::SHORTEN)),
+            Some(("shorten".into(), 10))
+        );
+        assert_eq!(
+            limit(None, Some(route::SHORTEN)),
+            Some(("shorten".into(), 10))
+        );
+        // Inside the /24: its shorten, its default for classes that would get default ...
+        assert_eq!(
+            limit(ip("10.0.0.5"), Some(route::SHORTEN)),
+            Some(("shorten".into(), 50))
+        );
+        assert_eq!(limit(ip("10.0.0.5"), None), Some(("default".into(), 7)));
+        assert_eq!(
+            limit(ip("10.0.0.5"), Some(route::REDIRECT)),
+            Some(("default".into(), 7))
+        );
+        // ... and the /32 inside it is more specific, whatever order the spec lists them in.
+        assert_eq!(limit(ip("10.0.0.9"), Some(route::SHORTEN)), None);
+        assert_eq!(limit(ip("::ffff:10.0.0.9"), None), None);
+    }
+
+    #[test]
+    fn an_override_needs_exactly_one_rule_and_a_network_of_its_own() {
+        let invalid = |toml: &str| parse(toml).expect("parses").validate().unwrap_err();
+        assert_eq!(
+            invalid("[[limiter.overrides]]\ncidr = \"10.0.0.0/8\""),
+            SettingsError::OverrideRule(0)
+        );
+        assert_eq!(
+            invalid(
+                "[[limiter.overrides]]\ncidr = \"10.0.0.0/8\"\nunlimited = true\npolicies = { default = { limit = 1, window = \"1s\" } }"
+            ),
+            SettingsError::OverrideRule(0)
+        );
+        assert_eq!(
+            invalid(
+                "[[limiter.overrides]]\ncidr = \"10.0.0.0/8\"\nunlimited = true\n[[limiter.overrides]]\ncidr = \"10.1.2.3/8\"\nunlimited = true"
+            ),
+            SettingsError::OverrideNetwork(1, "10.0.0.0/8".into(), 0)
+        );
+        assert_eq!(
+            invalid(
+                "[[limiter.overrides]]\ncidr = \"10.0.0.0/8\"\npolicies = { shorten = { limit = 0, window = \"1s\" } }"
+            ),
+            SettingsError::Limit("overrides.0.policies.shorten".into())
+        );
+        assert!(
+            parse("[[limiter.overrides]]\ncidr = \"not a network\"\nunlimited = true").is_err()
+        );
     }
 }

@@ -142,6 +142,39 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "overrides that cannot work",
+        edits: &[(
+            "      redirect: { limit: 100, window: 60s }\n",
+            "      redirect: { limit: 100, window: 60s }\n    overrides:\n      \
+             - { cidr: 10.9.0.0/16, unlimited: true, policies: { shorten: { limit: 5, window: 1s } } }\n      \
+             - { cidr: 10.9.1.1/16, unlimited: true }\n      \
+             - { cidr: 10.9.0.0/16, unlimited: true }\n      \
+             - { cidr: nowhere, unlimited: true }\n      \
+             - { cidr: 10.8.0.0/16 }\n      \
+             - { cidr: 10.7.0.0/16, policies: { upload: { limit: 5, window: 1s } } }\n",
+        )],
+        errors: &[
+            "29:11: app.limiter.overrides[0]: give either `unlimited: true` or `policies` of its own (not both, not neither)",
+            "30:17: app.limiter.overrides[1].cidr: 10.9.1.1/16 has host bits set; did you mean 10.9.0.0/16?",
+            "32:17: app.limiter.overrides[3].cidr: expected a network like 10.77.0.64/26 or 2001:db8::/48, or an address, found \"nowhere\"",
+            "33:11: app.limiter.overrides[4]: give either `unlimited: true` or `policies` of its own (not both, not neither)",
+            "34:42: app.limiter.overrides[5].policies.upload: unknown key `upload` (expected one of: default, shorten, redirect)",
+        ],
+    },
+    Case {
+        name: "two overrides for one network",
+        edits: &[(
+            "      redirect: { limit: 100, window: 60s }\n",
+            "      redirect: { limit: 100, window: 60s }\n    overrides:\n      \
+             - { cidr: 10.9.0.0/16, unlimited: true }\n      \
+             - { cidr: 10.9.0.1, unlimited: true }\n      \
+             - { cidr: 10.9.0.0/16, policies: { shorten: { limit: 5, window: 1s } } }\n",
+        )],
+        errors: &[
+            "31:11: app.limiter.overrides[2].cidr: 10.9.0.0/16 is already the network of app.limiter.overrides[0]",
+        ],
+    },
+    Case {
         name: "unknown algorithm",
         edits: &[("  limiter:\n", "  limiter:\n    algorithm: token_bucket\n")],
         errors: &["24:16: app.limiter.algorithm: unknown algorithm \"token_bucket\" (expected one of: sliding_log, sliding_window, gcra)"],

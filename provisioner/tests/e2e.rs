@@ -2,7 +2,8 @@
 //! cluster.yaml in a temporary directory, so keys, secrets, rendered files and terraform
 //! state stay out of the repository; the repository is the working and project directory):
 //! cold `up`; a link shortened and followed and the page loaded through the load balancer;
-//! the shorten limit held exactly across both web hosts; a second `up` that changes
+//! the shorten limit held exactly across both web hosts, and per client under the spec's
+//! overrides (an unlimited address, one with a limit of its own); a second `up` that changes
 //! nothing; `deploy` of an app change rolled one web host at a time under steady traffic;
 //! then what must never lose data: a killed VM brought back, a lost key pair rotated in
 //! place, both secrets rotated with the limit still exact, a data host replaced only with
@@ -26,6 +27,15 @@ use reqwest::StatusCode;
 const LB: &str = "http://127.0.0.1:8080";
 const WEB_HOSTS: [(&str, &str); 2] = [("web1", "10.77.0.11"), ("web2", "10.77.0.12")];
 const SHORTEN_LIMIT: u64 = 10;
+/// The load tester's own address in the default spec; `loadtest --clients 3` sends from the
+/// next three, two of which the spec copy gives overrides ([`OVERRIDES`]).
+const TESTER: &str = "10.77.0.30";
+/// Added to the spec copy's limiter: the second extra client is never limited, the third
+/// gets twice the shorten limit.
+const OVERRIDES: &str = "    overrides:
+      - { cidr: 10.77.0.32, unlimited: true }
+      - { cidr: 10.77.0.33/32, policies: { shorten: { limit: 20, window: 60s } } }
+";
 
 /// The spec copy and its directory; destroys the cluster on drop unless disarmed.
 struct Cluster {
@@ -82,6 +92,11 @@ impl Drop for Cluster {
 
 /// The tester's row of a PASS verdict for `policy`: (requests, admitted, answered 429).
 fn verdict_row(out: &str, policy: &str) -> (u64, u64, u64) {
+    client_row(out, TESTER, policy)
+}
+
+/// `client`'s row of a PASS verdict for `policy`: (requests, admitted, answered 429).
+fn client_row(out: &str, client: &str, policy: &str) -> (u64, u64, u64) {
     assert!(
         out.contains("verdict: PASS"),
         "the load test's verdict:\n{out}"
@@ -89,9 +104,10 @@ fn verdict_row(out: &str, policy: &str) -> (u64, u64, u64) {
     let row = out
         .lines()
         .find(|line| {
-            line.starts_with("10.77.0.30 ") && line.split_whitespace().nth(1) == Some(policy)
+            line.split_whitespace().next() == Some(client)
+                && line.split_whitespace().nth(1) == Some(policy)
         })
-        .unwrap_or_else(|| panic!("no {policy} row for the tester in:\n{out}"));
+        .unwrap_or_else(|| panic!("no {policy} row for {client} in:\n{out}"));
     let cells: Vec<u64> = row
         .split_whitespace()
         .skip(3)
@@ -178,8 +194,14 @@ fn leftovers() -> Vec<String> {
     found.extend(
         docker_lines(&["volume", "ls", "--format", "{{.Name}}"])
             .into_iter()
+            // `clusterlab-<host>-docker|data`; the default spec's host names hold no `-`, so
+            // another cluster's (`clusterlab-dev-web1-docker`) is not taken for this one's.
             .filter(|v| {
-                v.starts_with("clusterlab-") && (v.ends_with("-docker") || v.ends_with("-data"))
+                let host = v.strip_prefix("clusterlab-").and_then(|rest| {
+                    rest.strip_suffix("-docker")
+                        .or_else(|| rest.strip_suffix("-data"))
+                });
+                host.is_some_and(|h| !h.is_empty() && !h.contains('-'))
             }),
     );
     found.extend(
@@ -346,6 +368,18 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     )
     .expect("copy cluster.yaml");
     let mut cluster = Cluster { dir, armed: true };
+    let spec = std::fs::read_to_string(cluster.spec()).expect("read spec copy");
+    let limiter_shadow = "    shadow: false\n";
+    assert_eq!(
+        spec.matches(limiter_shadow).count(),
+        1,
+        "one limiter.shadow line"
+    );
+    std::fs::write(
+        cluster.spec(),
+        spec.replace(limiter_shadow, &format!("{limiter_shadow}{OVERRIDES}")),
+    )
+    .expect("write spec copy");
     let http = client();
 
     // Cold up.
@@ -540,6 +574,40 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     for file in ["samples.json", "summary.json", "report.html", "verdict.txt"] {
         assert!(rate_run.join(file).is_file(), "{file} brought back");
     }
+
+    // Overrides through the load balancer: three client addresses on the tester, 30
+    // shortens each; the usual limit for the first, none for the second, its own for the
+    // third, each judged by its own rule.
+    let (out, _) = cluster.run_ok(&[
+        "loadtest",
+        "multi-client.js",
+        "--clients",
+        "3",
+        "-e",
+        "REQUESTS_PER_CLIENT=30",
+        "--reports",
+        reports_arg,
+    ]);
+    assert_eq!(
+        client_row(&out, "10.77.0.31", "shorten"),
+        (30, SHORTEN_LIMIT, 30 - SHORTEN_LIMIT),
+        "{out}"
+    );
+    assert_eq!(
+        client_row(&out, "10.77.0.32", "shorten"),
+        (30, 30, 0),
+        "{out}"
+    );
+    assert_eq!(
+        client_row(&out, "10.77.0.33", "shorten"),
+        (30, 20, 10),
+        "{out}"
+    );
+    let unlimited_row = out
+        .lines()
+        .find(|line| line.starts_with("10.77.0.32 "))
+        .expect("the unlimited client's row");
+    assert!(unlimited_row.contains("unlimited"), "{out}");
 
     // deploy of an app change, one web host at a time, under steady traffic.
     let spec = std::fs::read_to_string(cluster.spec()).expect("read spec copy");

@@ -194,6 +194,78 @@ async fn forwarding_headers_from_a_trusted_proxy_are_honoured() {
     }
 }
 
+/// Overrides, as the provisioner renders them from cluster.yaml: a network with a policy of
+/// its own (its own limit, in its own headers), and inside it one address never limited
+/// (no decision, no headers, counted as exempt). Everyone else keeps the usual policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_give_a_network_its_own_limit_and_exempt_an_address() {
+    let prefix = unique_prefix("overrides");
+    let app = spawn_app(json!({
+        "redis_url": redis_url(),
+        "timeout_ms": 5000,
+        "fail_mode": "closed",
+        "key_prefix": prefix,
+        "trusted_proxies": ["127.0.0.1/32"],
+        "policies": { "default": { "limit": 2, "window": "60s" } },
+        "overrides": [
+            { "cidr": "203.0.113.0/24", "policies": { "default": { "limit": 4, "window": "60s" } } },
+            { "cidr": "203.0.113.9", "unlimited": true },
+        ],
+    }))
+    .await;
+    let client = http();
+    let url = app.url("/x");
+    let usual = [("X-Real-IP", "192.0.2.1")];
+    assert_eq!(statuses(&client, &url, &usual, 3).await, [200, 200, 429]);
+    let partner = [("X-Real-IP", "203.0.113.5")];
+    assert_eq!(
+        statuses(&client, &url, &partner, 5).await,
+        [200, 200, 200, 200, 429]
+    );
+    let res = client
+        .get(&url)
+        .header("X-Real-IP", "203.0.113.6")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        header(&res, "RateLimit-Policy"),
+        Some("\"default\";q=4;w=60")
+    );
+    let monitoring = [("X-Real-IP", "203.0.113.9")];
+    assert_eq!(statuses(&client, &url, &monitoring, 10).await, [200; 10]);
+    let res = client
+        .get(&url)
+        .header("X-Real-IP", "203.0.113.9")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(header(&res, "RateLimit").is_none());
+    assert!(header(&res, "RateLimit-Policy").is_none());
+
+    let mut conn = redis_conn(&redis_url()).await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(clusterlab_contract::redis_key(
+            &prefix,
+            Algorithm::default(),
+            route::DEFAULT,
+            &"203.0.113.9",
+        ))
+        .query_async(&mut conn)
+        .await
+        .expect("EXISTS");
+    assert!(!exists, "an exempt client leaves no state in Redis");
+    let metrics = metrics_text(&client, &app).await;
+    assert_eq!(
+        series_value(
+            &metrics,
+            "ratelimit_decisions_total{outcome=\"exempt\",policy=\"default\"}"
+        ),
+        11.0
+    );
+}
+
 /// What the algorithm's state in Redis says `r` and `t` (in ms) must be right now.
 async fn expected_from_state(
     conn: &mut redis::aio::MultiplexedConnection,

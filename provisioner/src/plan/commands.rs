@@ -1,7 +1,7 @@
 //! Plan layer: the shell commands and connection strings the rendered files carry, built as
 //! values from the spec so they are tested by equality (and match the deploy layer's flags).
 
-use clusterlab_contract::{LimiterConfig, PolicySpec, RedisUrl, TrustedProxy};
+use clusterlab_contract::{LimiterConfig, Network, OverrideSpec, PolicySpec, RedisUrl};
 use ipnet::IpNet;
 
 use crate::spec::{Cluster, Host, Role};
@@ -245,7 +245,7 @@ pub fn limiter_config(cluster: &Cluster) -> LimiterConfig {
         timeout_ms: limiter.timeout_ms.into(),
         trusted_proxies: cluster
             .hosts_with(Role::LoadBalancer)
-            .map(|h| TrustedProxy(IpNet::from(std::net::IpAddr::V4(h.ip))))
+            .map(|h| Network(IpNet::from(std::net::IpAddr::V4(h.ip))))
             .collect(),
         ipv6_prefix: limiter.ipv6_prefix,
         key_prefix: limiter.key_prefix.clone(),
@@ -253,15 +253,29 @@ pub fn limiter_config(cluster: &Cluster) -> LimiterConfig {
             .policies
             .named()
             .into_iter()
-            .map(|(name, policy)| {
-                let spec = PolicySpec {
-                    limit: policy.limit.into(),
-                    window: policy.window,
-                    shadow: policy.shadow,
-                };
-                (name.to_owned(), spec)
+            .map(|(name, policy)| (name.to_owned(), policy_spec(policy)))
+            .collect(),
+        overrides: limiter
+            .overrides
+            .iter()
+            .map(|o| OverrideSpec {
+                cidr: Network(o.cidr),
+                unlimited: o.unlimited,
+                policies: o
+                    .policies
+                    .iter()
+                    .map(|(name, policy)| (name.clone(), policy_spec(policy)))
+                    .collect(),
             })
             .collect(),
+    }
+}
+
+fn policy_spec(policy: &crate::spec::Policy) -> PolicySpec {
+    PolicySpec {
+        limit: policy.limit.into(),
+        window: policy.window,
+        shadow: policy.shadow,
     }
 }
 
@@ -387,7 +401,7 @@ mod tests {
                 instances: 2,
                 shadow: false,
                 timeout_ms: 500,
-                trusted_proxies: vec![TrustedProxy("10.77.0.10/32".parse().unwrap())],
+                trusted_proxies: vec![Network("10.77.0.10/32".parse().unwrap())],
                 ipv6_prefix: 64,
                 key_prefix: "rl:".into(),
                 policies: [
@@ -396,6 +410,7 @@ mod tests {
                     ("redirect".to_owned(), policy(100)),
                 ]
                 .into(),
+                overrides: Vec::new(),
             }
         );
         assert_eq!(

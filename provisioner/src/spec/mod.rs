@@ -7,15 +7,16 @@ mod reader;
 mod secret;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
-use clusterlab_contract::route;
+use clusterlab_contract::{most_specific, route};
 pub use clusterlab_contract::{Algorithm, FailMode, Window};
 pub use error::{SpecError, SpecErrors};
 pub use secret::{Secret, SecretError, SecretRef};
@@ -311,6 +312,55 @@ pub struct Limiter {
     )]
     pub redis_maxmemory: String,
     pub policies: Policies,
+    /// Networks with other limits than everyone else's: none at all (`unlimited: true`, e.g.
+    /// the monitoring host) or `policies` of their own in place of the usual ones of the
+    /// same name. A client in several gets the most specific (longest prefix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<Override>,
+}
+
+/// One entry of `limiter.overrides`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Override {
+    /// An IPv4 or IPv6 network (`10.77.0.64/26`) or one address.
+    #[schemars(with = "String")]
+    pub cidr: IpNet,
+    /// Never limited: the web app asks Redis nothing for these clients.
+    #[serde(default)]
+    pub unlimited: bool,
+    /// Each optional: `default`, `shorten`, `redirect`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "Option<OverridePolicies>")]
+    pub policies: BTreeMap<String, Policy>,
+}
+
+/// The schema of an override's `policies` (any of the usual three).
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct OverridePolicies {
+    default: Option<Policy>,
+    shorten: Option<Policy>,
+    redirect: Option<Policy>,
+}
+
+impl Limiter {
+    /// The policy the web app applies to a request of route class `route` from `client`
+    /// (an address; anything else gets the usual policies), as [`Policies::for_route`]
+    /// names it, or `None` when an unlimited override holds the client.
+    pub fn for_client(&self, client: &str, route: &str) -> Option<(&'static str, Policy)> {
+        let (name, usual) = self.policies.for_route(route);
+        let found = client
+            .parse()
+            .ok()
+            .and_then(|address| most_specific(&self.overrides, |o| o.cidr, address));
+        match found {
+            None => Some((name, *usual)),
+            Some(o) if o.unlimited => None,
+            Some(o) => Some((name, o.policies.get(name).copied().unwrap_or(*usual))),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -337,6 +387,7 @@ impl Limiter {
             key_prefix: defaults::key_prefix(),
             redis_maxmemory: defaults::redis_maxmemory(),
             policies,
+            overrides: Vec::new(),
         }
     }
 }

@@ -2,20 +2,20 @@
 //! [`Cluster`], reporting unknown keys, missing keys and wrong types without stopping, and
 //! recording where every value came from so the semantic checks can point at it too.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use clusterlab_contract::route;
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{LoaderOptions, Node, Span};
 
 use super::validate::rules;
 use super::{
     defaults, Algorithm, App, Cluster, FailMode, Host, HostKind, ImageMode, Images, Limiter,
-    LoadBalancer, LoadTestSpec, Network, Policies, Policy, Proxmox, ProxmoxProvider,
+    LoadBalancer, LoadTestSpec, Network, Override, Policies, Policy, Proxmox, ProxmoxProvider,
     ProxmoxTemplate, Role, SecretRef, Secrets, SpecError, Ssh, Target, Window,
 };
 
@@ -871,6 +871,7 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
             "key_prefix",
             "redis_maxmemory",
             "policies",
+            "overrides",
         ],
     )?;
     let algorithm = r.or_default(&f, "algorithm", algorithm, defaults::algorithm);
@@ -897,6 +898,7 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
         defaults::redis_maxmemory,
     );
     let policies = r.required(&f, "policies", policies);
+    let overrides = r.or_default(&f, "overrides", overrides, Vec::new);
     Some(Limiter {
         algorithm: algorithm?,
         fail_mode: fail_mode?,
@@ -906,6 +908,77 @@ fn limiter(r: &mut Reader, node: &Node, path: &str) -> Option<Limiter> {
         key_prefix: key_prefix?,
         redis_maxmemory: redis_maxmemory?,
         policies: policies?,
+        overrides: overrides?,
+    })
+}
+
+/// `limiter.overrides`: each network once (a client must know which override is its).
+fn overrides(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Override>> {
+    let list = r.list(node, path, limiter_override)?;
+    for (i, entry) in list.iter().enumerate() {
+        if let Some(first) = list[..i].iter().position(|o| o.cidr == entry.cidr) {
+            let at = format!("{path}[{i}].cidr");
+            let location = r.locations.values.get(&format!("{path}[{i}]")).copied();
+            r.error(
+                &at,
+                location.unwrap_or_else(|| node_start(node)),
+                format!("{} is already the network of {path}[{first}]", entry.cidr),
+            );
+        }
+    }
+    Some(list)
+}
+
+fn limiter_override(r: &mut Reader, node: &Node, path: &str) -> Option<Override> {
+    let f = r.mapping(node, path, &["cidr", "unlimited", "policies"])?;
+    let cidr = r.required(&f, "cidr", any_network);
+    let unlimited = r.or_default(&f, "unlimited", boolean, || false);
+    let reported = r.errors.len();
+    let policies = r.or_default(&f, "policies", override_policies, BTreeMap::new);
+    let (cidr, unlimited, policies) = (cidr?, unlimited?, policies?);
+    // (`policies` with only a mistake in it has said so already.)
+    if unlimited != policies.is_empty() && r.errors.len() == reported {
+        r.error(
+            path,
+            node_start(node),
+            "give either `unlimited: true` or `policies` of its own (not both, not neither)",
+        );
+    }
+    Some(Override {
+        cidr,
+        unlimited,
+        policies,
+    })
+}
+
+fn override_policies(r: &mut Reader, node: &Node, path: &str) -> Option<BTreeMap<String, Policy>> {
+    let f = r.mapping(node, path, &route::ALL)?;
+    let mut policies = Some(BTreeMap::new());
+    for name in route::ALL {
+        match (r.optional(&f, name, policy), policies.as_mut()) {
+            (Some(Some(policy)), Some(map)) => {
+                map.insert(name.to_owned(), policy);
+            }
+            (Some(None), _) => {}
+            _ => policies = None,
+        }
+    }
+    policies
+}
+
+/// An IPv4 or IPv6 network, or one address (its /32 or /128).
+fn any_network(r: &mut Reader, node: &Node, path: &str) -> Option<IpNet> {
+    r.with(node, path, "a network or an address", |text| {
+        if let Ok(address) = text.parse::<std::net::IpAddr>() {
+            return Ok(IpNet::from(address));
+        }
+        let net: IpNet = text.parse().map_err(|_| {
+            format!("expected a network like 10.77.0.64/26 or 2001:db8::/48, or an address, found {text:?}")
+        })?;
+        if net != net.trunc() {
+            return Err(format!("{text} has host bits set; did you mean {}?", net.trunc()));
+        }
+        Ok(net)
     })
 }
 

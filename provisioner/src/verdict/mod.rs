@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::spec::{Algorithm, Limiter, Policy};
+use crate::spec::{Algorithm, Limiter, Policy, Window};
 use bounds::{Crowd, Interval};
 
 pub use classify::route_class;
@@ -84,6 +84,8 @@ pub struct ClientReport {
     pub client: String,
     /// The policy that applies: the route class if cluster.yaml has one, else `default`.
     pub policy: &'static str,
+    /// The client is in an unlimited override's network (`limit` means nothing then).
+    pub unlimited: bool,
     pub limit: u32,
     pub window_ms: u64,
     pub requests: usize,
@@ -150,8 +152,24 @@ pub fn judge(
     let clients: Vec<ClientReport> = groups
         .into_iter()
         .map(|((name, client), requests)| {
-            let (_, policy) = limiter.policies.for_route(name);
-            let report = client_report(client, name, &requests, policy, limiter.algorithm);
+            let report = match limiter.for_client(client, name) {
+                Some((_, policy)) => {
+                    client_report(client, name, &requests, &policy, limiter.algorithm)
+                }
+                // An unlimited override: judged as if by a limit above the request count,
+                // so no admission is too many and every 429 is wrong.
+                None => {
+                    let room = Policy {
+                        limit: u32::try_from(requests.len() + 1).unwrap_or(u32::MAX),
+                        window: Window::from_millis(1000),
+                        shadow: false,
+                    };
+                    ClientReport {
+                        unlimited: true,
+                        ..client_report(client, name, &requests, &room, limiter.algorithm)
+                    }
+                }
+            };
             failures.extend(report_failures(&report, limiter.algorithm));
             report
         })
@@ -267,6 +285,7 @@ fn client_report(
     ClientReport {
         client: client.to_string(),
         policy: policy_name,
+        unlimited: false,
         limit: policy.limit,
         window_ms: policy.window.as_millis(),
         requests: requests.len(),
@@ -343,7 +362,11 @@ impl fmt::Display for Verdict {
                 "{:<16} {:<9} {:>12} {:>8} {:>8} {:>6} {:>4} {:>6} {:>10}  {}",
                 c.client,
                 c.policy,
-                format!("{}/{}ms", c.limit, c.window_ms),
+                if c.unlimited {
+                    "unlimited".to_owned()
+                } else {
+                    format!("{}/{}ms", c.limit, c.window_ms)
+                },
                 c.requests,
                 c.admitted,
                 c.limited,
@@ -441,6 +464,57 @@ mod tests {
         assert_eq!(verdict.clients[0].policy, "shorten");
         assert_eq!(verdict.clients[0].admitted_per_window, vec![3, 3, 3]);
         assert_eq!(verdict.clients[0].max_in_window, 3);
+    }
+
+    #[test]
+    fn overrides_judge_their_clients_by_their_own_rule() {
+        let mut overridden = limiter(Algorithm::SlidingLog);
+        overridden.overrides = vec![
+            crate::spec::Override {
+                cidr: "10.0.1.0/24".parse().unwrap(),
+                unlimited: false,
+                policies: [(
+                    "shorten".to_owned(),
+                    Policy {
+                        limit: 5,
+                        window: Window::from_millis(10_000),
+                        shadow: false,
+                    },
+                )]
+                .into(),
+            },
+            crate::spec::Override {
+                cidr: "10.0.1.7/32".parse().unwrap(),
+                unlimited: true,
+                policies: BTreeMap::new(),
+            },
+        ];
+        let judge_overridden = |samples: Vec<Sample>| {
+            let run = K6Run {
+                samples,
+                ..K6Run::default()
+            };
+            judge(&run, &overridden, FAST).unwrap()
+        };
+        // Five admitted in 10 s: right for the /24's limit of 5 ...
+        let five = |client: &str, sixth: u16| {
+            let mut samples: Vec<Sample> =
+                (0..5).map(|t| shorten_at(client, t as f64, 200)).collect();
+            samples.push(shorten_at(client, 5.0, sixth));
+            samples
+        };
+        let verdict = judge_overridden(five("10.0.1.2", 429));
+        assert!(verdict.holds(), "{verdict}");
+        assert_eq!(verdict.clients[0].limit, 5);
+        // ... one too many for it, and far too many for everyone else (limit 3).
+        assert!(!judge_overridden(five("10.0.1.2", 200)).holds());
+        assert!(!judge_overridden(five("10.0.2.2", 429)).holds());
+        // The unlimited address inside the /24: anything admitted, any 429 wrong.
+        let verdict = judge_overridden(five("10.0.1.7", 200));
+        assert!(verdict.holds(), "{verdict}");
+        assert!(verdict.to_string().contains("unlimited"), "{verdict}");
+        let verdict = judge_overridden(five("10.0.1.7", 429));
+        assert!(!verdict.holds(), "{verdict}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rocket::{catch, catchers, Request, Response};
 
 use super::headers::{self, RATELIMIT, RATELIMIT_POLICY, RETRY_AFTER};
 use super::RedisProbe;
-use super::{Decision, Limiter, LimiterConfig, Verdict, UNAVAILABLE_RETRY_AFTER};
+use super::{Applies, Decision, Limiter, LimiterConfig, Verdict, UNAVAILABLE_RETRY_AFTER};
 use crate::api::ErrorBody;
 use crate::health::{self, ReadinessCheck};
 use crate::launch::refuse;
@@ -57,17 +57,22 @@ impl<'r> FromRequest<'r> for RateLimit {
         // Cached per request: a request forwarded to a second guarded route is one request.
         let recorded = req
             .local_cache_async(async {
-                let policy = limiter
-                    .policies()
-                    .for_route(req.route().and_then(|r| r.name.as_deref()));
                 // `remote()` is the socket peer; Rocket's `client_ip()` would trust
                 // X-Real-IP from anyone.
-                let client = limiter.identity().client(
+                let address = limiter.identity().address(
                     req.remote().map(|peer| peer.ip()),
                     req.headers().get_one("X-Real-IP"),
                     req.headers().get("X-Forwarded-For"),
                 );
-                Recorded(Some(limiter.check(policy, &client).await))
+                let route = req.route().and_then(|r| r.name.as_deref());
+                let verdict = match limiter.policies().for_client(address, route) {
+                    Applies::Policy(policy) => {
+                        let client = limiter.identity().client_of(address);
+                        limiter.check(policy, &client).await
+                    }
+                    Applies::Unlimited(_) => limiter.exempt(limiter.policies().for_route(route)),
+                };
+                Recorded(Some(verdict))
             })
             .await;
         match &recorded.0 {

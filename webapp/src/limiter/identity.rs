@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::{IpNet, Ipv6Net};
 
-use super::TrustedProxy;
+use super::Network;
 
 /// The bucket a request counts against: an IPv4 address or an IPv6 prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,7 +53,7 @@ pub struct IdentityRules {
 }
 
 impl IdentityRules {
-    pub fn new(trusted: &[TrustedProxy], ipv6_prefix: u8) -> Self {
+    pub fn new(trusted: &[Network], ipv6_prefix: u8) -> Self {
         IdentityRules {
             trusted: trusted.iter().map(|t| t.0).collect(),
             ipv6_prefix,
@@ -74,10 +74,25 @@ impl IdentityRules {
         real_ip: Option<&str>,
         forwarded_for: impl IntoIterator<Item = &'a str>,
     ) -> ClientId {
-        let Some(peer) = peer else {
-            return ClientId::unknown();
-        };
-        ClientId::from_ip(self.resolve(peer, real_ip, forwarded_for), self.ipv6_prefix)
+        self.client_of(self.address(peer, real_ip, forwarded_for))
+    }
+
+    /// The client's own address, picked as [`Self::client`] picks it (before IPv6
+    /// addresses are grouped by prefix); `None` without a socket peer.
+    pub fn address<'a>(
+        &self,
+        peer: Option<IpAddr>,
+        real_ip: Option<&str>,
+        forwarded_for: impl IntoIterator<Item = &'a str>,
+    ) -> Option<IpAddr> {
+        peer.map(|peer| self.resolve(peer, real_ip, forwarded_for))
+    }
+
+    /// The bucket of a client at `address` ([`Self::address`]).
+    pub fn client_of(&self, address: Option<IpAddr>) -> ClientId {
+        address.map_or_else(ClientId::unknown, |ip| {
+            ClientId::from_ip(ip, self.ipv6_prefix)
+        })
     }
 
     fn resolve<'a>(
@@ -126,9 +141,9 @@ mod tests {
     use super::*;
 
     fn rules(trusted: &[&str]) -> IdentityRules {
-        let trusted: Vec<TrustedProxy> = trusted
+        let trusted: Vec<Network> = trusted
             .iter()
-            .map(|t| TrustedProxy::try_from(t.to_string()).unwrap())
+            .map(|t| Network::try_from(t.to_string()).unwrap())
             .collect();
         IdentityRules::new(&trusted, 64)
     }

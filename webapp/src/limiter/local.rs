@@ -33,7 +33,8 @@ struct Share {
 }
 
 pub struct LocalLimiter {
-    shares: Vec<(String, Share)>,
+    /// By policy: an override's policy of the same name has a share of its own.
+    shares: Vec<(Policy, Share)>,
     clock: DefaultClock,
     decisions: AtomicU64,
 }
@@ -41,8 +42,8 @@ pub struct LocalLimiter {
 impl LocalLimiter {
     pub fn new(policies: &PolicySet, instances: u32) -> Self {
         let shares = policies
-            .iter()
-            .map(|policy| (policy.name.clone(), Share::of(policy, instances)))
+            .all()
+            .map(|policy| (policy.clone(), Share::of(policy, instances)))
             .collect();
         Self {
             shares,
@@ -96,7 +97,7 @@ impl LocalLimiter {
     fn find(&self, policy: &Policy) -> Option<&Share> {
         self.shares
             .iter()
-            .find(|(name, _)| *name == policy.name)
+            .find(|(of, _)| of == policy)
             .map(|(_, share)| share)
     }
 

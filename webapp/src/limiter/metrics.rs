@@ -71,6 +71,7 @@ impl LimiterMetrics {
             Verdict::Fallback(d) if d.allowed => "fallback_allowed",
             Verdict::Fallback(_) => "fallback_limited",
             Verdict::Shadowed(_) => "shadow_limited",
+            Verdict::Exempt => "exempt",
             Verdict::FailedOpen => "fail_open",
             Verdict::FailedClosed => "fail_closed",
         };

@@ -28,8 +28,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 pub use clusterlab_contract::{
-    route, Algorithm, FailMode, LimiterConfig, Policy, PolicySet, PolicySpec, RedisUrl,
-    TrustedProxy, Window,
+    route, Algorithm, Applies, FailMode, LimiterConfig, Network, OverrideSpec, Policy, PolicySet,
+    PolicySpec, RedisUrl, Window,
 };
 pub use guard::{classed, stage, RateLimit};
 pub use identity::{ClientId, IdentityRules};
@@ -97,6 +97,8 @@ pub enum Verdict {
     /// Refused (by Redis or the fallback), but the policy is in shadow mode: served, and
     /// counted as what enforcing it would have refused.
     Shadowed(Decision),
+    /// The client is in an unlimited override's network: served, no decision asked for.
+    Exempt,
     /// Redis could not decide and `fail_mode = "open"`: serve without a decision.
     FailedOpen,
     /// Redis could not decide and `fail_mode = "closed"`: refuse with 503.
@@ -111,7 +113,7 @@ impl Verdict {
             | Verdict::Limited(d)
             | Verdict::Fallback(d)
             | Verdict::Shadowed(d) => Some(d),
-            Verdict::FailedOpen | Verdict::FailedClosed => None,
+            Verdict::Exempt | Verdict::FailedOpen | Verdict::FailedClosed => None,
         }
     }
 
@@ -297,6 +299,13 @@ impl Limiter {
         };
         self.metrics.count_verdict(&policy.name, &verdict);
         verdict
+    }
+
+    /// A request from an unlimited override's network under the policy it would otherwise
+    /// get: no decision, counted.
+    pub fn exempt(&self, usual: &Policy) -> Verdict {
+        self.metrics.count_verdict(&usual.name, &Verdict::Exempt);
+        Verdict::Exempt
     }
 
     /// For `/readyz`: Redis answers `PING` within the timeout.
