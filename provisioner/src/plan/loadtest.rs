@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use clusterlab_contract::route;
+
 use crate::spec::{Cluster, Limiter, Role, Target};
 
 /// Where the scripts and k6's outputs live on the tester host.
@@ -76,7 +78,7 @@ pub enum LoadTestError {
 
 /// Variables the provisioner derives from the spec; a user's `-e` may not override them,
 /// or the verdict would judge a different run than the one k6 made.
-const RESERVED: [&str; 3] = ["TARGET", "CLIENT", "LOCAL_IPS"];
+const RESERVED: [&str; 4] = ["TARGET", "CLIENT", "LOCAL_IPS", "UNLIMITED_CLIENTS"];
 
 pub fn plan(cluster: &Cluster, request: &LoadTestRequest) -> Result<LoadTest, LoadTestError> {
     let tester = cluster
@@ -111,6 +113,21 @@ pub fn plan(cluster: &Cluster, request: &LoadTestRequest) -> Result<LoadTest, Lo
     let mut env = request.env.clone();
     env.insert("TARGET".into(), format!("http://{}", balancer.ip));
     env.insert("CLIENT".into(), tester.ip.to_string());
+    // Clients an unlimited override holds get answers without `RateLimit` headers.
+    let unlimited: Vec<Ipv4Addr> = clients
+        .iter()
+        .copied()
+        .filter(|ip| {
+            cluster
+                .app
+                .limiter
+                .for_client(&ip.to_string(), route::DEFAULT)
+                .is_none()
+        })
+        .collect();
+    if !unlimited.is_empty() {
+        env.insert("UNLIMITED_CLIENTS".into(), join(&unlimited));
+    }
     if !extra_addresses.is_empty() {
         env.insert("LOCAL_IPS".into(), join(&extra_addresses));
         env.entry("CLIENTS".into())
@@ -279,6 +296,28 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("-e CLIENTS=3 "), "{line}");
+    }
+
+    #[test]
+    fn clients_an_unlimited_override_holds_are_named_to_k6() {
+        let mut cluster = Cluster::repository_default();
+        let line = |cluster: &Cluster| {
+            plan(cluster, &request("multi-client.js", 3))
+                .unwrap()
+                .command
+                .join(" ")
+        };
+        assert!(!line(&cluster).contains("UNLIMITED_CLIENTS"));
+        cluster.app.limiter.overrides = vec![crate::spec::Override {
+            cidr: "10.77.0.32/31".parse().unwrap(),
+            unlimited: true,
+            policies: Default::default(),
+        }];
+        assert!(
+            line(&cluster).contains("-e UNLIMITED_CLIENTS=10.77.0.32,10.77.0.33 "),
+            "{}",
+            line(&cluster)
+        );
     }
 
     #[test]

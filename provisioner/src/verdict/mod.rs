@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::spec::{Algorithm, Limiter, Policy, Window};
+use crate::spec::{Algorithm, Limiter, Policy};
 use bounds::{Crowd, Interval};
 
 pub use classify::route_class;
@@ -161,7 +161,7 @@ pub fn judge(
                 None => {
                     let room = Policy {
                         limit: u32::try_from(requests.len() + 1).unwrap_or(u32::MAX),
-                        window: Window::from_millis(1000),
+                        window: limiter.policies.for_route(name).1.window,
                         shadow: false,
                     };
                     ClientReport {
