@@ -2,6 +2,7 @@
 // the environment (the provisioner sets them from cluster.yaml), so one script serves any cluster.
 import http from 'k6/http';
 import { check } from 'k6';
+import { Counter } from 'k6/metrics';
 
 export const TARGET = (__ENV.TARGET || 'http://127.0.0.1:8080').replace(/\/$/, '');
 
@@ -28,15 +29,37 @@ export function clientAddress() {
   return ips.length > 0 ? ips[(__VU - 1) % ips.length] : (__ENV.CLIENT || 'tester');
 }
 
+// Which web server gave each answer, from its `X-Served-By` header. k6's JSON samples carry
+// no response headers, so every answer adds 1 to this counter with the `request` tag of the
+// request it answers (and `host`, when the header is there); the provisioner's verdict/k6.rs
+// joins the two on that tag. A script that sends a request without `recordServer` leaves it
+// with no known host, which the chart shows as "unknown".
+const servedBy = new Counter('served_by');
+let sent = 0;
+
+// `params` for one request, with the tags every request carries: the client it is sent from
+// and an id unique in the run (k6 numbers VUs across the whole test; setup() is VU 0).
+export function tagged(params) {
+  sent += 1;
+  return Object.assign({}, params, { tags: { client: clientAddress(), request: `${__VU}.${sent}` } });
+}
+
+// Reports which server answered `res`, the answer to a request sent with `params` from `tagged`.
+export function recordServer(res, params) {
+  const host = res.headers['X-Served-By'];
+  const tags = { request: params.tags.request };
+  if (host !== undefined && host !== '') tags.host = host;
+  servedBy.add(1, tags);
+}
+
 export function shortenParams() {
-  return {
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    tags: { client: clientAddress() },
-  };
+  return tagged({ headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
 }
 
 export function shorten() {
-  const res = http.post(`${TARGET}/shorten`, { url: freshUrl() }, shortenParams());
+  const params = shortenParams();
+  const res = http.post(`${TARGET}/shorten`, { url: freshUrl() }, params);
+  recordServer(res, params);
   checkAnswer(res);
   return res;
 }

@@ -11,11 +11,13 @@
 //! - [`changes`]: pure reading of a saved Terraform plan into what it does to each host,
 //!   and which of it needs the user's consent (data hosts, data storage).
 //! - [`verdict`]: pure judgement of a k6 run's samples against the limiter's policies.
+//! - [`report`]: pure rendering of a judged run for people: its chart and its page.
 //! - [`cli`]: the `provisioner` command line; `main.rs` only calls [`cli::run`].
 pub mod changes;
 pub mod cli;
 pub mod exec;
 pub mod output;
 pub mod plan;
+pub mod report;
 pub mod spec;
 pub mod verdict;

@@ -161,6 +161,7 @@ fn verdict_for(t: &Traffic, limit: u32) -> provisioner::verdict::Verdict {
             start: epoch + arrival,
             end: decided + answer,
             status: if admitted { 200 } else { 429 },
+            served_by: None,
         });
     }
     let policy = Policy {

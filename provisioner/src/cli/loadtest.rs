@@ -1,6 +1,7 @@
 //! CLI layer: `provisioner loadtest [script]` — k6 on the tester host against the load
-//! balancer, its progress streamed, its outputs saved under `reports/`, and a verdict on
-//! the limiter's exactness, errors and latency. Exits 0 only when the verdict holds.
+//! balancer, its progress streamed, its outputs saved under `reports/` with a chart and a page
+//! of its own, and a verdict on the limiter's exactness, errors and latency. Exits 0 only
+//! when the verdict holds.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use crate::exec::ssh::{HostSession, UploadOutcome};
 use crate::exec::{docker, images, loadtest};
 use crate::plan::loadtest::{self as plan, LoadTestRequest, REPORT, SAMPLES, SUMMARY};
+use crate::report::{self, Page, CHART, INDEX, VERDICT};
 use crate::spec::{FileCheck, Role};
 use crate::verdict::{self, K6Run, Thresholds};
 
@@ -127,8 +129,22 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         },
     )?;
     let text = format!("{verdict}\n");
+    let chart = report::chart(&run, &cluster.app.limiter, &verdict)?;
+    let run_name = folder
+        .file_name()
+        .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+    let page = report::page(
+        &Page {
+            title: &format!("{} ({run_name})", test.script),
+            chart: CHART,
+            k6_report: outputs.report.is_some().then_some(REPORT),
+        },
+        &verdict,
+    )?;
     let mut written = files;
-    written.push(("verdict.txt", &text));
+    written.push((VERDICT, &text));
+    written.push((CHART, &chart));
+    written.push((INDEX, &page));
     let write_error = |path: &std::path::Path| {
         let operation = format!("write {}", path.display());
         move |source| CliError::Io { operation, source }
@@ -138,9 +154,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         let path = folder.join(name);
         std::fs::write(&path, contents).map_err(write_error(&path))?;
     }
-    println!("{text}reports: {}", folder.display());
+    println!(
+        "{text}reports: {}\nchart and verdict on one page: {}",
+        folder.display(),
+        folder.join(INDEX).display()
+    );
     if outputs.report.is_none() {
-        println!("(k6 wrote no HTML report: the run was too short to chart)");
+        println!("(k6 wrote no HTML report of its own: the run was too short for its dashboard)");
     }
     if verdict.holds() {
         Ok(())

@@ -112,6 +112,10 @@ pub enum CliError {
     Verdict(#[from] crate::verdict::VerdictError),
     #[error("the load test's verdict is FAIL")]
     VerdictFailed,
+    #[error(transparent)]
+    Chart(#[from] crate::report::ChartError),
+    #[error("rendering the load test's index.html: {0}")]
+    Page(#[from] tera::Error),
     #[error("secret: {0}")]
     Secret(crate::spec::SecretError),
     #[error("cannot start the async runtime: {0}")]

@@ -98,14 +98,14 @@ pub fn most_over_rate(admitted: &[Interval], limit: u32, window_us: i64) -> Opti
     best.map(|(_, crowd)| crowd)
 }
 
-/// 429 answers given while the algorithm certainly had room, whatever the decision times.
+/// The 429 answers given while the algorithm certainly had room, whatever the decision times.
 pub fn wrongly_limited(
     algorithm: Algorithm,
     admitted: &[Interval],
     refused: &[Interval],
     limit: u32,
     window_us: i64,
-) -> usize {
+) -> Vec<Interval> {
     let starts = sorted(admitted.iter().map(|a| a.start));
     let ends = sorted(admitted.iter().map(|a| a.end));
     let (n, w) = (i128::from(limit), i128::from(window_us));
@@ -117,7 +117,8 @@ pub fn wrongly_limited(
                 let possible = upto(&starts, r.end) - before(&ends, r.start - window_us + 1);
                 possible < limit as usize
             })
-            .count(),
+            .copied()
+            .collect(),
         Algorithm::SlidingWindow => {
             // Each admission before r weighs at most clamp((t - r + 2W + 1 ms) / W, 0, 1):
             // 1 in r's fixed window, (W - e)/W in the previous one whose start is at most
@@ -138,7 +139,8 @@ pub fn wrongly_limited(
                         prefix[full] - prefix[fading] - i128::from(zero) * (full - fading) as i128;
                     w * whole + faded + w <= n * w
                 })
-                .count()
+                .copied()
+                .collect()
         }
         Algorithm::Gcra => gcra_wrongly_limited(&ends, admitted, refused, n, w),
     }
@@ -155,13 +157,13 @@ fn gcra_wrongly_limited(
     refused: &[Interval],
     n: i128,
     w: i128,
-) -> usize {
+) -> Vec<Interval> {
     let initial: Vec<i128> = ends.iter().map(|&e| n * i128::from(e)).collect();
     let mut tree = MaxTree::new(&initial);
     let mut by_start = admitted.to_vec();
     by_start.sort_unstable_by_key(|a| a.start);
     let mut added = 0;
-    let mut wrong = 0;
+    let mut wrong = Vec::new();
     for r in by_end(refused) {
         while let Some(a) = by_start.get(added).filter(|a| a.start <= r.end) {
             tree.add(0..upto(ends, a.end), w);
@@ -174,7 +176,7 @@ fn gcra_wrongly_limited(
             .max(0..upto(ends, r.start))
             .map_or(at_start, |(value, _)| value.max(at_start));
         if best <= n * start + (n - 1) * w {
-            wrong += 1;
+            wrong.push(r);
         }
     }
     wrong

@@ -1,8 +1,9 @@
 //! What k6 brings back, read: its `--out json` stream (one sample per HTTP request, each
-//! classified into the web app's route classes, and every check's outcome), the thresholds
-//! its `--summary-export` marks crossed, and what its exit code means.
+//! classified into the web app's route classes and joined with the web host that answered it,
+//! and every check's outcome), the thresholds its `--summary-export` marks crossed, and what
+//! its exit code means.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
@@ -28,10 +29,16 @@ pub struct CheckCount {
     pub fails: usize,
 }
 
+/// The counter `k6/lib.js` adds to for every answer (`recordServer`): its `request` tag names
+/// the request (the same tag is on the request's own samples), its `host` tag the answer's
+/// `X-Served-By`, absent when the answer had none.
+const SERVED_BY: &str = "served_by";
+
 impl K6Run {
     /// Reads k6's outputs: the JSON stream (`samples`), its summary export when k6 wrote one,
     /// and its exit code. Requests without a `client` tag are attributed to
-    /// `default_client` (scripts sending from one address).
+    /// `default_client` (scripts sending from one address); a request with no `served_by`
+    /// point naming a host keeps `served_by: None`.
     pub fn read(
         samples: impl BufRead,
         summary: Option<&str>,
@@ -46,10 +53,14 @@ impl K6Run {
                 .unwrap_or_default(),
             ..K6Run::default()
         };
+        // Each sample's `request` tag, and what the `served_by` points say of each; joined
+        // at the end, since k6 writes a request's samples and its counter point in either order.
+        let mut request_ids: Vec<Option<String>> = Vec::new();
+        let mut hosts: HashMap<String, String> = HashMap::new();
         for (index, line) in samples.lines().enumerate() {
             let line = line?;
             let is_request = line.contains("\"http_req_duration\"");
-            if !is_request && !line.contains("\"checks\"") {
+            if !is_request && !line.contains("\"checks\"") && !line.contains(SERVED_BY) {
                 continue;
             }
             let malformed = |message: String| VerdictError::Malformed {
@@ -62,10 +73,18 @@ impl K6Run {
             }
             match parsed.metric.as_str() {
                 "http_req_duration" => {
-                    let point: Point = serde_json::from_value(parsed.data)
+                    let mut point: Point = serde_json::from_value(parsed.data)
                         .map_err(|e| malformed(e.to_string()))?;
+                    request_ids.push(point.tags.request.take());
                     run.samples
                         .push(sample(point, default_client).map_err(|e| e.at(index + 1))?);
+                }
+                SERVED_BY => {
+                    let point: Point = serde_json::from_value(parsed.data)
+                        .map_err(|e| malformed(e.to_string()))?;
+                    if let Some((request, host)) = point.tags.request.zip(point.tags.host) {
+                        hosts.insert(request, host);
+                    }
                 }
                 "checks" => {
                     let point: Point = serde_json::from_value(parsed.data)
@@ -80,6 +99,11 @@ impl K6Run {
                 }
                 _ => {}
             }
+        }
+        for (sample, request) in run.samples.iter_mut().zip(request_ids) {
+            // A followed redirect gives one request several samples: all were answered by hosts
+            // behind the same balancer, and the last answer's is the one the script saw.
+            sample.served_by = request.and_then(|id| hosts.get(&id).cloned());
         }
         Ok(run)
     }
@@ -181,6 +205,9 @@ struct Tags {
     url: Option<String>,
     client: Option<String>,
     check: Option<String>,
+    /// Set by `k6/lib.js` on each request and on its `served_by` point.
+    request: Option<String>,
+    host: Option<String>,
 }
 
 /// A sample's problem, before its line number is known.
@@ -226,6 +253,7 @@ fn sample(point: Point, default_client: &str) -> Result<Sample, Unclassified> {
         start: start_ns.div_euclid(1000) as i64,
         end: (end_ns + 999).div_euclid(1000) as i64,
         status,
+        served_by: None,
     })
 }
 
@@ -234,11 +262,13 @@ mod tests {
     use super::*;
 
     const STREAM: &str = r#"{"type":"Metric","data":{"name":"http_req_duration","type":"trend"},"metric":"http_req_duration"}
-{"metric":"http_req_duration","type":"Point","data":{"time":"2026-12-01T02:00:10.5Z","value":500,"tags":{"status":"429","client":"10.77.0.31","method":"POST","url":"http://10.77.0.10/shorten","name":"shorten"}}}
+{"metric":"served_by","type":"Point","data":{"time":"2026-12-01T02:00:10.5Z","value":1,"tags":{"request":"3.1","host":"web2"}}}
+{"metric":"http_req_duration","type":"Point","data":{"time":"2026-12-01T02:00:10.5Z","value":500,"tags":{"status":"429","client":"10.77.0.31","method":"POST","url":"http://10.77.0.10/shorten","name":"shorten","request":"3.1"}}}
 {"metric":"http_reqs","type":"Point","data":{"time":"2026-12-01T02:00:10.5Z","value":1,"tags":{"status":"429"}}}
 {"metric":"checks","type":"Point","data":{"time":"2026-12-01T02:00:10.5Z","value":0,"tags":{"check":"status is 200 or 429"}}}
 {"metric":"checks","type":"Point","data":{"time":"2026-12-01T02:00:10.5Z","value":1,"tags":{"check":"status is 200 or 429"}}}
-{"metric":"http_req_duration","type":"Point","data":{"time":"2026-12-01T02:00:11.0000015Z","value":0.0005,"tags":{"status":"0","method":"GET","url":"http://10.77.0.10/Ab3xY9z"}}}
+{"metric":"http_req_duration","type":"Point","data":{"time":"2026-12-01T02:00:11.0000015Z","value":0.0005,"tags":{"status":"0","method":"GET","url":"http://10.77.0.10/Ab3xY9z","request":"4.1"}}}
+{"metric":"served_by","type":"Point","data":{"time":"2026-12-01T02:00:11.0000015Z","value":1,"tags":{"request":"4.1"}}}
 "#;
 
     #[test]
@@ -254,6 +284,11 @@ mod tests {
         assert_eq!(
             (second.client.as_str(), second.route),
             ("10.77.0.30", "redirect")
+        );
+        // Joined on the `request` tag, whichever came first; no `host` tag, no host.
+        assert_eq!(
+            (first.served_by.as_deref(), second.served_by.as_deref()),
+            (Some("web2"), None)
         );
         // 1.5 µs after the second, 0.5 µs long: widened to [1 µs, 2 µs].
         assert_eq!(second.end - second.start, 1);

@@ -46,6 +46,9 @@ pub struct Sample {
     pub end: i64,
     /// 0 for a transport error (k6 got no answer).
     pub status: u16,
+    /// The web host that answered (its `X-Served-By`); `None` when the answer named none or
+    /// the script did not report it.
+    pub served_by: Option<String>,
 }
 
 impl Sample {
@@ -105,6 +108,41 @@ pub struct ClientReport {
     /// For a policy in shadow mode (which refuses nothing): how many requests enforcing
     /// it would have refused, replayed from the request times ([`shadow::would_refuse`]).
     pub would_refuse: Option<usize>,
+    /// When the answers this report fails were decided, by time; what the chart marks.
+    pub problems: Vec<Problem>,
+}
+
+/// A stretch of one client's run in which the verdict found answers wrong: the decisions it
+/// blames certainly lie in `[from, to]` (µs since the epoch). Overlapping stretches of one
+/// kind are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub from: i64,
+    pub to: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProblemKind {
+    /// More admissions than the algorithm allows in the time their decisions span.
+    OverAdmitted,
+    /// 429 answers while the algorithm certainly had room.
+    WronglyLimited,
+    /// 429 answers from a policy in shadow mode.
+    RefusedInShadow,
+    /// 5xx, no answer, or an answer neither admitted nor 429.
+    BadAnswer,
+}
+
+impl ProblemKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ProblemKind::OverAdmitted => "over-admission",
+            ProblemKind::WronglyLimited => "429 with room left",
+            ProblemKind::RefusedInShadow => "429 in shadow mode",
+            ProblemKind::BadAnswer => "5xx or no answer",
+        }
+    }
 }
 
 /// The whole judgement, printable as the table users read.
@@ -274,6 +312,8 @@ fn client_report(
         .map(|s| s.interval())
         .collect();
     let count = |pred: fn(u16) -> bool| requests.iter().filter(|s| pred(s.status)).count();
+    let wrongly_limited =
+        bounds::wrongly_limited(algorithm, &admitted, &refused, policy.limit, window);
     let in_one_window = bounds::most_in_one_window(&admitted, window);
     let over_admitted = match algorithm {
         Algorithm::SlidingLog => in_one_window.filter(|c| c.count > policy.limit as usize),
@@ -297,18 +337,62 @@ fn client_report(
         admitted_per_window: per_window(requests, &admitted, window),
         max_in_window: in_one_window.map_or(0, |c| c.count),
         over_admitted,
-        wrongly_limited: bounds::wrongly_limited(
-            algorithm,
-            &admitted,
-            &refused,
-            policy.limit,
-            window,
-        ),
+        wrongly_limited: wrongly_limited.len(),
         would_refuse: policy.shadow.then(|| {
             let all: Vec<Interval> = requests.iter().map(|s| s.interval()).collect();
             shadow::would_refuse(algorithm, &all, policy.limit, window)
         }),
+        problems: problems(
+            requests,
+            policy.shadow,
+            over_admitted,
+            &refused,
+            &wrongly_limited,
+        ),
     }
+}
+
+/// Where the failures `report_failures` names for one client happened: the same
+/// judgements, as stretches of time.
+fn problems(
+    requests: &[&Sample],
+    shadow: bool,
+    over_admitted: Option<Crowd>,
+    refused: &[Interval],
+    wrongly_limited: &[Interval],
+) -> Vec<Problem> {
+    let stretch = |kind| move |i: &Interval| (kind, i.start, i.end);
+    let mut found: Vec<(ProblemKind, i64, i64)> = if shadow {
+        refused
+            .iter()
+            .map(stretch(ProblemKind::RefusedInShadow))
+            .collect()
+    } else {
+        let crowd = over_admitted.map(|c| (ProblemKind::OverAdmitted, c.from, c.to));
+        crowd
+            .into_iter()
+            .chain(
+                wrongly_limited
+                    .iter()
+                    .map(stretch(ProblemKind::WronglyLimited)),
+            )
+            .collect()
+    };
+    found.extend(
+        requests
+            .iter()
+            .filter(|s| !s.admitted() && s.status != 429)
+            .map(|s| stretch(ProblemKind::BadAnswer)(&s.interval())),
+    );
+    found.sort_unstable();
+    let mut merged: Vec<Problem> = Vec::new();
+    for (kind, from, to) in found {
+        match merged.last_mut() {
+            Some(last) if last.kind == kind && from <= last.to => last.to = last.to.max(to),
+            _ => merged.push(Problem { kind, from, to }),
+        }
+    }
+    merged
 }
 
 /// Admissions in consecutive windows from the first one, each placed at the middle of its
@@ -438,6 +522,7 @@ mod tests {
             start,
             end: start + 10_000,
             status,
+            served_by: Some("web1".into()),
         }
     }
 
@@ -544,6 +629,8 @@ mod tests {
             verdict.failures,
             vec!["10.0.0.9 (shorten): 1 requests answered 429 by a policy in shadow mode"]
         );
+        let kinds: Vec<ProblemKind> = verdict.clients[0].problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, vec![ProblemKind::RefusedInShadow]);
     }
 
     #[test]
@@ -553,6 +640,15 @@ mod tests {
         assert_eq!(
             verdict.failures,
             vec!["10.0.0.9 (shorten): 5 requests admitted within one 10000 ms window, the policy allows 3"]
+        );
+        // The crowd: from the first request's start to the last one's answer.
+        assert_eq!(
+            verdict.clients[0].problems,
+            vec![Problem {
+                kind: ProblemKind::OverAdmitted,
+                from: 0,
+                to: 4 * SECOND + 10_000
+            }]
         );
     }
 
@@ -565,6 +661,14 @@ mod tests {
         ] {
             let verdict = judged(vec![at(0.0, 200), at(1.0, 429)], algorithm);
             assert_eq!(verdict.clients[0].wrongly_limited, 1, "{verdict}");
+            assert_eq!(
+                verdict.clients[0].problems,
+                vec![Problem {
+                    kind: ProblemKind::WronglyLimited,
+                    from: SECOND,
+                    to: SECOND + 10_000
+                }]
+            );
             assert!(!verdict.holds());
         }
     }
@@ -595,9 +699,18 @@ mod tests {
             exit_code: 108,
             ..K6Run::default()
         };
-        let text = judge(&run, &limiter(Algorithm::SlidingLog), FAST)
-            .unwrap()
-            .to_string();
+        let verdict = judge(&run, &limiter(Algorithm::SlidingLog), FAST).unwrap();
+        // The 5xx and the unanswered request, each where it was.
+        let stretch = |from, to| Problem {
+            kind: ProblemKind::BadAnswer,
+            from,
+            to,
+        };
+        assert_eq!(
+            verdict.clients[0].problems,
+            vec![stretch(100_000, 110_000), stretch(200_000, 210_000)]
+        );
+        let text = verdict.to_string();
         assert!(text.contains("1 answers were 5xx"), "{text}");
         assert!(text.contains("1 requests got no answer"), "{text}");
         assert!(
