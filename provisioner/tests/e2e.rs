@@ -12,6 +12,8 @@
 //! behind. A guard destroys the cluster even when a phase fails. One test function: the
 //! phases share one cluster and must not run concurrently.
 
+#[path = "e2e/chart.rs"]
+mod chart;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -571,9 +573,18 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         .iter()
         .find(|p| p.to_string_lossy().ends_with("rate-test"))
         .expect("the rate test's folder");
-    for file in ["samples.json", "summary.json", "report.html", "verdict.txt"] {
+    for file in [
+        "samples.json",
+        "summary.json",
+        "report.html",
+        "verdict.txt",
+        "chart.svg",
+        "index.html",
+    ] {
         assert!(rate_run.join(file).is_file(), "{file} brought back");
     }
+    // The chart of the rate test: both web hosts' admissions and refusals, the limit line.
+    chart::assert_report_charts(rate_run, "shorten", &["web1", "web2"]);
 
     // Overrides through the load balancer: three client addresses on the tester, 30
     // shortens each; the usual limit for the first, none for the second, its own for the

@@ -244,12 +244,15 @@ impl<'a> Panel<'a> {
 
     fn title(&self, verdict: &Verdict) -> String {
         let r = self.report;
+        let limit = if r.unlimited {
+            "unlimited (an override)".to_owned()
+        } else {
+            format!("limit {} per {}", r.limit, window_text(r.window_ms))
+        };
         format!(
-            "client {}, policy {}: limit {} per {} ({}): {} requests, {} admitted, {} refused",
+            "client {}, policy {}: {limit} ({}): {} requests, {} admitted, {} refused",
             r.client,
             r.policy,
-            r.limit,
-            window_text(r.window_ms),
             verdict.algorithm.as_str(),
             r.requests,
             r.admitted,
@@ -318,7 +321,9 @@ fn draw_panel(
 
     let admitted = stacked(&panel.admitted, None);
     let trailing_max = panel.trailing.iter().copied().max().unwrap_or(0) as u32;
-    let top_max = highest(&admitted).max(report.limit).max(trailing_max);
+    // An unlimited client's report carries a stand-in limit, which is not drawn.
+    let limit = (!report.unlimited).then_some(report.limit);
+    let top_max = highest(&admitted).max(limit.unwrap_or(0)).max(trailing_max);
     let mut chart = ChartBuilder::on(&top)
         .margin(6)
         .x_label_area_size(22)
@@ -350,13 +355,14 @@ fn draw_panel(
             .map(|(k, &n)| (((k as i64 + 1) * timeline.step) as f64 / 1e6, n as u32)),
     );
     chart.draw_series(LineSeries::new(trailing, TRAILING.stroke_width(2)))?;
-    let limit = report.limit;
-    chart.draw_series(DashedLineSeries::new(
-        [(0.0, limit), (timeline.end(), limit)],
-        10,
-        6,
-        LIMIT.stroke_width(2),
-    ))?;
+    if let Some(limit) = limit {
+        chart.draw_series(DashedLineSeries::new(
+            [(0.0, limit), (timeline.end(), limit)],
+            10,
+            6,
+            LIMIT.stroke_width(2),
+        ))?;
+    }
 
     let refused = stacked(&panel.refused, Some(panel.bad.as_slice()));
     let bottom_max = headroom(highest(&refused));
@@ -475,14 +481,16 @@ fn draw_legend(
         &line(false, TRAILING),
         &format!("admitted in trailing {}", window_text(report.window_ms)),
     )?;
-    row(
-        &line(true, LIMIT),
-        &format!(
-            "limit {} per {}",
-            report.limit,
-            window_text(report.window_ms)
-        ),
-    )?;
+    if !report.unlimited {
+        row(
+            &line(true, LIMIT),
+            &format!(
+                "limit {} per {}",
+                report.limit,
+                window_text(report.window_ms)
+            ),
+        )?;
+    }
     let kinds: BTreeSet<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
     if kinds.is_empty() {
         row(&|_| Ok(()), "verdict: no problem here")?;
