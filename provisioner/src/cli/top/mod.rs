@@ -39,7 +39,7 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), CliError> {
     if !std::io::stdout().is_terminal() {
         return Err(CliError::Usage(
             "`provisioner top` draws on a terminal and stdout is not one; \
-             `provisioner status` prints the same counts once"
+             `provisioner status` prints the limiter's counts once"
                 .into(),
         ));
     }
