@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs and starts what clusterlab needs on a fresh Debian 12 host (idempotent):
 # the Docker engine, PostgreSQL and Redis for the tests, nginx/wrk/chromium for the
-# checks, terraform's helpers, k6, just and schemathesis, and the debian:bookworm-slim base image
-# built with debootstrap (no container registry is needed).
+# checks, tmux to drive `provisioner top` in a terminal, terraform's helpers, k6, just
+# and schemathesis, and the debian:bookworm-slim base image built with debootstrap (no
+# container registry is needed).
 set -euo pipefail
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 PACKAGES=(docker.io docker-compose redis-server redis-tools nginx openssh-server openssh-client
-  wrk chromium chromium-driver debootstrap postgresql iproute2 faketime curl ca-certificates jq openssl)
+  wrk chromium chromium-driver debootstrap postgresql iproute2 faketime curl ca-certificates jq openssl
+  tmux)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

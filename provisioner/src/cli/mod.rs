@@ -1,7 +1,7 @@
 //! CLI layer: the `provisioner` command line. One enum of subcommands, one module per
 //! command; each command returns `Result<(), CliError>` and [`run`] maps that to an exit code.
-//! The commands that touch hosts (`up`, `deploy`, `status`, `logs`, `ssh`, `destroy`) share
-//! [`context`].
+//! The commands that touch hosts (`up`, `deploy`, `status`, `top`, `logs`, `ssh`,
+//! `destroy`) share [`context`].
 
 mod backup;
 mod context;
@@ -13,6 +13,7 @@ mod render;
 mod schema;
 mod ssh;
 mod status;
+mod top;
 mod up;
 mod validate;
 
@@ -75,6 +76,9 @@ pub enum Command {
     Deploy(deploy::Args),
     /// Per host: SSH reachable, and each container with image, state and health.
     Status(status::Args),
+    /// A live view of the running cluster: per web host requests/s, 429s/s, limiter
+    /// decisions and fallbacks, p95 latency; Redis ops/s and memory. `q` quits.
+    Top(top::Args),
     /// A container's logs on a host.
     Logs(logs::Args),
     /// Log in to a host (or run a command there) with the cluster's key and user.
@@ -193,6 +197,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Up(args) => up::run(cli, args),
         Command::Deploy(args) => deploy::run(cli, args),
         Command::Status(args) => status::run(cli, args),
+        Command::Top(args) => top::run(cli, args),
         Command::Logs(args) => logs::run(cli, args),
         Command::Ssh(args) => ssh::run(cli, args),
         Command::Destroy(args) => destroy::run(cli, args),

@@ -1,12 +1,19 @@
 //! CLI layer: `provisioner status` — every host at once: is SSH reachable, and each
-//! clusterlab container with its image, state and health (Docker's status line). Exits
-//! non-zero when a host is unreachable, so scripts can wait on it.
+//! clusterlab container with its image, state and health (Docker's status line); then the
+//! limiter's decisions by policy and outcome, summed over the web hosts with each one's
+//! share, from every web host's `/metrics`. Exits non-zero when a host is unreachable, so
+//! scripts can wait on it.
 
 use futures_util::future::join_all;
 
 use crate::exec::converge::{self, ServiceStatus};
 use crate::exec::docker;
-use crate::spec::FileCheck;
+use crate::exec::ssh::HostSession;
+use crate::exec::web::WebEndpoint;
+use crate::exec::ExecError;
+use crate::metrics::{PolicySummary, WebMetrics};
+use crate::plan::WEB_PORT;
+use crate::spec::{FileCheck, Host, Role};
 
 use super::context::{self, Project};
 use super::{load, Cli, CliError};
@@ -25,17 +32,28 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), CliError> {
         async move {
             let connected = docker::connect(target, retry).await?;
             let statuses = converge::status(&connected.docker, &host.name).await;
+            let metrics = match host.role {
+                Role::Web => Some(scrape_metrics(&connected.session, host).await),
+                _ => None,
+            };
             let _ = connected.session.close().await;
-            statuses
+            statuses.map(|statuses| (statuses, metrics))
         }
     })));
     let mut unreachable = 0;
+    let mut scraped = Vec::new();
+    let mut unscraped = Vec::new();
     for (host, result) in cluster.hosts.iter().zip(results) {
         let title = format!("{} ({}, {})", host.name, host.role.as_str(), host.ip);
         match result {
-            Ok(statuses) => {
+            Ok((statuses, metrics)) => {
                 println!("{title}: ssh ok");
                 print_containers(&statuses);
+                match metrics {
+                    Some(Ok(metrics)) => scraped.push((host.name.as_str(), metrics)),
+                    Some(Err(error)) => unscraped.push(error),
+                    None => {}
+                }
             }
             Err(error) => {
                 unreachable += 1;
@@ -43,10 +61,36 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), CliError> {
             }
         }
     }
+    print_policies(&scraped, &unscraped);
     if unreachable == 0 {
         Ok(())
     } else {
         Err(CliError::Unreachable(unreachable))
+    }
+}
+
+/// A web host's `/metrics`, through the session `status` already has to it.
+async fn scrape_metrics(session: &HostSession, host: &Host) -> Result<WebMetrics, ExecError> {
+    let endpoint = WebEndpoint::connect(session, &host.ip.to_string(), WEB_PORT).await?;
+    Ok(WebMetrics::parse(&endpoint.get_text("/metrics").await?))
+}
+
+/// The per-policy table of the web hosts that answered, then why the others did not.
+fn print_policies(scraped: &[(&str, WebMetrics)], unscraped: &[ExecError]) {
+    if !scraped.is_empty() {
+        let hosts: Vec<_> = scraped
+            .iter()
+            .map(|(host, metrics)| (*host, metrics))
+            .collect();
+        let names: Vec<_> = scraped.iter().map(|(host, _)| *host).collect();
+        println!(
+            "limiter decisions by policy, summed over {}:",
+            names.join(", ")
+        );
+        print!("{}", PolicySummary::gather(&hosts));
+    }
+    for error in unscraped {
+        println!("no limiter decisions from {error}");
     }
 }
 
