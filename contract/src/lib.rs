@@ -6,15 +6,23 @@
 //! - [`Window`]: the one parser of `<n>s` / `<n>ms` (the spec validator uses it too).
 //! - [`Algorithm`], [`FailMode`]: the limiter's choices, with their config spellings.
 //! - [`route`]: the route-class names a policy is chosen by (the web app names its routes
-//!   with these), and [`redis_key`], the key a decision for (algorithm, policy, client) uses.
+//!   with these).
+//! - `key`: [`client_id`], the name a client is billed under, [`redis_key`], the key a
+//!   decision for (algorithm, policy, client) uses, and [`parse_redis_key`], its inverse.
+//! - `budget`: [`read_budget`], what a key's stored state means (used, remaining, when the
+//!   next unit returns), read exactly as the algorithm's script reads it.
 //! - [`LimiterConfig`]: the web app's `limiter` settings, its defaults, and
 //!   [`env_value`], the form `ROCKET_LIMITER` / `ROCKET_DATABASES` carry it in.
 //! - [`secret_env`] and [`with_password`]: passwords travel as files of their own (never in
 //!   the environment) and are put into connection URLs by the app, percent-encoded.
 
+mod budget;
+mod key;
 mod settings;
 mod window;
 
+pub use budget::{read_budget, Budget, BudgetError, RedisTime, Stored};
+pub use key::{client_id, parse_redis_key, redis_key, LimiterKey};
 pub use settings::{
     defaults, env_value, most_specific, Algorithm, Applies, FailMode, LimiterConfig, Network,
     Override, OverrideSpec, Policy, PolicySet, PolicySpec, RedisUrl, Rule, SettingsError,
@@ -32,21 +40,6 @@ pub mod route {
     pub const REDIRECT: &str = "redirect";
     /// Every class cluster.yaml gives a policy, in the order it lists them.
     pub const ALL: [&str; 3] = [DEFAULT, SHORTEN, REDIRECT];
-}
-
-/// The Redis key of one client under one policy, kept by one algorithm:
-/// `<prefix>{<policy>:<client>}:<algorithm>`. The hash tag puts every key a decision
-/// touches into one Redis Cluster slot. The algorithm's name keeps each algorithm's state
-/// apart: after a switch the new script starts on fresh keys instead of meeting another
-/// script's type (WRONGTYPE, which the limiter would take for Redis failing, and fail open).
-/// The load test resets a client's budget by deleting exactly these keys.
-pub fn redis_key(
-    prefix: &str,
-    algorithm: Algorithm,
-    policy: &str,
-    client: &dyn std::fmt::Display,
-) -> String {
-    format!("{prefix}{{{policy}:{client}}}:{}", algorithm.as_str())
 }
 
 /// The passwords a web container needs, by the names of their variables. The deployer
@@ -100,20 +93,6 @@ pub fn with_password(url: &str, password: &str) -> Result<String, SettingsError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_prefixed_and_hash_tagged() {
-        assert_eq!(
-            redis_key("rl:", Algorithm::Gcra, route::SHORTEN, &"203.0.113.9"),
-            "rl:{shorten:203.0.113.9}:gcra"
-        );
-        // Every algorithm has keys of its own.
-        let keys: std::collections::BTreeSet<String> = Algorithm::ALL
-            .into_iter()
-            .map(|a| redis_key("rl:", a, route::SHORTEN, &"203.0.113.9"))
-            .collect();
-        assert_eq!(keys.len(), Algorithm::ALL.len());
-    }
 
     #[test]
     fn any_password_survives_into_a_url() {

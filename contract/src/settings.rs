@@ -32,6 +32,11 @@ impl Algorithm {
         Algorithm::Gcra,
     ];
 
+    /// The algorithm [`Algorithm::as_str`] names.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::SlidingLog => "sliding_log",

@@ -7,6 +7,7 @@ mod backup;
 mod context;
 mod deploy;
 mod destroy;
+mod limiter;
 mod loadtest;
 mod logs;
 mod render;
@@ -87,6 +88,9 @@ pub enum Command {
     Destroy(destroy::Args),
     /// Run a k6 script from k6/ on the tester host against the load balancer and judge it.
     Loadtest(loadtest::Args),
+    /// The limiter's keys in Redis: each client's budget per policy and the keys' TTLs;
+    /// `reset` deletes them.
+    Limiter(limiter::Args),
     /// Write a pg_dump of the links database to a local file.
     Backup(backup::BackupArgs),
     /// Load a dump from `backup` into the cluster's database.
@@ -202,6 +206,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Ssh(args) => ssh::run(cli, args),
         Command::Destroy(args) => destroy::run(cli, args),
         Command::Loadtest(args) => loadtest::run(cli, args),
+        Command::Limiter(args) => limiter::run(cli, args),
         Command::Backup(args) => backup::backup(cli, args),
         Command::Restore(args) => backup::restore(cli, args),
     }

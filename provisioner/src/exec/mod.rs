@@ -18,6 +18,7 @@
 //! - [`loadtest`]: k6 on the tester host: scripts up, client addresses, outputs back.
 //! - [`redis`]: the cluster's Redis through its host's SSH session (the limiter's keys,
 //!   `INFO`).
+//! - [`limiter`]: the web app's limiter keys there: SCAN, each value with Redis' TIME, UNLINK.
 //! - [`web`]: a web host's own HTTP endpoints (`/metrics`) through its SSH session.
 //! - [`progress`]: one indicatif bar per host.
 //! - [`error`]: the one error type; every variant names the host and the operation.
@@ -29,6 +30,7 @@ pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod images;
+pub mod limiter;
 pub mod loadtest;
 pub mod local;
 pub mod progress;

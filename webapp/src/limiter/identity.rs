@@ -6,7 +6,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use ipnet::{IpNet, Ipv6Net};
+use ipnet::IpNet;
 
 use super::Network;
 
@@ -16,17 +16,10 @@ pub struct ClientId(String);
 
 impl ClientId {
     /// IPv6 clients are grouped by prefix because one subscriber usually holds a whole
-    /// /64 and could otherwise rotate addresses for fresh budgets.
+    /// /64 and could otherwise rotate addresses for fresh budgets; the name is the
+    /// contract's ([`clusterlab_contract::client_id`]), which the provisioner reads keys by.
     pub fn from_ip(ip: IpAddr, ipv6_prefix: u8) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => ClientId(v4.to_string()),
-            IpAddr::V6(v6) => {
-                let net = Ipv6Net::new(v6, ipv6_prefix.min(128))
-                    .map(|n| n.trunc())
-                    .unwrap_or_else(|_| Ipv6Net::from(v6));
-                ClientId(net.to_string())
-            }
-        }
+        ClientId(clusterlab_contract::client_id(ip, ipv6_prefix))
     }
 
     /// Requests without a socket peer (in-process test clients) share one bucket.
