@@ -56,3 +56,12 @@ ssh host:
 # Run a k6 script from k6/ on the tester host and judge the result.
 loadtest *args:
     {{provisioner}} loadtest {{args}}
+
+# The limiter's keys in Redis per client and policy, e.g. `just limiter --watch`,
+# `just limiter reset --client 10.77.0.30`.
+limiter *args:
+    {{provisioner}} limiter {{args}}
+
+# A live view of every web host's requests, 429s and latency and of Redis; q quits.
+top:
+    {{provisioner}} top

@@ -3,7 +3,9 @@
 //! state stay out of the repository; the repository is the working and project directory):
 //! cold `up`; a link shortened and followed and the page loaded through the load balancer;
 //! the shorten limit held exactly across both web hosts, and per client under the spec's
-//! overrides (an unlimited address, one with a limit of its own); a second `up` that changes
+//! overrides (an unlimited address, one with a limit of its own); the load test's chart, the
+//! limiter's keys against Redis, `top` in a terminal under load and `status`'s per-policy table;
+//! a second `up` that changes
 //! nothing; `deploy` of an app change rolled one web host at a time under steady traffic;
 //! then what must never lose data: a killed VM brought back, a lost key pair rotated in
 //! place, both secrets rotated with the limit still exact, a data host replaced only with
@@ -15,6 +17,10 @@
 #[path = "e2e/chart.rs"]
 mod chart;
 mod common;
+#[path = "e2e/limiter_view.rs"]
+mod limiter_view;
+#[path = "e2e/top.rs"]
+mod top;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -619,6 +625,13 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         .find(|line| line.starts_with("10.77.0.32 "))
         .expect("the unlimited client's row");
     assert!(unlimited_row.contains("unlimited"), "{out}");
+
+    // What a learner watches the limit with: `limiter` against what Redis holds (it resets
+    // this machine's budget at the end), `top` in a terminal under k6 load, and `status`'s
+    // per-policy table.
+    limiter_view::limiter_view_matches_redis(&cluster.spec(), &repo_root(), &http).await;
+    top::top_follows_the_cluster_under_load(&cluster.spec(), &repo_root());
+    top::status_sums_each_policy_over_the_web_hosts(&cluster.spec(), &repo_root());
 
     // deploy of an app change, one web host at a time, under steady traffic.
     let spec = std::fs::read_to_string(cluster.spec()).expect("read spec copy");

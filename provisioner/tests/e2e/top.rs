@@ -118,6 +118,9 @@ pub fn top_follows_the_cluster_under_load(spec: &Path, project_dir: &Path) {
     let load = provisioner(spec, project_dir)
         .args(["loadtest", "rolling.js", "-e", "RATE=20", "-e"])
         .arg(format!("DURATION_SECONDS={LOAD_SECONDS}"))
+        // Its report folder goes with the tmux directory, not into the repository.
+        .arg("--reports")
+        .arg(dir.path().join("reports"))
         .stdin(Stdio::null())
         .stdout(load_log.try_clone().expect("the log file"))
         .stderr(load_log)
