@@ -13,11 +13,14 @@
 //!   next unit returns), read exactly as the algorithm's script reads it.
 //! - [`LimiterConfig`]: the web app's `limiter` settings, its defaults, and
 //!   [`env_value`], the form `ROCKET_LIMITER` / `ROCKET_DATABASES` carry it in.
+//! - [`metrics`]: the names of the web app's Prometheus series the provisioner reads back,
+//!   and the outcome labels of its limiter decisions.
 //! - [`secret_env`] and [`with_password`]: passwords travel as files of their own (never in
 //!   the environment) and are put into connection URLs by the app, percent-encoded.
 
 mod budget;
 mod key;
+pub mod metrics;
 mod settings;
 mod window;
 

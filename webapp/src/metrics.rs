@@ -26,14 +26,14 @@ impl HttpMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let requests = IntCounterVec::new(
             Opts::new(
-                "http_requests_total",
+                clusterlab_contract::metrics::HTTP_REQUESTS,
                 "HTTP requests answered, by route and status",
             ),
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
             HistogramOpts::new(
-                "http_request_duration_seconds",
+                clusterlab_contract::metrics::HTTP_LATENCY,
                 "Time from request head to response, by route",
             )
             .buckets(vec![

@@ -169,13 +169,13 @@ mod tests {
         assert_eq!(
             summary.to_string(),
             "  \
-policy    host  allowed  limited  shadow_limited  fallback_allowed  fallback_limited  fail_open  fail_closed  near_limit
-  redirect  all       100        5               0                 0                 0          0            0          12
-            web1       60        5               0                 0                 0          0            0          12
-            web2       40        0               0                 0                 0          0            0           0
-  shorten   all         0        0               0                 3                 0          0            0           0
-            web1        0        0               0                 0                 0          0            0           0
-            web2        0        0               0                 3                 0          0            0           0
+policy    host  allowed  limited  shadow_limited  fallback_allowed  fallback_limited  exempt  fail_open  fail_closed  near_limit
+  redirect  all       100        5               0                 0                 0       0          0            0          12
+            web1       60        5               0                 0                 0       0          0            0          12
+            web2       40        0               0                 0                 0       0          0            0           0
+  shorten   all         0        0               0                 3                 0       0          0            0           0
+            web1        0        0               0                 0                 0       0          0            0           0
+            web2        0        0               0                 3                 0       0          0            0           0
 "
         );
     }

@@ -1,56 +1,15 @@
 //! One web host's `/metrics`, read with `prometheus-parse` and reduced to the series that
-//! `status` and `top` show. The series and label values are the web app's
-//! (`webapp/src/metrics.rs`, `webapp/src/limiter/metrics.rs`); a series the app has not
+//! `status` and `top` show. The series names and label values are the contract's
+//! (`clusterlab_contract::metrics`), which the web app registers them by; a series the app has not
 //! exported yet (a counter vector only appears once one of its label sets was counted)
 //! reads as zero.
 
 use std::collections::BTreeMap;
 
-/// `http_requests_total{method, route, status}`.
-const HTTP_REQUESTS: &str = "http_requests_total";
-/// `http_request_duration_seconds{method, route}`, a histogram.
-const HTTP_LATENCY: &str = "http_request_duration_seconds";
-/// `ratelimit_decisions_total{policy, outcome}`.
-const DECISIONS: &str = "ratelimit_decisions_total";
-/// `ratelimit_near_limit_total{policy}`: admissions that left at most 20% of the budget.
-const NEAR_LIMIT: &str = "ratelimit_near_limit_total";
-/// `ratelimit_decision_seconds`, a histogram: time to a verdict, Redis round trip included.
-const DECISION_LATENCY: &str = "ratelimit_decision_seconds";
-/// The route label of `GET /metrics`: the reader's own scrapes are not the cluster's traffic.
-const METRICS_ROUTE: &str = "/metrics";
-
-/// The `outcome` label values of `ratelimit_decisions_total`, in the order tables show them.
-pub mod outcome {
-    /// Redis admitted the request.
-    pub const ALLOWED: &str = "allowed";
-    /// Redis refused it: a 429.
-    pub const LIMITED: &str = "limited";
-    /// Refused but served: the policy is in shadow mode.
-    pub const SHADOW_LIMITED: &str = "shadow_limited";
-    /// Redis did not answer; the web host admitted it on its own share (`fail_mode: local`).
-    pub const FALLBACK_ALLOWED: &str = "fallback_allowed";
-    /// Redis did not answer; the web host refused it on its own share.
-    pub const FALLBACK_LIMITED: &str = "fallback_limited";
-    /// Redis did not answer; served unlimited (`fail_mode: open`).
-    pub const FAIL_OPEN: &str = "fail_open";
-    /// Redis did not answer; refused with 503 (`fail_mode: closed`).
-    pub const FAIL_CLOSED: &str = "fail_closed";
-
-    pub const ALL: [&str; 7] = [
-        ALLOWED,
-        LIMITED,
-        SHADOW_LIMITED,
-        FALLBACK_ALLOWED,
-        FALLBACK_LIMITED,
-        FAIL_OPEN,
-        FAIL_CLOSED,
-    ];
-
-    /// Whether a decision with this outcome was made without Redis.
-    pub fn without_redis(outcome: &str) -> bool {
-        [FALLBACK_ALLOWED, FALLBACK_LIMITED, FAIL_OPEN, FAIL_CLOSED].contains(&outcome)
-    }
-}
+pub use clusterlab_contract::metrics::outcome;
+use clusterlab_contract::metrics::{
+    DECISIONS, DECISION_LATENCY, HTTP_LATENCY, HTTP_REQUESTS, METRICS_ROUTE, NEAR_LIMIT,
+};
 
 /// What one web host's counters said at one moment. Counters only grow while the app
 /// runs; rates come from two readings ([`super::rates`]).

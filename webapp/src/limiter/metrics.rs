@@ -1,13 +1,13 @@
 //! The limiter's Prometheus series, registered into the app's shared `Registry`.
 
+use clusterlab_contract::metrics::{self as series, outcome};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 
 use super::{LimiterError, Verdict};
 
 pub struct LimiterMetrics {
-    /// `ratelimit_decisions_total{policy, outcome}`; outcome is allowed, limited,
-    /// fallback_allowed, fallback_limited (`fail_mode = local`), shadow_limited (refused
-    /// but served: the policy is in shadow mode), fail_open or fail_closed.
+    /// `ratelimit_decisions_total{policy, outcome}`, outcome one of
+    /// `clusterlab_contract::metrics::outcome`.
     pub decisions: IntCounterVec,
     /// `ratelimit_redis_errors_total{kind}`; kind is timeout, oom (Redis at `maxmemory`
     /// refusing the decision's write: it never evicts limiter keys) or redis.
@@ -23,21 +23,21 @@ impl LimiterMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let decisions = IntCounterVec::new(
             Opts::new(
-                "ratelimit_decisions_total",
+                series::DECISIONS,
                 "Rate-limit decisions by policy and outcome",
             ),
             &["policy", "outcome"],
         )?;
         let near_limit = IntCounterVec::new(
             Opts::new(
-                "ratelimit_near_limit_total",
+                series::NEAR_LIMIT,
                 "Admissions that left the client at most 20% of its budget, by policy",
             ),
             &["policy"],
         )?;
         let redis_errors = IntCounterVec::new(
             Opts::new(
-                "ratelimit_redis_errors_total",
+                series::REDIS_ERRORS,
                 "Decisions Redis could not make in time, by kind",
             ),
             &["kind"],
@@ -45,7 +45,7 @@ impl LimiterMetrics {
         // A decision is one Redis round trip: tens of microseconds to the timeout (50 ms).
         let latency = Histogram::with_opts(
             HistogramOpts::new(
-                "ratelimit_decision_seconds",
+                series::DECISION_LATENCY,
                 "Time to a rate-limit verdict, Redis round trip included",
             )
             .buckets(vec![
@@ -66,14 +66,14 @@ impl LimiterMetrics {
 
     pub fn count_verdict(&self, policy: &str, verdict: &Verdict) {
         let outcome = match verdict {
-            Verdict::Allowed(_) => "allowed",
-            Verdict::Limited(_) => "limited",
-            Verdict::Fallback(d) if d.allowed => "fallback_allowed",
-            Verdict::Fallback(_) => "fallback_limited",
-            Verdict::Shadowed(_) => "shadow_limited",
-            Verdict::Exempt => "exempt",
-            Verdict::FailedOpen => "fail_open",
-            Verdict::FailedClosed => "fail_closed",
+            Verdict::Allowed(_) => outcome::ALLOWED,
+            Verdict::Limited(_) => outcome::LIMITED,
+            Verdict::Fallback(d) if d.allowed => outcome::FALLBACK_ALLOWED,
+            Verdict::Fallback(_) => outcome::FALLBACK_LIMITED,
+            Verdict::Shadowed(_) => outcome::SHADOW_LIMITED,
+            Verdict::Exempt => outcome::EXEMPT,
+            Verdict::FailedOpen => outcome::FAIL_OPEN,
+            Verdict::FailedClosed => outcome::FAIL_CLOSED,
         };
         self.decisions.with_label_values(&[policy, outcome]).inc();
         if let Verdict::Allowed(d) | Verdict::Fallback(d) = verdict {
