@@ -8,7 +8,7 @@
 //! - [`route`]: the route-class names a policy is chosen by (the web app names its routes
 //!   with these).
 //! - `key`: [`client_id`], the name a client is billed under, [`redis_key`], the key a
-//!   decision for (algorithm, policy, client) uses, and [`parse_redis_key`], its inverse.
+//!   decision for (algorithm, policy, window, client) uses, and [`parse_redis_key`], its inverse.
 //! - `budget`: [`read_budget`], what a key's stored state means (used, remaining, when the
 //!   next unit returns), read exactly as the algorithm's script reads it.
 //! - [`LimiterConfig`]: the web app's `limiter` settings, its defaults, and
@@ -27,8 +27,8 @@ mod window;
 pub use budget::{read_budget, Budget, BudgetError, RedisTime, Stored};
 pub use key::{client_id, parse_redis_key, redis_key, LimiterKey};
 pub use settings::{
-    defaults, env_value, most_specific, Algorithm, Applies, FailMode, LimiterConfig, Network,
-    Override, OverrideSpec, Policy, PolicySet, PolicySpec, RedisUrl, Rule, SettingsError,
+    defaults, env_value, most_specific, Algorithm, Applies, FailMode, Limit, LimiterConfig,
+    Network, Override, OverrideSpec, Policy, PolicySet, PolicySpec, RedisUrl, Rule, SettingsError,
 };
 pub use window::{Window, WindowError};
 

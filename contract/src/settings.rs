@@ -147,15 +147,135 @@ impl From<Network> for String {
     }
 }
 
-/// One policy as written in the settings: `{limit = 10, window = "60s"}`.
+/// "`limit` requests per `window`": one limit of a policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicySpec {
+pub struct Limit {
     pub limit: u64,
     pub window: Window,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} per {}", self.limit, self.window)
+    }
+}
+
+/// One policy as written in the settings, with one limit (`{limit = 10, window = "60s"}`)
+/// or several, all of which must admit a request (`[{limit = 10, window = "60s"}, {limit
+/// = 100, window = "3600s"}]`, or `{limits = [...], shadow = true}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "PolicyForm")]
+pub struct PolicySpec {
+    pub limits: Vec<Limit>,
     /// Decide and count, but serve what the policy would refuse ([`LimiterConfig::shadow`]).
-    #[serde(default, skip_serializing_if = "is_false")]
     pub shadow: bool,
+}
+
+impl PolicySpec {
+    /// A policy of one limit, enforced.
+    pub fn one(limit: u64, window: Window) -> Self {
+        PolicySpec {
+            limits: vec![Limit { limit, window }],
+            shadow: false,
+        }
+    }
+}
+
+/// The forms a policy is written in, read by hand rather than as an untagged enum so a bad
+/// value keeps its own message ("… is too long") instead of "did not match any variant".
+impl<'de> Deserialize<'de> for PolicySpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Form;
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = PolicySpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("{limit, window}, a list of them, or {limits = [...], shadow}")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<PolicySpec, A::Error> {
+                let limits =
+                    Vec::<Limit>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(PolicySpec {
+                    limits,
+                    shadow: false,
+                })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PolicySpec, A::Error> {
+                use serde::de::Error;
+                let (mut limit, mut window, mut limits, mut shadow) = (None, None, None, false);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "limit" => limit = Some(map.next_value::<u64>()?),
+                        "window" => window = Some(map.next_value::<Window>()?),
+                        "limits" => limits = Some(map.next_value::<Vec<Limit>>()?),
+                        "shadow" => shadow = map.next_value()?,
+                        other => {
+                            return Err(A::Error::unknown_field(
+                                other,
+                                &["limit", "window", "limits", "shadow"],
+                            ))
+                        }
+                    }
+                }
+                let limits = match (limit, window, limits) {
+                    (Some(limit), Some(window), None) => vec![Limit { limit, window }],
+                    (None, None, Some(limits)) => limits,
+                    (None, _, None) => return Err(A::Error::missing_field("limit")),
+                    (_, None, None) => return Err(A::Error::missing_field("window")),
+                    _ => {
+                        return Err(A::Error::custom(
+                            "give either `limit` and `window` or `limits`, not both",
+                        ))
+                    }
+                };
+                Ok(PolicySpec { limits, shadow })
+            }
+        }
+        deserializer.deserialize_any(Form)
+    }
+}
+
+/// The form a policy is written back in: one limit as a table of its own (the form from
+/// before there were several), more as `{limits = [...]}`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PolicyForm {
+    One {
+        limit: u64,
+        window: Window,
+        #[serde(skip_serializing_if = "is_false")]
+        shadow: bool,
+    },
+    Many {
+        limits: Vec<Limit>,
+        #[serde(skip_serializing_if = "is_false")]
+        shadow: bool,
+    },
+}
+
+impl From<PolicySpec> for PolicyForm {
+    fn from(spec: PolicySpec) -> Self {
+        match spec.limits.as_slice() {
+            [one] => PolicyForm::One {
+                limit: one.limit,
+                window: one.window,
+                shadow: spec.shadow,
+            },
+            _ => PolicyForm::Many {
+                limits: spec.limits,
+                shadow: spec.shadow,
+            },
+        }
+    }
 }
 
 /// Clients in `cidr` get other limits than everyone else: none at all (`unlimited`, e.g.
@@ -232,6 +352,10 @@ pub enum SettingsError {
     PolicyName(String),
     #[error("limiter.{0}.limit must be at least 1")]
     Limit(String),
+    #[error("limiter.{0}: a policy needs at least one limit")]
+    NoLimits(String),
+    #[error("limiter.{0}: two limits have the window {1}; each limit needs a window of its own")]
+    SameWindow(String, Window),
     #[error(
         "limiter.overrides.{0}: give either `unlimited = true` or `policies`, not both or neither"
     )]
@@ -307,46 +431,85 @@ impl LimiterConfig {
             {
                 return Err(SettingsError::PolicyName(format!("{path}{name}")));
             }
-            if spec.limit == 0 {
-                return Err(SettingsError::Limit(format!("{path}{name}")));
+            let at = format!("{path}{name}");
+            if spec.limits.is_empty() {
+                return Err(SettingsError::NoLimits(at));
             }
-            let mut policy = Policy::new(name, spec.limit, spec.window);
-            policy.shadow = self.shadow || spec.shadow;
-            policies.push(policy);
+            for (index, limit) in spec.limits.iter().enumerate() {
+                let at = if spec.limits.len() == 1 {
+                    at.clone()
+                } else {
+                    format!("{at}.{index}")
+                };
+                if limit.limit == 0 {
+                    return Err(SettingsError::Limit(at));
+                }
+                if spec.limits[..index]
+                    .iter()
+                    .any(|l| l.window == limit.window)
+                {
+                    return Err(SettingsError::SameWindow(at, limit.window));
+                }
+            }
+            policies.push(Policy {
+                name: name.clone(),
+                limits: spec.limits.clone(),
+                shadow: self.shadow || spec.shadow,
+            });
         }
         Ok(policies)
     }
 }
 
-/// "`limit` requests per `window`", named after the route class it guards.
+/// The limits of one route class, named after it: a request is admitted when every limit
+/// has room, and then counts against all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub name: String,
-    pub limit: u64,
-    pub window: Window,
+    /// At least one, no two with the same window ([`LimiterConfig::validate`]).
+    pub limits: Vec<Limit>,
     /// Refusals are counted and reported, not enforced.
     pub shadow: bool,
 }
 
 impl Policy {
+    /// A policy of one limit.
     pub fn new(name: &str, limit: u64, window: Window) -> Self {
         Policy {
             name: name.to_owned(),
-            limit,
-            window,
+            limits: vec![Limit { limit, window }],
             shadow: false,
         }
     }
 
-    /// The Redis key for this client under this policy, kept by `algorithm` ([`redis_key`]).
-    pub fn key(&self, prefix: &str, algorithm: Algorithm, client: &dyn fmt::Display) -> String {
-        redis_key(prefix, algorithm, &self.name, client)
+    /// The Redis key of each limit for this client, kept by `algorithm` ([`redis_key`]),
+    /// in the order of [`Policy::limits`].
+    pub fn keys(
+        &self,
+        prefix: &str,
+        algorithm: Algorithm,
+        client: &dyn fmt::Display,
+    ) -> Vec<String> {
+        self.limits
+            .iter()
+            .map(|l| redis_key(prefix, algorithm, &self.name, l.window, client))
+            .collect()
+    }
+
+    /// The limit of this policy with `window`, as a key names it.
+    pub fn limit_with_window(&self, window: Window) -> Option<&Limit> {
+        self.limits.iter().find(|l| l.window == window)
     }
 }
 
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} per {} ms", self.limit, self.window.as_millis())?;
+        for (i, limit) in self.limits.iter().enumerate() {
+            if i > 0 {
+                write!(f, " and ")?;
+            }
+            write!(f, "{limit}")?;
+        }
         if self.shadow {
             write!(f, " (shadow)")?;
         }
@@ -561,10 +724,13 @@ mod tests {
         );
         let policies = config.validate().expect("valid policies");
         assert_eq!(
-            policies.for_route(Some(route::SHORTEN)).window.as_millis(),
-            500
+            policies.for_route(Some(route::SHORTEN)).limits,
+            [Limit {
+                limit: 10,
+                window: Window::from_millis(500)
+            }]
         );
-        assert_eq!(policies.for_route(Some("index")).limit, 100);
+        assert_eq!(policies.for_route(Some("index")).limits[0].limit, 100);
         assert_eq!(
             format!("{:?}", config.redis_url),
             "\"redis://***@10.0.0.5:6379/\""
@@ -591,13 +757,18 @@ mod tests {
                 .zip([(100, "60s"), (10, "1500ms"), (7, "1s")])
                 .map(|(name, (limit, window))| {
                     let window = Window::parse(window).unwrap();
-                    let shadow = *name == route::SHORTEN;
+                    let mut limits = vec![Limit { limit, window }];
+                    if *name == route::REDIRECT {
+                        limits.push(Limit {
+                            limit: 1000,
+                            window: Window::from_millis(3_600_000),
+                        });
+                    }
                     (
                         name.to_string(),
                         PolicySpec {
-                            limit,
-                            window,
-                            shadow,
+                            limits,
+                            shadow: *name == route::SHORTEN,
                         },
                     )
                 })
@@ -613,11 +784,7 @@ mod tests {
                     unlimited: false,
                     policies: [(
                         route::SHORTEN.to_owned(),
-                        PolicySpec {
-                            limit: 50,
-                            window: Window::parse("60s").unwrap(),
-                            shadow: false,
-                        },
+                        PolicySpec::one(50, Window::parse("60s").unwrap()),
                     )]
                     .into(),
                 },
@@ -656,6 +823,56 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_has_one_limit_or_several_with_windows_of_their_own() {
+        let config = parse(
+            r#"
+            [limiter.policies]
+            default = [{ limit = 10, window = "1s" }, { limit = 100, window = "60s" }]
+            shorten = { limits = [{ limit = 5, window = "60s" }, { limit = 50, window = "3600s" }], shadow = true }
+            redirect = { limit = 7, window = "2s" }
+            "#,
+        )
+        .expect("parses");
+        let set = config.validate().expect("valid");
+        let windows = |route| {
+            let policy = set.for_route(Some(route));
+            let limits: Vec<(u64, u64)> = policy
+                .limits
+                .iter()
+                .map(|l| (l.limit, l.window.as_millis()))
+                .collect();
+            (limits, policy.shadow)
+        };
+        assert_eq!(
+            windows(route::DEFAULT),
+            (vec![(10, 1000), (100, 60_000)], false)
+        );
+        assert_eq!(
+            windows(route::SHORTEN),
+            (vec![(5, 60_000), (50, 3_600_000)], true)
+        );
+        assert_eq!(windows(route::REDIRECT), (vec![(7, 2000)], false));
+        assert_eq!(
+            set.for_route(Some(route::SHORTEN)).to_string(),
+            "5 per 60s and 50 per 3600s (shadow)"
+        );
+        let invalid = |toml: &str| parse(toml).expect("parses").validate().unwrap_err();
+        assert_eq!(
+            invalid("[limiter.policies]\ndefault = [{ limit = 1, window = \"1s\" }, { limit = 2, window = \"1000ms\" }]"),
+            SettingsError::SameWindow("policies.default.1".into(), Window::from_millis(1000))
+        );
+        assert_eq!(
+            invalid("[limiter.policies]\ndefault = [{ limit = 1, window = \"1s\" }, { limit = 0, window = \"2s\" }]"),
+            SettingsError::Limit("policies.default.1".into())
+        );
+        assert_eq!(
+            invalid("[limiter.policies]\ndefault = []"),
+            SettingsError::NoLimits("policies.default".into())
+        );
+        assert!(parse("[limiter.policies]\ndefault = { limits = [], limit = 1 }").is_err());
+    }
+
+    #[test]
     fn local_fallback_is_the_default_fail_mode() {
         let config = parse("[limiter]\ninstances = 2").expect("parses");
         assert_eq!(config.fail_mode, FailMode::Local);
@@ -671,7 +888,10 @@ mod tests {
     fn a_default_policy_always_exists() {
         let policies = LimiterConfig::default().validate().expect("valid");
         let default = policies.for_route(None);
-        assert_eq!((default.name.as_str(), default.limit), ("default", 100));
+        assert_eq!(
+            (default.name.as_str(), default.limits[0].limit),
+            ("default", 100)
+        );
     }
 
     #[test]
@@ -680,7 +900,7 @@ mod tests {
             Policy::new(route::SHORTEN, 10, Window::from_millis(60_000)),
             Policy::new(route::DEFAULT, 100, Window::from_millis(60_000)),
         ]);
-        assert_eq!(set.for_route(Some(route::SHORTEN)).limit, 10);
+        assert_eq!(set.for_route(Some(route::SHORTEN)).limits[0].limit, 10);
         assert_eq!(set.for_route(Some(route::REDIRECT)).name, "default");
         assert_eq!(set.for_route(None).name, "default");
     }
@@ -703,7 +923,7 @@ mod tests {
         let set = config.validate().expect("valid");
         let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
         let limit = |address, route| match set.for_client(address, route) {
-            Applies::Policy(policy) => Some((policy.name.clone(), policy.limit)),
+            Applies::Policy(policy) => Some((policy.name.clone(), policy.limits[0].limit)),
             Applies::Unlimited(_) => None,
         };
         // Outside every override: the usual policies.

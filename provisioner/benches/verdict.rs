@@ -41,16 +41,12 @@ fn k6_stream() -> String {
 }
 
 fn limiter(algorithm: Algorithm) -> Limiter {
-    let policy = Policy {
-        limit: 100_000,
-        window: Window::from_millis(60_000),
-        shadow: false,
-    };
+    let policy = Policy::one(100_000, Window::from_millis(60_000));
     Limiter::with_defaults(
         algorithm,
         Policies {
-            default: policy,
-            shorten: policy,
+            default: policy.clone(),
+            shorten: policy.clone(),
             redirect: policy,
         },
     )

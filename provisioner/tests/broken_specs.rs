@@ -120,6 +120,30 @@ const CASES: &[Case] = &[
         errors: &["26:25: app.limiter.policies.shorten.limit: must be greater than 0"],
     },
     Case {
+        name: "two limits with one window",
+        edits: &[("shorten: { limit: 10, window: 60s }", "shorten: [{ limit: 10, window: 60s }, { limit: 100, window: 60000ms }]")],
+        errors: &["26:47: app.limiter.policies.shorten[1].window: app.limiter.policies.shorten[0] has the window 60s already; each limit needs a window of its own"],
+    },
+    Case {
+        name: "one limit and a list of them",
+        edits: &[("shorten: { limit: 10, window: 60s }", "shorten: { limit: 10, limits: [{ limit: 1, window: 1s }] }")],
+        errors: &["26:18: app.limiter.policies.shorten.limit: give either `limit` and `window` or `limits`, not both"],
+    },
+    Case {
+        name: "a policy without limits",
+        edits: &[("shorten: { limit: 10, window: 60s }", "shorten: { limits: [], shadow: true }")],
+        errors: &["26:26: app.limiter.policies.shorten.limits: a policy needs at least one limit"],
+    },
+    Case {
+        name: "a bad limit in a list",
+        edits: &[("shorten: { limit: 10, window: 60s }", "shorten: [{ limit: 10, window: 60s }, { limit: 0, windo: 1h }]")],
+        errors: &[
+            "26:47: app.limiter.policies.shorten[1].window: missing required key `window`",
+            "26:54: app.limiter.policies.shorten[1].limit: must be greater than 0",
+            "26:57: app.limiter.policies.shorten[1].windo: unknown key `windo` (expected one of: limit, window)",
+        ],
+    },
+    Case {
         name: "zero window",
         edits: &[("limit: 100, window: 60s }\nsecrets", "limit: 100, window: 0ms }\nsecrets")],
         errors: &[

@@ -17,11 +17,7 @@ const SECOND: i64 = 1_000_000;
 const EPOCH: i64 = 1_800_000_000 * SECOND;
 
 fn limiter() -> Limiter {
-    let policy = |limit, seconds: u64| Policy {
-        limit,
-        window: Window::from_millis(seconds * 1000),
-        shadow: false,
-    };
+    let policy = |limit, seconds: u64| Policy::one(limit, Window::from_millis(seconds * 1000));
     Limiter::with_defaults(
         Algorithm::SlidingLog,
         Policies {

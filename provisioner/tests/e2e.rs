@@ -39,10 +39,14 @@ const SHORTEN_LIMIT: u64 = 10;
 /// next three, two of which the spec copy gives overrides ([`OVERRIDES`]).
 const TESTER: &str = "10.77.0.30";
 /// Added to the spec copy's limiter: the second extra client is never limited, the third
-/// gets twice the shorten limit.
+/// gets twice the shorten limit, as the tighter of two limits: 25 a minute and 20 an hour
+/// (so through the LB the hour's limit refuses while the minute's still has room, and the
+/// verdict must not call those 429s wrong).
 const OVERRIDES: &str = "    overrides:
       - { cidr: 10.77.0.32, unlimited: true }
-      - { cidr: 10.77.0.33/32, policies: { shorten: { limit: 20, window: 60s } } }
+      - cidr: 10.77.0.33/32
+        policies:
+          shorten: [{ limit: 25, window: 60s }, { limit: 20, window: 3600s }]
 ";
 
 /// The spec copy and its directory; destroys the cluster on drop unless disarmed.
@@ -618,6 +622,16 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     assert_eq!(
         client_row(&out, "10.77.0.33", "shorten"),
         (30, 20, 10),
+        "{out}"
+    );
+    // The third client's policy has two limits, each judged (one verdict line each).
+    let third: Vec<&str> = out
+        .lines()
+        .filter(|line| line.starts_with("10.77.0.33 "))
+        .collect();
+    assert!(
+        third.iter().any(|l| l.contains(" 25/60000ms "))
+            && third.iter().any(|l| l.contains(" 20/3600000ms ")),
         "{out}"
     );
     let unlimited_row = out

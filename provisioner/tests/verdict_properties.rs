@@ -164,16 +164,12 @@ fn verdict_for(t: &Traffic, limit: u32) -> provisioner::verdict::Verdict {
             served_by: None,
         });
     }
-    let policy = Policy {
-        limit: t.limit,
-        window: Window::from_millis(t.window_ms),
-        shadow: false,
-    };
+    let policy = Policy::one(t.limit, Window::from_millis(t.window_ms));
     let limiter = Limiter::with_defaults(
         t.algorithm,
         Policies {
-            default: policy,
-            shorten: policy,
+            default: policy.clone(),
+            shorten: policy.clone(),
             redirect: policy,
         },
     );
@@ -199,7 +195,7 @@ proptest! {
     #[test]
     fn admitting_one_more_per_window_fails(t in traffic()) {
         let verdict = verdict_for(&t, t.limit + 1);
-        prop_assert!(verdict.clients[0].over_admitted.is_some(), "{verdict}");
+        prop_assert!(verdict.clients[0].first_limit().over_admitted.is_some(), "{verdict}");
     }
 
     #[test]

@@ -117,20 +117,16 @@ async fn the_limiters_decisions_read_back(algorithm: Algorithm) {
         fail_mode: FailMode::Closed,
         timeout_ms: 5000,
         key_prefix: unique_prefix(&format!("budget-{}", algorithm.as_str())),
-        policies: BTreeMap::from([(
-            route::DEFAULT.to_owned(),
-            PolicySpec {
-                limit,
-                window,
-                shadow: false,
-            },
-        )]),
+        policies: BTreeMap::from([(route::DEFAULT.to_owned(), PolicySpec::one(limit, window))]),
         ..LimiterConfig::default()
     };
     let limiter = Limiter::new(&config, &prometheus::Registry::new()).expect("limiter");
     let policy = limiter.policies().for_route(None).clone();
     let client = ClientId::from_ip("192.0.2.7".parse().unwrap(), 64);
-    let key = limiter.key(&policy, &client);
+    let [key] = limiter
+        .keys(&policy, &client)
+        .try_into()
+        .expect("one limit, one key");
     let mut conn = redis_conn(&redis_url()).await;
 
     let empty = read(&mut conn, algorithm, &key, limit, window).await;
@@ -195,7 +191,8 @@ async fn readings_follow_the_script_as_time_passes(algorithm: Algorithm) {
         .await
         .expect("SCRIPT LOAD");
     let prefix = unique_prefix(&format!("budget-time-{}", algorithm.as_str()));
-    let key = clusterlab_contract::redis_key(&prefix, algorithm, route::DEFAULT, &"192.0.2.8");
+    let key =
+        clusterlab_contract::redis_key(&prefix, algorithm, route::DEFAULT, window, &"192.0.2.8");
     let mut fill_levels = std::collections::BTreeSet::new();
     // Bursts of three every 350 ms: the budget fills, refuses, and partly comes back.
     for round in 0..8 {
@@ -212,7 +209,7 @@ async fn readings_follow_the_script_as_time_passes(algorithm: Algorithm) {
             let replies: Vec<redis::Value> =
                 pipe.query_async(&mut conn).await.expect("decide and read");
             let answer: Vec<i64> = redis::from_redis_value_ref(&replies[0]).expect("the reply");
-            let &[admitted, remaining, reset_ms] = answer.as_slice() else {
+            let &[admitted, remaining, reset_ms, 1] = answer.as_slice() else {
                 panic!("the script answered {answer:?}");
             };
             let reading = decode_reading(algorithm, &replies[1..], limit, window);

@@ -55,6 +55,7 @@ async fn exactly_the_limit_across_two_instances(algorithm: Algorithm) {
             &prefix,
             algorithm,
             clusterlab_contract::route::DEFAULT,
+            clusterlab_contract::Window::from_millis(3_600_000),
             &"127.0.0.1",
         );
         let logged: u64 = redis::cmd("ZCARD")

@@ -6,7 +6,7 @@ mod limiter_support;
 use clusterlab_contract::route;
 use limiter_support::*;
 use serde_json::{json, Value};
-use webapp::limiter::Algorithm;
+use webapp::limiter::{Algorithm, Window};
 
 async fn statuses(
     client: &reqwest::Client,
@@ -185,6 +185,7 @@ async fn forwarding_headers_from_a_trusted_proxy_are_honoured() {
                 &prefix,
                 Algorithm::default(),
                 route::DEFAULT,
+                Window::from_millis(60_000),
                 &client,
             ))
             .query_async(&mut conn)
@@ -250,6 +251,7 @@ async fn overrides_give_a_network_its_own_limit_and_exempt_an_address() {
             &prefix,
             Algorithm::default(),
             route::DEFAULT,
+            Window::from_millis(60_000),
             &"203.0.113.9",
         ))
         .query_async(&mut conn)
@@ -359,7 +361,13 @@ async fn headers_follow_the_state(algorithm: Algorithm) {
     .await;
     let client = http();
     let mut conn = redis_conn(&redis_url()).await;
-    let key = clusterlab_contract::redis_key(&prefix, algorithm, route::REDIRECT, &"127.0.0.1");
+    let key = clusterlab_contract::redis_key(
+        &prefix,
+        algorithm,
+        route::REDIRECT,
+        Window::from_millis(10_000),
+        &"127.0.0.1",
+    );
     for i in 0..6u64 {
         let res = client.get(app.url("/abc")).send().await.expect("request");
         let status = res.status().as_u16();

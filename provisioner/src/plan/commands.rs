@@ -273,8 +273,14 @@ pub fn limiter_config(cluster: &Cluster) -> LimiterConfig {
 
 fn policy_spec(policy: &crate::spec::Policy) -> PolicySpec {
     PolicySpec {
-        limit: policy.limit.into(),
-        window: policy.window,
+        limits: policy
+            .limits
+            .iter()
+            .map(|l| clusterlab_contract::Limit {
+                limit: l.limit.into(),
+                window: l.window,
+            })
+            .collect(),
         shadow: policy.shadow,
     }
 }
@@ -360,6 +366,33 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_of_several_limits_reaches_the_web_app_whole() {
+        use crate::spec::FileCheck;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
+        let source = std::fs::read_to_string(&path).unwrap().replace(
+            "shorten: { limit: 10, window: 60s }",
+            "shorten: [{ limit: 10, window: 60s }, { limit: 100, window: 3600s }]",
+        );
+        let cluster = Cluster::parse(&source, &path, FileCheck::SpecOnly).unwrap();
+        let config = limiter_config(&cluster);
+        let env = clusterlab_contract::env_value(&config).unwrap();
+        assert!(
+            env.contains(
+                "shorten={limits=[{limit=10, window=\"60s\"}, {limit=100, window=\"3600s\"}]}"
+            ),
+            "{env}"
+        );
+        let policies = config.validate().unwrap();
+        let windows: Vec<u64> = policies
+            .for_route(Some("shorten"))
+            .limits
+            .iter()
+            .map(|l| l.window.as_millis())
+            .collect();
+        assert_eq!(windows, [60_000, 3_600_000]);
+    }
+
+    #[test]
     fn shadow_mode_reaches_the_web_app_for_one_policy_or_all() {
         use crate::spec::FileCheck;
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
@@ -387,11 +420,7 @@ mod tests {
     fn web_app_settings_follow_the_contract() {
         let cluster = Cluster::repository_default();
         let window = clusterlab_contract::Window::from_millis(60_000);
-        let policy = |limit| PolicySpec {
-            limit,
-            window,
-            shadow: false,
-        };
+        let policy = |limit| PolicySpec::one(limit, window);
         assert_eq!(
             limiter_config(&cluster),
             LimiterConfig {

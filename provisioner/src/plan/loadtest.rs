@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use clusterlab_contract::route;
 
-use crate::spec::{Cluster, Limiter, Role, Target};
+use crate::spec::{Cluster, Limiter, Role, Target, Window};
 
 /// Where the scripts and k6's outputs live on the tester host.
 pub const REMOTE_DIR: &str = "/tmp/clusterlab-k6";
@@ -175,15 +175,30 @@ pub fn plan(cluster: &Cluster, request: &LoadTestRequest) -> Result<LoadTest, Lo
     })
 }
 
-/// The web app's key for a client under a policy ([`clusterlab_contract::redis_key`]), for
-/// every policy cluster.yaml can name.
+/// The web app's key for a client under each limit of a policy
+/// ([`clusterlab_contract::redis_key`]), for every policy cluster.yaml can name, its
+/// overrides' included (their limits may have windows of their own).
 fn budget_keys(limiter: &Limiter, clients: &[Ipv4Addr]) -> Vec<String> {
     let prefix = &limiter.key_prefix;
+    let usual = limiter
+        .policies
+        .named()
+        .into_iter()
+        .map(|(name, policy)| (name.to_owned(), policy));
+    let overridden = limiter.overrides.iter().flat_map(|o| {
+        o.policies
+            .iter()
+            .map(|(name, policy)| (name.clone(), policy))
+    });
+    let limits: std::collections::BTreeSet<(String, Window)> = usual
+        .chain(overridden)
+        .flat_map(|(name, policy)| policy.limits.iter().map(move |l| (name.clone(), l.window)))
+        .collect();
     clients
         .iter()
         .flat_map(|client| {
-            limiter.policies.named().map(|(policy, _)| {
-                clusterlab_contract::redis_key(prefix, limiter.algorithm, policy, client)
+            limits.iter().map(move |(policy, window)| {
+                clusterlab_contract::redis_key(prefix, limiter.algorithm, policy, *window, client)
             })
         })
         .collect()
@@ -261,9 +276,9 @@ mod tests {
         assert_eq!(
             test.budget_keys,
             [
-                "rl:{default:10.77.0.30}:sliding_log",
-                "rl:{shorten:10.77.0.30}:sliding_log",
-                "rl:{redirect:10.77.0.30}:sliding_log"
+                "rl:{default:10.77.0.30}:sliding_log:60s",
+                "rl:{redirect:10.77.0.30}:sliding_log:60s",
+                "rl:{shorten:10.77.0.30}:sliding_log:60s"
             ]
         );
         assert_eq!(

@@ -225,7 +225,9 @@ impl<'a> Panel<'a> {
             }
         }
         admitted_at.sort_unstable();
-        let window = i64::try_from(report.window_ms.saturating_mul(1000)).unwrap_or(i64::MAX);
+        // The trailing count is drawn against the policy's first limit.
+        let window =
+            i64::try_from(report.first_limit().window_ms.saturating_mul(1000)).unwrap_or(i64::MAX);
         let upto = |t: i64| admitted_at.partition_point(|&a| a <= t);
         let trailing = (1..=timeline.steps as i64)
             .map(|k| {
@@ -247,7 +249,12 @@ impl<'a> Panel<'a> {
         let limit = if r.unlimited {
             "unlimited (an override)".to_owned()
         } else {
-            format!("limit {} per {}", r.limit, window_text(r.window_ms))
+            let limits: Vec<String> = r
+                .limits
+                .iter()
+                .map(|l| format!("{} per {}", l.limit, window_text(l.window_ms)))
+                .collect();
+            format!("limit {}", limits.join(" and "))
         };
         format!(
             "client {}, policy {}: {limit} ({}): {} requests, {} admitted, {} refused",
@@ -322,7 +329,7 @@ fn draw_panel(
     let admitted = stacked(&panel.admitted, None);
     let trailing_max = panel.trailing.iter().copied().max().unwrap_or(0) as u32;
     // An unlimited client's report carries a stand-in limit, which is not drawn.
-    let limit = (!report.unlimited).then_some(report.limit);
+    let limit = (!report.unlimited).then_some(report.first_limit().limit);
     let top_max = highest(&admitted).max(limit.unwrap_or(0)).max(trailing_max);
     let mut chart = ChartBuilder::on(&top)
         .margin(6)
@@ -479,15 +486,18 @@ fn draw_legend(
     };
     row(
         &line(false, TRAILING),
-        &format!("admitted in trailing {}", window_text(report.window_ms)),
+        &format!(
+            "admitted in trailing {}",
+            window_text(report.first_limit().window_ms)
+        ),
     )?;
     if !report.unlimited {
         row(
             &line(true, LIMIT),
             &format!(
                 "limit {} per {}",
-                report.limit,
-                window_text(report.window_ms)
+                report.first_limit().limit,
+                window_text(report.first_limit().window_ms)
             ),
         )?;
     }

@@ -37,16 +37,12 @@ mod tests {
     use std::time::Duration;
 
     fn verdict_of(client: &str) -> Verdict {
-        let policy = Policy {
-            limit: 1,
-            window: Window::from_millis(1000),
-            shadow: false,
-        };
+        let policy = Policy::one(1, Window::from_millis(1000));
         let limiter = Limiter::with_defaults(
             Algorithm::SlidingLog,
             Policies {
-                default: policy,
-                shorten: policy,
+                default: policy.clone(),
+                shorten: policy.clone(),
                 redirect: policy,
             },
         );

@@ -356,9 +356,9 @@ impl Limiter {
             .ok()
             .and_then(|address| most_specific(&self.overrides, |o| o.cidr, address));
         match found {
-            None => Some((name, *usual)),
+            None => Some((name, usual.clone())),
             Some(o) if o.unlimited => None,
-            Some(o) => Some((name, o.policies.get(name).copied().unwrap_or(*usual))),
+            Some(o) => Some((name, o.policies.get(name).unwrap_or(usual).clone())),
         }
     }
 }
@@ -411,18 +411,99 @@ impl Policies {
     }
 }
 
+/// One route class's limits: a request is admitted when every one has room. Written as one
+/// limit (`{limit: 10, window: 60s}`), a list of them, or `{limits: [...], shadow: true}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// At least one; no two with the same window.
+    pub limits: Vec<Limit>,
+    /// Shadow mode for this policy alone (see `limiter.shadow`).
+    pub shadow: bool,
+}
+
+impl Policy {
+    /// A policy of one limit, enforced.
+    pub fn one(limit: u32, window: Window) -> Self {
+        Policy {
+            limits: vec![Limit { limit, window }],
+            shadow: false,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Policy {
+pub struct Limit {
     /// Requests admitted per window (positive).
     #[schemars(range(min = 1))]
     pub limit: u32,
     /// Window length, `<n>s` or `<n>ms`.
     #[schemars(with = "String", pattern(r"^[1-9][0-9]*(s|ms)$"))]
     pub window: Window,
+}
+
+/// The forms a policy is written in (the schema's account of them, and how one is written
+/// back: one limit as a mapping, several under `limits`).
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // `List` is only read, never written back
+enum PolicyForm {
+    One(OneLimit),
+    Many(ManyLimits),
+    /// Several limits, enforced.
+    List(#[schemars(length(min = 1))] Vec<Limit>),
+}
+
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct OneLimit {
+    /// Requests admitted per window (positive).
+    #[schemars(range(min = 1))]
+    limit: u32,
+    /// Window length, `<n>s` or `<n>ms`.
+    #[schemars(with = "String", pattern(r"^[1-9][0-9]*(s|ms)$"))]
+    window: Window,
     /// Shadow mode for this policy alone (see `limiter.shadow`).
     #[serde(default)]
-    pub shadow: bool,
+    shadow: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct ManyLimits {
+    /// Every one must have room for a request to be admitted; windows differ.
+    #[schemars(length(min = 1))]
+    limits: Vec<Limit>,
+    /// Shadow mode for this policy alone (see `limiter.shadow`).
+    #[serde(default)]
+    shadow: bool,
+}
+
+impl Serialize for Policy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let form = match self.limits.as_slice() {
+            [one] => PolicyForm::One(OneLimit {
+                limit: one.limit,
+                window: one.window,
+                shadow: self.shadow,
+            }),
+            limits => PolicyForm::Many(ManyLimits {
+                limits: limits.to_vec(),
+                shadow: self.shadow,
+            }),
+        };
+        form.serialize(serializer)
+    }
+}
+
+impl JsonSchema for Policy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Policy".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        PolicyForm::json_schema(generator)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]

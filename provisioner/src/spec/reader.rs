@@ -14,7 +14,7 @@ use marked_yaml::{LoaderOptions, Node, Span};
 
 use super::validate::rules;
 use super::{
-    defaults, Algorithm, App, Cluster, FailMode, Host, HostKind, ImageMode, Images, Limiter,
+    defaults, Algorithm, App, Cluster, FailMode, Host, HostKind, ImageMode, Images, Limit, Limiter,
     LoadBalancer, LoadTestSpec, Network, Override, Policies, Policy, Proxmox, ProxmoxProvider,
     ProxmoxTemplate, Role, SecretRef, Secrets, SpecError, Ssh, Target, Window,
 };
@@ -994,15 +994,74 @@ fn policies(r: &mut Reader, node: &Node, path: &str) -> Option<Policies> {
     })
 }
 
+/// `{limit, window, shadow?}`, a list of `{limit, window}`, or `{limits: [...], shadow?}`.
 fn policy(r: &mut Reader, node: &Node, path: &str) -> Option<Policy> {
-    let f = r.mapping(node, path, &["limit", "window", "shadow"])?;
-    let limit = r.required(&f, "limit", positive);
-    let window = r.required(&f, "window", window);
+    if let Node::Sequence(_) = node {
+        let limits = limits(r, node, path)?;
+        return Some(Policy {
+            limits,
+            shadow: false,
+        });
+    }
+    let f = r.mapping(node, path, &["limit", "window", "limits", "shadow"])?;
     let shadow = r.or_default(&f, "shadow", boolean, || false);
+    let limits = if f.map.get_node("limits").is_some() {
+        let single = ["limit", "window"]
+            .into_iter()
+            .find_map(|k| f.map.get_key_value(k));
+        if let Some((key, _)) = single {
+            r.error(
+                &child(path, key.as_str()),
+                start(key.span()),
+                "give either `limit` and `window` or `limits`, not both",
+            );
+            return None;
+        }
+        r.required(&f, "limits", limits)
+    } else {
+        one_limit(r, &f).map(|limit| vec![limit])
+    };
     Some(Policy {
+        limits: limits?,
+        shadow: shadow?,
+    })
+}
+
+/// A list of limits: at least one, each with a window of its own.
+fn limits(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Limit>> {
+    let list = r.list(node, path, |r, node, path| {
+        let f = r.mapping(node, path, &["limit", "window"])?;
+        one_limit(r, &f)
+    })?;
+    if list.is_empty() {
+        r.error(path, node_start(node), "a policy needs at least one limit");
+        return None;
+    }
+    let mut fine = true;
+    for (i, limit) in list.iter().enumerate() {
+        if let Some(first) = list[..i].iter().position(|l| l.window == limit.window) {
+            let at = format!("{path}[{i}].window");
+            let location = r.locations.values.get(&format!("{path}[{i}]")).copied();
+            r.error(
+                &at,
+                location.unwrap_or_else(|| node_start(node)),
+                format!(
+                    "{path}[{first}] has the window {} already; each limit needs a window of its own",
+                    limit.window
+                ),
+            );
+            fine = false;
+        }
+    }
+    fine.then_some(list)
+}
+
+fn one_limit(r: &mut Reader, f: &Fields) -> Option<Limit> {
+    let limit = r.required(f, "limit", positive);
+    let window = r.required(f, "window", window);
+    Some(Limit {
         limit: limit?,
         window: window?,
-        shadow: shadow?,
     })
 }
 

@@ -87,29 +87,43 @@ pub struct ClientReport {
     pub client: String,
     /// The policy that applies: the route class if cluster.yaml has one, else `default`.
     pub policy: &'static str,
-    /// The client is in an unlimited override's network (`limit` means nothing then).
+    /// The client is in an unlimited override's network (`limits` mean nothing then).
     pub unlimited: bool,
-    pub limit: u32,
-    pub window_ms: u64,
+    /// Each limit of the policy, judged on its own (a request counts in all of them).
+    pub limits: Vec<LimitReport>,
     pub requests: usize,
     pub admitted: usize,
     pub limited: usize,
     pub server_errors: usize,
     pub transport_errors: usize,
     pub other: usize,
-    /// Admissions counted in consecutive windows from the client's first admission.
-    pub admitted_per_window: Vec<usize>,
-    /// The most admissions that certainly fell inside one window.
-    pub max_in_window: usize,
-    /// Admissions certainly decided closer together than the algorithm allows.
-    pub over_admitted: Option<Crowd>,
-    /// 429 answers given while the algorithm certainly had room.
+    /// 429 answers given while the algorithm certainly had room in every limit.
     pub wrongly_limited: usize,
     /// For a policy in shadow mode (which refuses nothing): how many requests enforcing
     /// it would have refused, replayed from the request times ([`shadow::would_refuse`]).
     pub would_refuse: Option<usize>,
     /// When the answers this report fails were decided, by time; what the chart marks.
     pub problems: Vec<Problem>,
+}
+
+/// How the admissions of one client fared against one limit of its policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitReport {
+    pub limit: u32,
+    pub window_ms: u64,
+    /// Admissions counted in consecutive windows from the client's first admission.
+    pub admitted_per_window: Vec<usize>,
+    /// The most admissions that certainly fell inside one window.
+    pub max_in_window: usize,
+    /// Admissions certainly decided closer together than the algorithm allows.
+    pub over_admitted: Option<Crowd>,
+}
+
+impl ClientReport {
+    /// The first limit of the policy (every policy has at least one).
+    pub fn first_limit(&self) -> &LimitReport {
+        &self.limits[0]
+    }
 }
 
 /// A stretch of one client's run in which the verdict found answers wrong: the decisions it
@@ -197,11 +211,10 @@ pub fn judge(
                 // An unlimited override: judged as if by a limit above the request count,
                 // so no admission is too many and every 429 is wrong.
                 None => {
-                    let room = Policy {
-                        limit: u32::try_from(requests.len() + 1).unwrap_or(u32::MAX),
-                        window: limiter.policies.for_route(name).1.window,
-                        shadow: false,
-                    };
+                    let room = Policy::one(
+                        u32::try_from(requests.len() + 1).unwrap_or(u32::MAX),
+                        limiter.policies.for_route(name).1.limits[0].window,
+                    );
                     ClientReport {
                         unlimited: true,
                         ..client_report(client, name, &requests, &room, limiter.algorithm)
@@ -240,11 +253,15 @@ fn report_failures(r: &ClientReport, algorithm: Algorithm) -> Vec<String> {
                 r.limited
             ));
         }
-    } else if let Some(crowd) = r.over_admitted {
+    }
+    for l in r.limits.iter().filter(|_| r.would_refuse.is_none()) {
+        let Some(crowd) = l.over_admitted else {
+            continue;
+        };
         failures.push(match algorithm {
             Algorithm::SlidingLog => format!(
                 "{who}: {} requests admitted within one {} ms window, the policy allows {}",
-                crowd.count, r.window_ms, r.limit
+                crowd.count, l.window_ms, l.limit
             ),
             Algorithm::SlidingWindow | Algorithm::Gcra => format!(
                 "{who}: {} requests admitted within {:.3} s ({} to {}), {} admits at most {} \
@@ -254,11 +271,11 @@ fn report_failures(r: &ClientReport, algorithm: Algorithm) -> Vec<String> {
                 clock(crowd.from),
                 clock(crowd.to),
                 algorithm.as_str(),
-                bounds::rate_allowance(r.limit, window_us(r.window_ms), crowd.span()),
-                r.limit,
-                r.limit,
+                bounds::rate_allowance(l.limit, window_us(l.window_ms), crowd.span()),
+                l.limit,
+                l.limit,
                 crowd.span() as f64 / 1e6,
-                r.window_ms
+                l.window_ms
             ),
         });
     }
@@ -300,7 +317,6 @@ fn client_report(
     policy: &Policy,
     algorithm: Algorithm,
 ) -> ClientReport {
-    let window = window_us(policy.window.as_millis());
     let admitted: Vec<Interval> = requests
         .iter()
         .filter(|s| s.admitted())
@@ -312,35 +328,55 @@ fn client_report(
         .map(|s| s.interval())
         .collect();
     let count = |pred: fn(u16) -> bool| requests.iter().filter(|s| pred(s.status)).count();
-    let wrongly_limited =
-        bounds::wrongly_limited(algorithm, &admitted, &refused, policy.limit, window);
-    let in_one_window = bounds::most_in_one_window(&admitted, window);
-    let over_admitted = match algorithm {
-        Algorithm::SlidingLog => in_one_window.filter(|c| c.count > policy.limit as usize),
-        Algorithm::SlidingWindow | Algorithm::Gcra => {
-            bounds::most_over_rate(&admitted, policy.limit, window)
-                .filter(|c| c.count > bounds::rate_allowance(policy.limit, window, c.span()))
-        }
-    };
+    // A 429 is wrong only if every limit certainly had room: each limit keeps those of the
+    // refusals left by the one before at which it had room too.
+    let wrongly_limited = policy.limits.iter().fold(refused.clone(), |left, l| {
+        let window = window_us(l.window.as_millis());
+        bounds::wrongly_limited(algorithm, &admitted, &left, l.limit, window)
+    });
+    let limits: Vec<LimitReport> = policy
+        .limits
+        .iter()
+        .map(|l| {
+            let window = window_us(l.window.as_millis());
+            let in_one_window = bounds::most_in_one_window(&admitted, window);
+            let over_admitted = match algorithm {
+                Algorithm::SlidingLog => in_one_window.filter(|c| c.count > l.limit as usize),
+                Algorithm::SlidingWindow | Algorithm::Gcra => {
+                    bounds::most_over_rate(&admitted, l.limit, window)
+                        .filter(|c| c.count > bounds::rate_allowance(l.limit, window, c.span()))
+                }
+            };
+            LimitReport {
+                limit: l.limit,
+                window_ms: l.window.as_millis(),
+                admitted_per_window: per_window(requests, &admitted, window),
+                max_in_window: in_one_window.map_or(0, |c| c.count),
+                over_admitted,
+            }
+        })
+        .collect();
+    // The first crowd over a limit stands for them all on the chart.
+    let over_admitted = limits.iter().find_map(|l| l.over_admitted);
     ClientReport {
         client: client.to_string(),
         policy: policy_name,
         unlimited: false,
-        limit: policy.limit,
-        window_ms: policy.window.as_millis(),
         requests: requests.len(),
         admitted: admitted.len(),
         limited: refused.len(),
         server_errors: count(|s| s >= 500),
         transport_errors: count(|s| s == 0),
         other: count(|s| s != 0 && s != 429 && !(200..400).contains(&s) && s < 500),
-        admitted_per_window: per_window(requests, &admitted, window),
-        max_in_window: in_one_window.map_or(0, |c| c.count),
-        over_admitted,
         wrongly_limited: wrongly_limited.len(),
         would_refuse: policy.shadow.then(|| {
             let all: Vec<Interval> = requests.iter().map(|s| s.interval()).collect();
-            shadow::would_refuse(algorithm, &all, policy.limit, window)
+            let limits: Vec<(u32, i64)> = policy
+                .limits
+                .iter()
+                .map(|l| (l.limit, window_us(l.window.as_millis())))
+                .collect();
+            shadow::would_refuse(algorithm, &all, &limits)
         }),
         problems: problems(
             requests,
@@ -349,6 +385,7 @@ fn client_report(
             &refused,
             &wrongly_limited,
         ),
+        limits,
     }
 }
 
@@ -435,8 +472,13 @@ impl fmt::Display for Verdict {
             "errors",
             "max/window"
         )?;
-        for c in &self.clients {
-            let windows: Vec<String> = c
+        // One line per limit of a client's policy; the counts are the policy's.
+        for (c, l) in self
+            .clients
+            .iter()
+            .flat_map(|c| c.limits.iter().map(move |l| (c, l)))
+        {
+            let windows: Vec<String> = l
                 .admitted_per_window
                 .iter()
                 .map(|n| n.to_string())
@@ -449,14 +491,14 @@ impl fmt::Display for Verdict {
                 if c.unlimited {
                     "unlimited".to_owned()
                 } else {
-                    format!("{}/{}ms", c.limit, c.window_ms)
+                    format!("{}/{}ms", l.limit, l.window_ms)
                 },
                 c.requests,
                 c.admitted,
                 c.limited,
                 c.server_errors,
                 c.transport_errors,
-                c.max_in_window,
+                l.max_in_window,
                 windows.join(" ")
             )?;
         }
@@ -497,11 +539,7 @@ mod tests {
     };
 
     fn limiter(algorithm: Algorithm) -> Limiter {
-        let policy = |limit, secs: u64| Policy {
-            limit,
-            window: Window::from_millis(secs * 1000),
-            shadow: false,
-        };
+        let policy = |limit, secs: u64| Policy::one(limit, Window::from_millis(secs * 1000));
         Limiter::with_defaults(
             algorithm,
             Policies {
@@ -547,8 +585,58 @@ mod tests {
         let verdict = judged(samples, Algorithm::SlidingLog);
         assert!(verdict.holds(), "{verdict}");
         assert_eq!(verdict.clients[0].policy, "shorten");
-        assert_eq!(verdict.clients[0].admitted_per_window, vec![3, 3, 3]);
-        assert_eq!(verdict.clients[0].max_in_window, 3);
+        assert_eq!(
+            verdict.clients[0].first_limit().admitted_per_window,
+            vec![3, 3, 3]
+        );
+        assert_eq!(verdict.clients[0].first_limit().max_in_window, 3);
+    }
+
+    #[test]
+    fn every_limit_of_a_policy_is_judged() {
+        // shorten: 3 per 10 s and 5 per 60 s.
+        let mut two = limiter(Algorithm::SlidingLog);
+        two.policies.shorten.limits.push(crate::spec::Limit {
+            limit: 5,
+            window: Window::from_millis(60_000),
+        });
+        let judge_two = |statuses: &[(f64, u16)]| {
+            let run = K6Run {
+                samples: statuses.iter().map(|&(t, s)| at(t, s)).collect(),
+                ..K6Run::default()
+            };
+            judge(&run, &two, FAST).unwrap()
+        };
+        // Exact: the minute's limit refuses the sixth although the 10 s one has room, and
+        // that 429 is right.
+        let exact = judge_two(&[
+            (0.0, 200),
+            (1.0, 200),
+            (2.0, 200),
+            (11.0, 200),
+            (12.0, 200),
+            (13.0, 429),
+        ]);
+        assert!(exact.holds(), "{exact}");
+        assert_eq!(exact.clients[0].limits.len(), 2);
+        assert_eq!(exact.to_string().matches("10.0.0.9 ").count(), 2, "{exact}");
+        // Six in a minute passes the 10 s limit and breaks the minute's.
+        let over = judge_two(&[
+            (0.0, 200),
+            (1.0, 200),
+            (2.0, 200),
+            (11.0, 200),
+            (12.0, 200),
+            (13.0, 200),
+        ]);
+        assert_eq!(
+            over.failures,
+            ["10.0.0.9 (shorten): 6 requests admitted within one 60000 ms window, the policy allows 5"],
+            "{over}"
+        );
+        // A 429 while both limits had room is wrong.
+        let wrong = judge_two(&[(0.0, 200), (11.0, 429)]);
+        assert_eq!(wrong.clients[0].wrongly_limited, 1, "{wrong}");
     }
 
     #[test]
@@ -560,11 +648,7 @@ mod tests {
                 unlimited: false,
                 policies: [(
                     "shorten".to_owned(),
-                    Policy {
-                        limit: 5,
-                        window: Window::from_millis(10_000),
-                        shadow: false,
-                    },
+                    Policy::one(5, Window::from_millis(10_000)),
                 )]
                 .into(),
             },
@@ -590,7 +674,7 @@ mod tests {
         };
         let verdict = judge_overridden(five("10.0.1.2", 429));
         assert!(verdict.holds(), "{verdict}");
-        assert_eq!(verdict.clients[0].limit, 5);
+        assert_eq!(verdict.clients[0].first_limit().limit, 5);
         // ... one too many for it, and far too many for everyone else (limit 3).
         assert!(!judge_overridden(five("10.0.1.2", 200)).holds());
         assert!(!judge_overridden(five("10.0.2.2", 429)).holds());
@@ -794,7 +878,13 @@ mod tests {
             Algorithm::Gcra,
         ] {
             let verdict = judged(samples.clone(), algorithm);
-            assert_eq!(verdict.clients[0].over_admitted.map(|c| c.count), Some(5));
+            assert_eq!(
+                verdict.clients[0]
+                    .first_limit()
+                    .over_admitted
+                    .map(|c| c.count),
+                Some(5)
+            );
             assert!(!verdict.holds(), "{verdict}");
         }
     }

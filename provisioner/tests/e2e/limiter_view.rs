@@ -30,12 +30,16 @@ pub async fn limiter_view_matches_redis(spec: &Path, project_dir: &Path, http: &
         Algorithm::SlidingLog,
         "this phase counts the sliding log's admissions in Redis"
     );
-    let limit = u64::from(limiter.policies.shorten.limit);
-    let window_ms = limiter.policies.shorten.window.as_millis();
+    let [shorten] = limiter.policies.shorten.limits.as_slice() else {
+        panic!("this phase reads the one limit of the default spec's shorten policy");
+    };
+    let limit = u64::from(shorten.limit);
+    let window_ms = shorten.window.as_millis();
     let key = redis_key(
         &limiter.key_prefix,
         limiter.algorithm,
         route::SHORTEN,
+        shorten.window,
         &client,
     );
     let redis = Redis::of(&cluster);

@@ -1,6 +1,7 @@
 //! `limiter-bench`: decisions/s and p99 of the limiter's own client next to
-//! `redis-benchmark` running the same script on the same Redis, per algorithm, and Redis
-//! bytes per tracked client (`MEMORY USAGE`) at N = 10, 100, 1000.
+//! `redis-benchmark` running the same script on the same Redis, per algorithm, for a policy
+//! of one limit and of two, and Redis bytes per tracked client (`MEMORY USAGE`) at N = 10,
+//! 100, 1000.
 //!
 //! Usage: `limiter-bench [--host 127.0.0.1] [--port 6379] [--requests 200000]
 //! [--concurrency 50] [--clients 100000]`
@@ -11,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::Registry;
-use webapp::limiter::{Algorithm, ClientId, Limiter, LimiterConfig, PolicySpec, RedisUrl, Window};
+use webapp::limiter::{
+    Algorithm, ClientId, Limit, Limiter, LimiterConfig, PolicySpec, RedisUrl, Window,
+};
 
 struct Args {
     host: String,
@@ -48,12 +51,16 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// The policies benchmarked: one limit, and the same with a second, longer one.
+const ONE_LIMIT: &[(u64, u64)] = &[(100, 10_000)];
+const TWO_LIMITS: &[(u64, u64)] = &[(100, 10_000), (1_000, 100_000)];
+
+/// A limiter whose `default` policy has `limits` as (limit, window in ms).
 fn limiter(
     args: &Args,
     algorithm: Algorithm,
     prefix: &str,
-    limit: u64,
-    window_ms: u64,
+    limits: &[(u64, u64)],
 ) -> Result<Limiter, String> {
     let mut config = LimiterConfig {
         redis_url: RedisUrl::new(format!("redis://{}:{}/", args.host, args.port)),
@@ -66,8 +73,13 @@ fn limiter(
     config.policies.insert(
         webapp::limiter::route::DEFAULT.into(),
         PolicySpec {
-            limit,
-            window: Window::from_millis(window_ms),
+            limits: limits
+                .iter()
+                .map(|&(limit, window_ms)| Limit {
+                    limit,
+                    window: Window::from_millis(window_ms),
+                })
+                .collect(),
             shadow: false,
         },
     );
@@ -88,10 +100,19 @@ struct Run {
     p99_ms: f64,
 }
 
-async fn own_client(args: &Args, algorithm: Algorithm) -> Result<(Run, String, String), String> {
-    let prefix = format!("bench:{}:{}:", algorithm.as_str(), std::process::id());
-    // A short window so the benchmark's keys expire soon after it.
-    let limiter = Arc::new(limiter(args, algorithm, &prefix, 100, 10_000)?);
+async fn own_client(
+    args: &Args,
+    algorithm: Algorithm,
+    limits: &[(u64, u64)],
+) -> Result<(Run, String, String), String> {
+    let prefix = format!(
+        "bench:{}:{}:{}:",
+        algorithm.as_str(),
+        limits.len(),
+        std::process::id()
+    );
+    // Short windows so the benchmark's keys expire soon after it.
+    let limiter = Arc::new(limiter(args, algorithm, &prefix, limits)?);
     let policy = limiter.policies().for_route(None).clone();
     limiter
         .decide(&policy, &ClientId::unknown())
@@ -136,8 +157,20 @@ async fn own_client(args: &Args, algorithm: Algorithm) -> Result<(Run, String, S
 /// `redis-benchmark` sending the very same `EVALSHA` (the script is loaded by now), with
 /// `pipeline` commands in flight per connection: 1 is one round trip at a time; 16 keeps
 /// Redis busy the way the limiter's multiplexed connection does, so it is the ceiling.
-fn redis_benchmark(args: &Args, sha: &str, prefix: &str, pipeline: u32) -> Result<Run, String> {
-    let key = format!("{prefix}rb{{default:__rand_int__}}");
+fn redis_benchmark(
+    args: &Args,
+    sha: &str,
+    prefix: &str,
+    pipeline: u32,
+    limits: &[(u64, u64)],
+) -> Result<Run, String> {
+    let mut evalsha = vec![sha.to_owned(), limits.len().to_string()];
+    for (_, window_ms) in limits {
+        evalsha.push(format!("{prefix}rb{{default:__rand_int__}}:{window_ms}"));
+    }
+    for (limit, window_ms) in limits {
+        evalsha.extend([limit.to_string(), window_ms.to_string()]);
+    }
     let output = Command::new("redis-benchmark")
         .args(["-h", &args.host, "-p", &args.port.to_string()])
         .args([
@@ -153,7 +186,8 @@ fn redis_benchmark(args: &Args, sha: &str, prefix: &str, pipeline: u32) -> Resul
             &pipeline.to_string(),
             "--csv",
         ])
-        .args(["EVALSHA", sha, "1", &key, "100", "10000"])
+        .arg("EVALSHA")
+        .args(&evalsha)
         .output()
         .map_err(|e| format!("running redis-benchmark (apt-get install redis-tools): {e}"))?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -189,7 +223,7 @@ async fn bytes_per_client(args: &Args, algorithm: Algorithm, n: u64) -> Result<f
         algorithm.as_str(),
         std::process::id()
     );
-    let limiter = Arc::new(limiter(args, algorithm, &prefix, n, 3_600_000)?);
+    let limiter = Arc::new(limiter(args, algorithm, &prefix, &[(n, 3_600_000)])?);
     let policy = limiter.policies().for_route(None).clone();
     let redis = redis::Client::open(format!("redis://{}:{}/", args.host, args.port))
         .map_err(|e| e.to_string())?;
@@ -217,7 +251,10 @@ async fn bytes_per_client(args: &Args, algorithm: Algorithm, n: u64) -> Result<f
                 ));
             }
         }
-        let key = limiter.key(&policy, &id);
+        let [key] = limiter
+            .keys(&policy, &id)
+            .try_into()
+            .expect("one limit, one key");
         let bytes: u64 = redis::cmd("MEMORY")
             .arg("USAGE")
             .arg(&key)
@@ -238,18 +275,23 @@ async fn bytes_per_client(args: &Args, algorithm: Algorithm, n: u64) -> Result<f
 
 async fn run(args: Args) -> Result<(), String> {
     println!(
-        "Redis {}:{}, {} decisions, {} concurrent, {} distinct clients, limit 100 per 10 s\n",
+        "Redis {}:{}, {} decisions, {} concurrent, {} distinct clients; one limit: 100 per \
+         10 s, two limits: and 1000 per 100 s\n",
         args.host, args.port, args.requests, args.concurrency, args.clients
     );
-    println!("| algorithm | limiter client decisions/s | p99 ms | redis-benchmark EVALSHA/s | p99 ms | redis-benchmark -P 16 EVALSHA/s | limiter / -P 16 |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for algorithm in Algorithm::ALL {
-        let (own, sha, prefix) = own_client(&args, algorithm).await?;
-        let one_at_a_time = redis_benchmark(&args, &sha, &prefix, 1)?;
-        let pipelined = redis_benchmark(&args, &sha, &prefix, 16)?;
+    println!("| algorithm | limits | limiter client decisions/s | p99 ms | redis-benchmark EVALSHA/s | p99 ms | redis-benchmark -P 16 EVALSHA/s | limiter / -P 16 |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (algorithm, limits) in Algorithm::ALL
+        .into_iter()
+        .flat_map(|a| [(a, ONE_LIMIT), (a, TWO_LIMITS)])
+    {
+        let (own, sha, prefix) = own_client(&args, algorithm, limits).await?;
+        let one_at_a_time = redis_benchmark(&args, &sha, &prefix, 1, limits)?;
+        let pipelined = redis_benchmark(&args, &sha, &prefix, 16, limits)?;
         println!(
-            "| {} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0}% |",
+            "| {} | {} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0}% |",
             algorithm.as_str(),
+            limits.len(),
             own.per_second,
             own.p99_ms,
             one_at_a_time.per_second,

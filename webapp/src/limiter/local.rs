@@ -12,7 +12,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::{ClientId, Decision, Policy, PolicySet};
+use super::{ClientId, Decision, Limit, Policy, PolicySet, Window};
 
 type Keyed = RateLimiter<
     ClientId,
@@ -24,7 +24,7 @@ type Keyed = RateLimiter<
 /// Decisions between sweeps of the clients whose state has gone back to full.
 const SWEEP_EVERY: u64 = 4096;
 
-/// One policy's share on this server: `None` when the share rounds down to nothing (fewer
+/// One limit's share on this server: `None` when the share rounds down to nothing (fewer
 /// requests per window than servers), and every request is refused.
 struct Share {
     limit: u64,
@@ -33,8 +33,9 @@ struct Share {
 }
 
 pub struct LocalLimiter {
-    /// By policy: an override's policy of the same name has a share of its own.
-    shares: Vec<(Policy, Share)>,
+    /// By policy, one share per limit: an override's policy of the same name has shares of
+    /// its own.
+    shares: Vec<(Policy, Vec<Share>)>,
     clock: DefaultClock,
     decisions: AtomicU64,
 }
@@ -43,7 +44,14 @@ impl LocalLimiter {
     pub fn new(policies: &PolicySet, instances: u32) -> Self {
         let shares = policies
             .all()
-            .map(|policy| (policy.clone(), Share::of(policy, instances)))
+            .map(|policy| {
+                let shares = policy
+                    .limits
+                    .iter()
+                    .map(|limit| Share::of(limit, instances))
+                    .collect();
+                (policy.clone(), shares)
+            })
             .collect();
         Self {
             shares,
@@ -52,57 +60,57 @@ impl LocalLimiter {
         }
     }
 
-    /// This server's share of `policy`'s limit.
-    pub fn share(&self, policy: &Policy) -> u64 {
-        self.find(policy).map_or(0, |share| share.limit)
+    /// This server's share of each of `policy`'s limits.
+    pub fn shares(&self, policy: &Policy) -> Vec<u64> {
+        self.find(policy).iter().map(|share| share.limit).collect()
     }
 
-    /// The decision this server makes alone, in the shape Redis' would have.
+    /// The decision this server makes alone, in the shape Redis' would have. The limits are
+    /// asked in turn and the first that refuses ends the decision; the limits before it have
+    /// counted the request, which only makes the fallback stricter (never admits more).
     pub fn decide(&self, policy: &Policy, client: &ClientId) -> Decision {
         if self.decisions.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep();
         }
-        let share = self.find(policy);
-        let window = share.map_or(policy.window.as_millis(), |s| millis(s.window));
-        let decision = |allowed, remaining, reset_ms| Decision {
-            allowed,
+        let shares = self.find(policy);
+        let mut decision = Decision {
+            allowed: true,
             policy: policy.name.clone(),
-            limit: share.map_or(0, |s| s.limit),
-            window_seconds: window.div_ceil(1000),
-            remaining,
-            reset_ms,
+            limits: shares
+                .iter()
+                .map(|share| Limit {
+                    limit: share.limit,
+                    window: Window::from_millis(millis(share.window)),
+                })
+                .collect(),
+            shown: 0,
+            remaining: u64::MAX,
+            reset_ms: 0,
         };
-        match share.and_then(|s| s.keyed.as_ref().map(|k| (s, k))) {
-            None => decision(false, 0, window),
-            Some((share, keyed)) => match keyed.check_key(client) {
-                Ok(state) => {
-                    let remaining = u64::from(state.remaining_burst_capacity());
-                    // A unit of quota returns every window / limit.
-                    let per_unit = millis(share.window) / share.limit.max(1);
-                    let reset_ms = if remaining >= share.limit {
-                        0
-                    } else {
-                        per_unit
-                    };
-                    decision(true, remaining, reset_ms)
-                }
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(self.clock.now());
-                    decision(false, 0, millis(wait).max(1))
-                }
-            },
+        for (index, share) in shares.iter().enumerate() {
+            let (allowed, remaining, reset_ms) = share.decide(client, &self.clock);
+            if !allowed {
+                decision.allowed = false;
+                (decision.shown, decision.remaining, decision.reset_ms) = (index, 0, reset_ms);
+                break;
+            }
+            if remaining < decision.remaining {
+                (decision.shown, decision.remaining, decision.reset_ms) =
+                    (index, remaining, reset_ms);
+            }
         }
+        decision
     }
 
-    fn find(&self, policy: &Policy) -> Option<&Share> {
+    fn find(&self, policy: &Policy) -> &[Share] {
         self.shares
             .iter()
             .find(|(of, _)| of == policy)
-            .map(|(_, share)| share)
+            .map_or(&[], |(_, shares)| shares.as_slice())
     }
 
     fn sweep(&self) {
-        for (_, share) in &self.shares {
+        for share in self.shares.iter().flat_map(|(_, shares)| shares) {
             if let Some(keyed) = &share.keyed {
                 keyed.retain_recent();
                 keyed.shrink_to_fit();
@@ -112,9 +120,9 @@ impl LocalLimiter {
 }
 
 impl Share {
-    fn of(policy: &Policy, instances: u32) -> Self {
-        let window = Duration::from_millis(policy.window.as_millis());
-        let limit = policy.limit / u64::from(instances.max(1));
+    fn of(limit: &Limit, instances: u32) -> Self {
+        let window = Duration::from_millis(limit.window.as_millis());
+        let limit = limit.limit / u64::from(instances.max(1));
         let burst = NonZeroU32::new(u32::try_from(limit).unwrap_or(u32::MAX));
         // The whole share at once, then one unit back every window / share.
         let keyed = burst.and_then(|burst| {
@@ -126,6 +134,26 @@ impl Share {
             limit: if keyed.is_some() { limit } else { 0 },
             window,
             keyed,
+        }
+    }
+
+    /// (admitted, units left, ms until the next unit returns) for one request of `client`.
+    fn decide(&self, client: &ClientId, clock: &DefaultClock) -> (bool, u64, u64) {
+        let Some(keyed) = &self.keyed else {
+            return (false, 0, millis(self.window));
+        };
+        match keyed.check_key(client) {
+            Ok(state) => {
+                let remaining = u64::from(state.remaining_burst_capacity());
+                // A unit of quota returns every window / limit.
+                let per_unit = millis(self.window) / self.limit.max(1);
+                let reset_ms = if remaining >= self.limit { 0 } else { per_unit };
+                (true, remaining, reset_ms)
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(clock.now());
+                (false, 0, millis(wait).max(1))
+            }
         }
     }
 }
@@ -156,7 +184,7 @@ mod tests {
         let set = policies(10);
         let policy = set.for_route(None);
         let local = LocalLimiter::new(&set, 3);
-        assert_eq!(local.share(policy), 3);
+        assert_eq!(local.shares(policy), [3]);
         let decisions: Vec<Decision> = (0..5).map(|_| local.decide(policy, &client(1))).collect();
         let admitted: Vec<bool> = decisions.iter().map(|d| d.allowed).collect();
         assert_eq!(admitted, [true, true, true, false, false]);
@@ -170,11 +198,37 @@ mod tests {
     }
 
     #[test]
+    fn every_limit_has_a_share_and_the_tightest_refuses() {
+        let policy = Policy {
+            name: "default".into(),
+            limits: vec![
+                Limit {
+                    limit: 100,
+                    window: Window::from_millis(60_000),
+                },
+                Limit {
+                    limit: 4,
+                    window: Window::from_millis(1_000),
+                },
+            ],
+            shadow: false,
+        };
+        let set = PolicySet::new(vec![policy.clone()]);
+        let local = LocalLimiter::new(&set, 2);
+        assert_eq!(local.shares(&policy), [50, 2]);
+        let decisions: Vec<Decision> = (0..3).map(|_| local.decide(&policy, &client(1))).collect();
+        assert_eq!((decisions[0].allowed, decisions[0].shown), (true, 1));
+        assert_eq!(decisions[0].remaining, 1);
+        assert_eq!((decisions[2].allowed, decisions[2].shown), (false, 1));
+        assert_eq!(decisions[2].limits[1].limit, 2);
+    }
+
+    #[test]
     fn a_share_that_rounds_to_nothing_refuses_everything() {
         let set = policies(1);
         let policy = set.for_route(None);
         let local = LocalLimiter::new(&set, 2);
-        assert_eq!(local.share(policy), 0);
+        assert_eq!(local.shares(policy), [0]);
         let decision = local.decide(policy, &client(1));
         assert!(!decision.allowed);
         assert_eq!(decision.reset_ms, 60_000);

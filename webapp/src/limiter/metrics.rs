@@ -77,7 +77,7 @@ impl LimiterMetrics {
         };
         self.decisions.with_label_values(&[policy, outcome]).inc();
         if let Verdict::Allowed(d) | Verdict::Fallback(d) = verdict {
-            if d.allowed && d.remaining.saturating_mul(5) <= d.limit {
+            if d.allowed && d.remaining.saturating_mul(5) <= d.shown_limit().limit {
                 self.near_limit.with_label_values(&[policy]).inc();
             }
         }

@@ -5,7 +5,9 @@
 //!   route class -> policy lookup and the Redis key come from `clusterlab_contract`, the
 //!   crate the provisioner writes them with.
 //! - [`identity`]: which client a request is billed to (trusted proxies, IPv6 /64s).
-//! - `lua/*.lua`: one script per algorithm; a decision is one `EVALSHA`, timed by Redis.
+//! - `lua/*.lua`: one script per algorithm, each ending with `decide.lua`, which checks all
+//!   of a policy's limits and records in all or none; a decision is one `EVALSHA`, timed by
+//!   Redis.
 //! - this module: [`Limiter`] (one decision per call, fail mode) and [`Decision`].
 //! - [`headers`]: `RateLimit-Policy`, `RateLimit`, `Retry-After` values.
 //! - [`metrics`]: Prometheus counters and the latency histogram.
@@ -28,8 +30,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 pub use clusterlab_contract::{
-    route, Algorithm, Applies, FailMode, LimiterConfig, Network, OverrideSpec, Policy, PolicySet,
-    PolicySpec, RedisUrl, Window,
+    route, Algorithm, Applies, FailMode, Limit, LimiterConfig, Network, OverrideSpec, Policy,
+    PolicySet, PolicySpec, RedisUrl, Window,
 };
 pub use guard::{classed, stage, RateLimit};
 pub use identity::{ClientId, IdentityRules};
@@ -46,18 +48,27 @@ pub enum LimiterError {
     Timeout(Duration),
     #[error("Redis failed: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("the rate-limit script answered {0}, expected [admitted, remaining, reset_ms]")]
+    #[error("the rate-limit script answered {0}, expected [admitted, remaining, reset_ms, limit]")]
     BadReply(String),
     #[error("registering the limiter metrics failed: {0}")]
     Metrics(#[from] prometheus::Error),
 }
 
-/// The Lua source that makes one decision with `algorithm`.
+/// The Lua source that makes one decision with `algorithm`: the algorithm's `check`,
+/// `record` and `report`, then the driver that applies them to every limit of a policy.
 pub fn script_source(algorithm: Algorithm) -> &'static str {
     match algorithm {
-        Algorithm::SlidingLog => include_str!("lua/sliding_log.lua"),
-        Algorithm::SlidingWindow => include_str!("lua/sliding_window.lua"),
-        Algorithm::Gcra => include_str!("lua/gcra.lua"),
+        Algorithm::SlidingLog => {
+            concat!(
+                include_str!("lua/sliding_log.lua"),
+                include_str!("lua/decide.lua")
+            )
+        }
+        Algorithm::SlidingWindow => concat!(
+            include_str!("lua/sliding_window.lua"),
+            include_str!("lua/decide.lua")
+        ),
+        Algorithm::Gcra => concat!(include_str!("lua/gcra.lua"), include_str!("lua/decide.lua")),
     }
 }
 
@@ -66,8 +77,11 @@ pub fn script_source(algorithm: Algorithm) -> &'static str {
 pub struct Decision {
     pub allowed: bool,
     pub policy: String,
-    pub limit: u64,
-    pub window_seconds: u64,
+    /// Every limit of the policy, as `RateLimit-Policy` lists them.
+    pub limits: Vec<Limit>,
+    /// The limit (an index into `limits`) the figures below are of: when admitted, the one
+    /// closest to refusing; when refused, the refusing one that frees up last.
+    pub shown: usize,
     /// Quota units left after this request.
     pub remaining: u64,
     /// Milliseconds until the next unit of quota returns (when a refused request would pass).
@@ -75,6 +89,11 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The limit the figures are of.
+    pub fn shown_limit(&self) -> Limit {
+        self.limits[self.shown]
+    }
+
     /// `t` of the `RateLimit` header: rounded up, so a client that waits `t` is never early.
     pub fn reset_seconds(&self) -> u64 {
         self.reset_ms.div_ceil(1000)
@@ -221,12 +240,13 @@ impl Limiter {
         &self.identity
     }
 
-    /// The Redis key this client's state lives in under `policy`.
-    pub fn key(&self, policy: &Policy, client: &ClientId) -> String {
-        policy.key(&self.key_prefix, self.algorithm, client)
+    /// The Redis keys this client's state lives in under `policy`, one per limit.
+    pub fn keys(&self, policy: &Policy, client: &ClientId) -> Vec<String> {
+        policy.keys(&self.key_prefix, self.algorithm, client)
     }
 
-    /// The SHA1 the script is invoked by (`EVALSHA <sha> 1 <key> <limit> <window_ms>`).
+    /// The SHA1 the script is invoked by (`EVALSHA <sha> <n> <key>... <limit> <window_ms>...`,
+    /// one key and one pair per limit).
     pub fn script_sha(&self) -> &str {
         self.script.get_hash()
     }
@@ -239,20 +259,28 @@ impl Limiter {
         client: &ClientId,
     ) -> Result<Decision, LimiterError> {
         let mut conn = self.conn.clone();
-        let mut invocation = self.script.key(self.key(policy, client));
-        invocation.arg(policy.limit).arg(policy.window.as_millis());
+        let mut invocation = self.script.key(self.keys(policy, client));
+        for limit in &policy.limits {
+            invocation.arg(limit.limit).arg(limit.window.as_millis());
+        }
         let reply: Vec<i64> =
             tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
                 .await
                 .map_err(|_| LimiterError::Timeout(self.timeout))??;
-        let &[admitted, remaining, reset_ms] = reply.as_slice() else {
-            return Err(LimiterError::BadReply(format!("{reply:?}")));
+        let bad = || LimiterError::BadReply(format!("{reply:?}"));
+        let &[admitted, remaining, reset_ms, shown] = reply.as_slice() else {
+            return Err(bad());
         };
+        // The script numbers limits from 1, as Lua does.
+        let shown = usize::try_from(shown - 1)
+            .ok()
+            .filter(|&i| i < policy.limits.len())
+            .ok_or_else(bad)?;
         Ok(Decision {
             allowed: admitted == 1,
             policy: policy.name.clone(),
-            limit: policy.limit,
-            window_seconds: policy.window.as_header_seconds(),
+            limits: policy.limits.clone(),
+            shown,
             remaining: u64::try_from(remaining).unwrap_or(0),
             reset_ms: u64::try_from(reset_ms).unwrap_or(0),
         })

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use clusterlab_contract::{
-    parse_redis_key, read_budget, route, Algorithm, Budget, PolicySet, RedisTime, Window,
+    parse_redis_key, read_budget, route, Algorithm, Applies, Budget, LimiterKey, PolicySet,
+    RedisTime, Window,
 };
 
 use crate::exec::limiter::Fetched;
@@ -82,7 +83,7 @@ pub fn rows(setup: &Setup, fetched: &[Fetched]) -> Vec<Row> {
         .filter(|f| f.pttl_ms != -2)
         .filter_map(|f| {
             let parts = parse_redis_key(&setup.prefix, &f.key)?;
-            let state = match (&f.stored, policy(setup, parts.policy)) {
+            let state = match (&f.stored, limit(setup, &parts)) {
                 (Err(message), _) => State::Unreadable(message.clone()),
                 (Ok(_), None) => State::NoPolicy,
                 (Ok(stored), Some((limit, window))) => {
@@ -120,6 +121,7 @@ pub fn rows(setup: &Setup, fetched: &[Fetched]) -> Vec<Row> {
             &a.policy,
             !a.is_current(setup),
             a.algorithm.as_str(),
+            &a.key,
         )
             .cmp(&(
                 &b.client,
@@ -127,17 +129,26 @@ pub fn rows(setup: &Setup, fetched: &[Fetched]) -> Vec<Row> {
                 &b.policy,
                 !b.is_current(setup),
                 b.algorithm.as_str(),
+                &b.key,
             ))
     });
     rows
 }
 
-fn policy(setup: &Setup, name: &str) -> Option<(u64, Window)> {
-    setup
-        .policies
-        .iter()
-        .find(|p| p.name == name)
-        .map(|p| (p.limit, p.window))
+/// The limit a key counts for: the key's window in the policy of its name that applies to
+/// its client (an override's, if one holds the client), else in any policy of that name.
+fn limit(setup: &Setup, key: &LimiterKey) -> Option<(u64, Window)> {
+    // A client is an address, or an IPv6 network named by its first address.
+    let address = key.client.split('/').next().and_then(|a| a.parse().ok());
+    let applies = match setup.policies.for_client(address, Some(key.policy)) {
+        Applies::Policy(policy) if policy.name == key.policy => Some(policy),
+        _ => None,
+    };
+    applies
+        .into_iter()
+        .chain(setup.policies.all().filter(|p| p.name == key.policy))
+        .find_map(|p| p.limit_with_window(key.window))
+        .map(|l| (l.limit, l.window))
 }
 
 /// Everything one screen shows.
@@ -337,6 +348,8 @@ mod tests {
     use super::*;
     use clusterlab_contract::{redis_key, Policy, Stored};
 
+    const MINUTE: Window = Window::from_millis(60_000);
+
     fn setup() -> Setup {
         Setup {
             algorithm: Algorithm::SlidingLog,
@@ -358,7 +371,7 @@ mod tests {
     fn log(policy: &str, client: &str, ages_ms: &[u64], pttl_ms: i64) -> Fetched {
         let now_us = (NOW.secs * 1_000_000) as f64;
         Fetched {
-            key: redis_key("rl:", Algorithm::SlidingLog, policy, &client),
+            key: redis_key("rl:", Algorithm::SlidingLog, policy, MINUTE, &client),
             time: NOW,
             pttl_ms,
             stored: Ok(Stored::Log(
@@ -370,9 +383,9 @@ mod tests {
     #[test]
     fn only_the_limiters_keys_are_selected_and_only_the_clients() {
         let keys: Vec<String> = [
-            "rl:{shorten:10.78.0.1}:sliding_log",
-            "rl:{default:10.78.0.1}:gcra",
-            "rl:{shorten:2001:db8::/64}:sliding_log",
+            "rl:{shorten:10.78.0.1}:sliding_log:60s",
+            "rl:{default:10.78.0.1}:gcra:1500ms",
+            "rl:{shorten:2001:db8::/64}:sliding_log:3600s",
             "rl:not-a-limiter-key",
         ]
         .map(str::to_owned)
@@ -396,7 +409,7 @@ mod tests {
     fn rows_read_each_key_with_its_policy_and_are_ordered() {
         let setup = setup();
         let stale = Fetched {
-            key: redis_key("rl:", Algorithm::Gcra, route::SHORTEN, &"10.78.0.1"),
+            key: redis_key("rl:", Algorithm::Gcra, route::SHORTEN, MINUTE, &"10.78.0.1"),
             time: NOW,
             pttl_ms: 6_000,
             stored: Ok(Stored::Tat(Some(format!(
@@ -444,7 +457,13 @@ mod tests {
             log(route::SHORTEN, "10.78.0.1", &full, 59_000),
             log(route::DEFAULT, "10.78.0.1", &[500], 59_500),
             Fetched {
-                key: redis_key("rl:", Algorithm::Gcra, route::REDIRECT, &"2001:db8::/64"),
+                key: redis_key(
+                    "rl:",
+                    Algorithm::Gcra,
+                    route::REDIRECT,
+                    MINUTE,
+                    &"2001:db8::/64",
+                ),
                 time: NOW,
                 pttl_ms: 1_200,
                 stored: Err(
@@ -452,7 +471,7 @@ mod tests {
                 ),
             },
             Fetched {
-                key: redis_key("rl:", Algorithm::SlidingLog, "api", &"10.78.0.1"),
+                key: redis_key("rl:", Algorithm::SlidingLog, "api", MINUTE, &"10.78.0.1"),
                 time: NOW,
                 pttl_ms: -1,
                 stored: Ok(Stored::Log(vec![])),
@@ -471,10 +490,10 @@ mod tests {
 limiter keys rl:* in Redis on redis (10.78.0.20:6379) at 2026-12-01 00:00:00 UTC; the web app uses sliding_log
 4 keys, 2 clients
 CLIENT         POLICY    USED  LEFT  LIMIT        NEXT IN  FULL IN  TTL    KEY
-10.78.0.1      default      1    99  100 per 60s  59.5s    59.5s    59.5s  rl:{default:10.78.0.1}:sliding_log
-10.78.0.1      shorten     10     0  10 per 60s   50.0s    59.0s    59.0s  rl:{shorten:10.78.0.1}:sliding_log  refusing
-10.78.0.1      api          -     -  -            -        -        none   rl:{api:10.78.0.1}:sliding_log      no policy \"api\" in cluster.yaml
-2001:db8::/64  redirect     -     -  -            -        -        1.2s   rl:{redirect:2001:db8::/64}:gcra    stale: gcra state, the web app uses sliding_log; unreadable: WRONGTYPE Operation against a key holding the wrong kind of value
+10.78.0.1      default      1    99  100 per 60s  59.5s    59.5s    59.5s  rl:{default:10.78.0.1}:sliding_log:60s
+10.78.0.1      shorten     10     0  10 per 60s   50.0s    59.0s    59.0s  rl:{shorten:10.78.0.1}:sliding_log:60s  refusing
+10.78.0.1      api          -     -  -            -        -        none   rl:{api:10.78.0.1}:sliding_log:60s      no policy \"api\" in cluster.yaml
+2001:db8::/64  redirect     -     -  -            -        -        1.2s   rl:{redirect:2001:db8::/64}:gcra:60s    stale: gcra state, the web app uses sliding_log; unreadable: WRONGTYPE Operation against a key holding the wrong kind of value
 1 other key under rl: not made by the web app's key function
 ";
         assert_eq!(text, expected);
