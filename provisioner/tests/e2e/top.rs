@@ -190,7 +190,9 @@ pub fn top_follows_the_cluster_under_load(spec: &Path, project_dir: &Path) {
     terminal.tmux(&["send-keys", "-t", "top", "q"]);
     let quitting = Instant::now();
     let mut pane = terminal.pane();
-    while !pane.0 && quitting.elapsed() < Duration::from_secs(8) {
+    // tmux marks the pane dead when its pty closes, and knows the exit status only once it
+    // has reaped the process, a moment later: wait for both.
+    while !(pane.0 && !pane.1.is_empty()) && quitting.elapsed() < Duration::from_secs(8) {
         std::thread::sleep(Duration::from_millis(200));
         pane = terminal.pane();
     }
