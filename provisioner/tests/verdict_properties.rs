@@ -2,13 +2,15 @@
 //! decision rule as its Lua script states it (webapp/src/limiter/lua/), driven by random
 //! arrivals, random network delays on both sides of the decision and a random offset of
 //! Redis' clock. The exact limiter always PASSES; one admitting one more per window, or one
-//! fewer, always FAILS — given a burst at the start that makes the difference certain.
+//! fewer, always FAILS — given a burst at the start that makes the difference certain. The
+//! same holds for a policy of two limits, decided jointly as decide.lua does, whichever of
+//! the two binds.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use provisioner::spec::{Algorithm, Limiter, Policies, Policy, Window};
+use provisioner::spec::{Algorithm, Limit, Limiter, Policies, Policy, Window};
 use provisioner::verdict::{judge, K6Run, Sample, Thresholds};
 
 const ALGORITHMS: [Algorithm; 3] = [
@@ -79,6 +81,7 @@ fn traffic() -> impl Strategy<Value = Traffic> {
 }
 
 /// The limiter's state in Redis, one rule per Lua script.
+#[derive(Clone)]
 enum State {
     /// sliding_log.lua: the admissions' times, µs.
     Log(VecDeque<i64>),
@@ -131,10 +134,40 @@ fn decide(state: &mut State, now_us: i64, limit: u32, window_ms: u64) -> bool {
     }
 }
 
+/// One decision under several limits, as decide.lua makes it: admitted only if every limit
+/// has room, and then recorded in all of them; a refusal changes none.
+fn decide_all(states: &mut Vec<State>, now_us: i64, limits: &[(u32, u64)]) -> bool {
+    let mut tried = states.clone();
+    let admitted = tried
+        .iter_mut()
+        .zip(limits)
+        .all(|(state, &(limit, window_ms))| decide(state, now_us, limit, window_ms));
+    if admitted {
+        *states = tried;
+    }
+    admitted
+}
+
 /// Runs the traffic through the algorithm with `limit` (the policy's, or a wrong one) and
 /// judges the answers against the policy.
 fn verdict_for(t: &Traffic, limit: u32) -> provisioner::verdict::Verdict {
-    let mut state = match t.algorithm {
+    let window = t.window_ms;
+    verdict_with(t, &[(limit, window)], &[(t.limit, window)])
+}
+
+/// A second, looser limit next to the traffic's: four times the limit in twice the window.
+fn looser(t: &Traffic) -> (u32, u64) {
+    (t.limit * 4, t.window_ms * 2)
+}
+
+/// Runs the traffic through the algorithm deciding with `simulated` limits (each a limit
+/// per window in ms) and judges the answers against a policy of `policy` limits.
+fn verdict_with(
+    t: &Traffic,
+    simulated: &[(u32, u64)],
+    policy: &[(u32, u64)],
+) -> provisioner::verdict::Verdict {
+    let fresh = || match t.algorithm {
         Algorithm::SlidingLog => State::Log(VecDeque::new()),
         Algorithm::SlidingWindow => State::Counter {
             w: None,
@@ -143,6 +176,7 @@ fn verdict_for(t: &Traffic, limit: u32) -> provisioner::verdict::Verdict {
         },
         Algorithm::Gcra => State::Tat(0),
     };
+    let mut states: Vec<State> = simulated.iter().map(|_| fresh()).collect();
     let epoch = 1_800_000_000 * 1_000_000;
     let mut decisions: Vec<(i64, usize)> = t
         .requests
@@ -154,7 +188,7 @@ fn verdict_for(t: &Traffic, limit: u32) -> provisioner::verdict::Verdict {
     let mut samples = Vec::new();
     for (decided, i) in decisions {
         let (arrival, _, answer) = t.requests[i];
-        let admitted = decide(&mut state, decided + t.offset, limit, t.window_ms);
+        let admitted = decide_all(&mut states, decided + t.offset, simulated);
         samples.push(Sample {
             client: "10.77.0.30".into(),
             route: "shorten",
@@ -164,7 +198,16 @@ fn verdict_for(t: &Traffic, limit: u32) -> provisioner::verdict::Verdict {
             served_by: None,
         });
     }
-    let policy = Policy::one(t.limit, Window::from_millis(t.window_ms));
+    let policy = Policy {
+        limits: policy
+            .iter()
+            .map(|&(limit, window_ms)| Limit {
+                limit,
+                window: Window::from_millis(window_ms),
+            })
+            .collect(),
+        shadow: false,
+    };
     let limiter = Limiter::with_defaults(
         t.algorithm,
         Policies {
@@ -203,5 +246,45 @@ proptest! {
         prop_assume!(t.limit >= 2, "a limit of 0 refuses everything");
         let verdict = verdict_for(&t, t.limit - 1);
         prop_assert!(verdict.clients[0].wrongly_limited > 0, "{verdict}");
+    }
+
+    #[test]
+    fn exact_limiters_of_two_limits_pass(t in traffic()) {
+        let limits = [(t.limit, t.window_ms), looser(&t)];
+        let verdict = verdict_with(&t, &limits, &limits);
+        prop_assert!(verdict.holds(), "{verdict}");
+        prop_assert_eq!(verdict.clients[0].limits.len(), 2);
+    }
+
+    #[test]
+    fn one_more_in_the_first_of_two_limits_fails(t in traffic()) {
+        let verdict = verdict_with(
+            &t,
+            &[(t.limit + 1, t.window_ms), looser(&t)],
+            &[(t.limit, t.window_ms), looser(&t)],
+        );
+        prop_assert!(verdict.clients[0].first_limit().over_admitted.is_some(), "{verdict}");
+    }
+
+    #[test]
+    fn one_fewer_in_the_first_of_two_limits_fails(t in traffic()) {
+        prop_assume!(t.limit >= 2, "a limit of 0 refuses everything");
+        let verdict = verdict_with(
+            &t,
+            &[(t.limit - 1, t.window_ms), looser(&t)],
+            &[(t.limit, t.window_ms), looser(&t)],
+        );
+        prop_assert!(verdict.clients[0].wrongly_limited > 0, "{verdict}");
+    }
+
+    #[test]
+    fn one_more_in_the_second_of_two_limits_fails(t in traffic()) {
+        // The looser limit listed first, the traffic's own second: it is the one that binds.
+        let verdict = verdict_with(
+            &t,
+            &[looser(&t), (t.limit + 1, t.window_ms)],
+            &[looser(&t), (t.limit, t.window_ms)],
+        );
+        prop_assert!(verdict.clients[0].limits[1].over_admitted.is_some(), "{verdict}");
     }
 }
