@@ -296,11 +296,27 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+/// Where a Sentinel group's sentinels listen and which primary they watch: with it, the
+/// limiter asks them for the primary's address (and asks again after a failover), and
+/// `redis_url` supplies only the credentials, database and TLS mode, used for the data
+/// nodes and the sentinels alike (`redis://:password@ignored/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelConfig {
+    /// The name the sentinels monitor the primary by (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// `host:port` of each sentinel, asked in this order.
+    pub nodes: Vec<String>,
+}
+
 /// The `limiter` table. Every key is optional; defaults suit a single local Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimiterConfig {
     pub redis_url: RedisUrl,
+    /// A Sentinel group in place of the single Redis at `redis_url` ([`SentinelConfig`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelConfig>,
     pub algorithm: Algorithm,
     pub fail_mode: FailMode,
     /// How many web servers share the limit: with `fail_mode = "local"` each allows
@@ -325,6 +341,7 @@ impl Default for LimiterConfig {
     fn default() -> Self {
         LimiterConfig {
             redis_url: RedisUrl::new(defaults::REDIS_URL),
+            sentinel: None,
             algorithm: Algorithm::default(),
             fail_mode: FailMode::default(),
             instances: 1,
@@ -362,6 +379,8 @@ pub enum SettingsError {
     OverrideRule(usize),
     #[error("limiter.overrides.{0}: {1} is also the network of override {2}")]
     OverrideNetwork(usize, String, usize),
+    #[error("limiter.sentinel: {0}")]
+    Sentinel(String),
     #[error("{url} is not a usable URL: {reason}")]
     Url { url: String, reason: String },
 }
@@ -381,6 +400,9 @@ impl LimiterConfig {
         }
         if !(1..=128).contains(&self.ipv6_prefix) {
             return Err(SettingsError::Ipv6Prefix(self.ipv6_prefix));
+        }
+        if let Some(sentinel) = &self.sentinel {
+            sentinel.check()?;
         }
         let mut policies = self.policy_list(&self.policies, "policies.")?;
         if !self.policies.contains_key(route::DEFAULT) {
@@ -459,6 +481,43 @@ impl LimiterConfig {
         }
         Ok(policies)
     }
+}
+
+impl SentinelConfig {
+    /// A master name is letters, digits, `_` or `-` (what `sentinel monitor` can carry
+    /// unquoted); each node is `host:port`.
+    fn check(&self) -> Result<(), SettingsError> {
+        if !is_master_name(&self.master_name) {
+            return Err(SettingsError::Sentinel(format!(
+                "master_name `{}` must be 1 to 64 letters, digits, '_' or '-'",
+                self.master_name
+            )));
+        }
+        if self.nodes.is_empty() {
+            return Err(SettingsError::Sentinel(
+                "nodes must name at least one sentinel".into(),
+            ));
+        }
+        for node in &self.nodes {
+            let port = node
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
+            if !matches!(port, Some((host, Ok(port))) if !host.is_empty() && port > 0) {
+                return Err(SettingsError::Sentinel(format!(
+                    "node `{node}` is not host:port"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` can be a Sentinel master name: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn is_master_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// The limits of one route class, named after it: a request is admitted when every limit
@@ -744,6 +803,7 @@ mod tests {
     fn the_environment_form_round_trips_through_figment() {
         let sent = LimiterConfig {
             redis_url: RedisUrl::new("redis://10.0.0.5:6379/"),
+            sentinel: None,
             algorithm: Algorithm::SlidingWindow,
             fail_mode: FailMode::Closed,
             instances: 3,

@@ -113,6 +113,7 @@ async fn the_limiters_decisions_read_back(algorithm: Algorithm) {
     let window = Window::from_millis(3_600_000);
     let config = LimiterConfig {
         redis_url: RedisUrl::new(redis_url()),
+        sentinel: None,
         algorithm,
         fail_mode: FailMode::Closed,
         timeout_ms: 5000,

@@ -237,6 +237,8 @@ pub fn limiter_config(cluster: &Cluster) -> LimiterConfig {
     let ip = cluster.the(Role::Redis).map(|h| h.ip);
     LimiterConfig {
         redis_url: RedisUrl::new(service_url("redis", "", ip, REDIS_PORT, "/")),
+        // The spec describes one Redis host; a Sentinel group is a web app setting so far.
+        sentinel: None,
         algorithm: limiter.algorithm,
         fail_mode: limiter.fail_mode,
         // Each web host's share of a limit when it decides alone (fail_mode = local).
@@ -425,6 +427,7 @@ mod tests {
             limiter_config(&cluster),
             LimiterConfig {
                 redis_url: RedisUrl::new("redis://10.77.0.20:6379/"),
+                sentinel: None,
                 algorithm: clusterlab_contract::Algorithm::SlidingLog,
                 fail_mode: clusterlab_contract::FailMode::Local,
                 instances: 2,

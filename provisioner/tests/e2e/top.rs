@@ -192,7 +192,7 @@ pub fn top_follows_the_cluster_under_load(spec: &Path, project_dir: &Path) {
     let mut pane = terminal.pane();
     // tmux marks the pane dead when its pty closes, and knows the exit status only once it
     // has reaped the process, a moment later: wait for both.
-    while !(pane.0 && !pane.1.is_empty()) && quitting.elapsed() < Duration::from_secs(8) {
+    while (!pane.0 || pane.1.is_empty()) && quitting.elapsed() < Duration::from_secs(8) {
         std::thread::sleep(Duration::from_millis(200));
         pane = terminal.pane();
     }

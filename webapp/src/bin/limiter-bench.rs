@@ -64,6 +64,7 @@ fn limiter(
 ) -> Result<Limiter, String> {
     let mut config = LimiterConfig {
         redis_url: RedisUrl::new(format!("redis://{}:{}/", args.host, args.port)),
+        sentinel: None,
         algorithm,
         // The benchmark measures Redis, not the fail-open path: allow slow answers.
         timeout_ms: 5_000,

@@ -8,12 +8,15 @@
 //! - `lua/*.lua`: one script per algorithm, each ending with `decide.lua`, which checks all
 //!   of a policy's limits and records in all or none; a decision is one `EVALSHA`, timed by
 //!   Redis.
+//! - [`connection`]: the one Redis, or the primary a Sentinel group names (followed
+//!   through failovers).
 //! - this module: [`Limiter`] (one decision per call, fail mode) and [`Decision`].
 //! - [`headers`]: `RateLimit-Policy`, `RateLimit`, `Retry-After` values.
 //! - [`metrics`]: Prometheus counters and the latency histogram.
 //! - [`guard`]: the Rocket side: `stage()`, the [`RateLimit`] request guard, catchers.
 //! - [`demo`]: a tiny app using all of the above (tests, `limiter-demo`).
 
+pub mod connection;
 pub mod demo;
 pub mod guard;
 pub mod headers;
@@ -26,13 +29,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus::Registry;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::Script;
 
 pub use clusterlab_contract::{
     route, Algorithm, Applies, FailMode, Limit, LimiterConfig, Network, OverrideSpec, Policy,
     PolicySet, PolicySpec, RedisUrl, Window,
 };
+pub use connection::RedisLink;
 pub use guard::{classed, stage, RateLimit};
 pub use identity::{ClientId, IdentityRules};
 use metrics::LimiterMetrics;
@@ -156,7 +160,7 @@ const FAIL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Pings the limiter's Redis over its shared connection.
 #[derive(Clone)]
 pub struct RedisProbe {
-    conn: ConnectionManager,
+    conn: RedisLink,
     timeout: Duration,
 }
 
@@ -176,7 +180,7 @@ impl RedisProbe {
 }
 
 pub struct Limiter {
-    conn: ConnectionManager,
+    conn: RedisLink,
     script: Script,
     algorithm: Algorithm,
     fail_mode: FailMode,
@@ -201,7 +205,6 @@ impl Limiter {
             .map_err(|e| LimiterError::Config(e.to_string()))?;
         // rediss:// needs a rustls crypto provider; keep one the embedding app chose.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = redis::Client::open(config.redis_url.expose()).map_err(LimiterError::Url)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.timeout()))
             .set_connection_timeout(Some(config.timeout().max(Duration::from_millis(250))))
@@ -211,7 +214,12 @@ impl Limiter {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        let url = config.redis_url.expose();
+        let conn = match &config.sentinel {
+            None => RedisLink::direct(url, manager_config),
+            Some(sentinel) => RedisLink::sentinel(url, sentinel, manager_config),
+        }
+        .map_err(LimiterError::Url)?;
         Ok(Limiter {
             conn,
             script: Script::new(script_source(config.algorithm)),
@@ -334,6 +342,11 @@ impl Limiter {
     pub fn exempt(&self, usual: &Policy) -> Verdict {
         self.metrics.count_verdict(&usual.name, &Verdict::Exempt);
         Verdict::Exempt
+    }
+
+    /// The Redis primary the sentinels named last (`None` for a single Redis).
+    pub fn primary_addr(&self) -> Option<String> {
+        self.conn.primary_addr()
     }
 
     /// For `/readyz`: Redis answers `PING` within the timeout.
