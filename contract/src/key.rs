@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::Ipv6Net;
 
+use crate::settings::is_policy_name;
 use crate::{Algorithm, Window};
 
 /// The name a client is billed under: an IPv4 address as is, an IPv6 address as its
@@ -67,8 +68,7 @@ pub fn parse_redis_key<'a>(prefix: &str, key: &'a str) -> Option<LimiterKey<'a>>
     let window = Window::parse(window)
         .ok()
         .filter(|w| w.to_string() == window)?;
-    let policy_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    if policy.is_empty() || !policy.chars().all(policy_name) || client.is_empty() {
+    if !is_policy_name(policy) || client.is_empty() {
         return None;
     }
     Some(LimiterKey {

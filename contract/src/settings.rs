@@ -446,11 +446,7 @@ impl LimiterConfig {
     ) -> Result<Vec<Policy>, SettingsError> {
         let mut policies = Vec::new();
         for (name, spec) in specs {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
+            if !is_policy_name(name) {
                 return Err(SettingsError::PolicyName(format!("{path}{name}")));
             }
             let at = format!("{path}{name}");
@@ -512,8 +508,17 @@ impl SentinelConfig {
     }
 }
 
+/// Whether `name` can name a policy (and so stand in its Redis keys): one or more of
+/// `[A-Za-z0-9_-]`.
+pub(crate) fn is_policy_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// Whether `name` can be a Sentinel master name: 1 to 64 of `[A-Za-z0-9_-]`.
-pub fn is_master_name(name: &str) -> bool {
+fn is_master_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .chars()

@@ -12,7 +12,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::{ClientId, Decision, Limit, Policy, PolicySet, Window};
+use super::{ClientId, Decision, Limit, Policy, PolicySet};
 
 type Keyed = RateLimiter<
     ClientId,
@@ -27,8 +27,8 @@ const SWEEP_EVERY: u64 = 4096;
 /// One limit's share on this server: `None` when the share rounds down to nothing (fewer
 /// requests per window than servers), and every request is refused.
 struct Share {
-    limit: u64,
-    window: Duration,
+    /// This server's part of the limit (0 when it rounds down to nothing), same window.
+    share: Limit,
     keyed: Option<Keyed>,
 }
 
@@ -62,7 +62,7 @@ impl LocalLimiter {
 
     /// This server's share of each of `policy`'s limits.
     pub fn shares(&self, policy: &Policy) -> Vec<u64> {
-        self.find(policy).iter().map(|share| share.limit).collect()
+        self.find(policy).iter().map(|s| s.share.limit).collect()
     }
 
     /// The decision this server makes alone, in the shape Redis' would have. The limits are
@@ -76,13 +76,7 @@ impl LocalLimiter {
         let mut decision = Decision {
             allowed: true,
             policy: policy.name.clone(),
-            limits: shares
-                .iter()
-                .map(|share| Limit {
-                    limit: share.limit,
-                    window: Window::from_millis(millis(share.window)),
-                })
-                .collect(),
+            limits: shares.iter().map(|s| s.share).collect(),
             shown: 0,
             remaining: u64::MAX,
             reset_ms: 0,
@@ -120,9 +114,9 @@ impl LocalLimiter {
 }
 
 impl Share {
-    fn of(limit: &Limit, instances: u32) -> Self {
-        let window = Duration::from_millis(limit.window.as_millis());
-        let limit = limit.limit / u64::from(instances.max(1));
+    fn of(whole: &Limit, instances: u32) -> Self {
+        let window = Duration::from_millis(whole.window.as_millis());
+        let limit = whole.limit / u64::from(instances.max(1));
         let burst = NonZeroU32::new(u32::try_from(limit).unwrap_or(u32::MAX));
         // The whole share at once, then one unit back every window / share.
         let keyed = burst.and_then(|burst| {
@@ -131,23 +125,26 @@ impl Share {
                 .map(|quota| RateLimiter::keyed(quota.allow_burst(burst)).with_middleware())
         });
         Self {
-            limit: if keyed.is_some() { limit } else { 0 },
-            window,
+            share: Limit {
+                limit: if keyed.is_some() { limit } else { 0 },
+                window: whole.window,
+            },
             keyed,
         }
     }
 
     /// (admitted, units left, ms until the next unit returns) for one request of `client`.
     fn decide(&self, client: &ClientId, clock: &DefaultClock) -> (bool, u64, u64) {
+        let Limit { limit, window } = self.share;
         let Some(keyed) = &self.keyed else {
-            return (false, 0, millis(self.window));
+            return (false, 0, window.as_millis());
         };
         match keyed.check_key(client) {
             Ok(state) => {
                 let remaining = u64::from(state.remaining_burst_capacity());
                 // A unit of quota returns every window / limit.
-                let per_unit = millis(self.window) / self.limit.max(1);
-                let reset_ms = if remaining >= self.limit { 0 } else { per_unit };
+                let per_unit = window.as_millis() / limit.max(1);
+                let reset_ms = if remaining >= limit { 0 } else { per_unit };
                 (true, remaining, reset_ms)
             }
             Err(not_until) => {
