@@ -254,10 +254,14 @@ fn report_failures(r: &ClientReport, algorithm: Algorithm) -> Vec<String> {
             ));
         }
     }
-    for l in r.limits.iter().filter(|_| r.would_refuse.is_none()) {
-        let Some(crowd) = l.over_admitted else {
-            continue;
-        };
+    // In shadow mode every request is served by design: admissions are no failure then.
+    let enforced = r.would_refuse.is_none();
+    let crowds = r
+        .limits
+        .iter()
+        .filter_map(|l| Some((l, l.over_admitted?)))
+        .filter(|_| enforced);
+    for (l, crowd) in crowds {
         failures.push(match algorithm {
             Algorithm::SlidingLog => format!(
                 "{who}: {} requests admitted within one {} ms window, the policy allows {}",
@@ -279,7 +283,7 @@ fn report_failures(r: &ClientReport, algorithm: Algorithm) -> Vec<String> {
             ),
         });
     }
-    if r.wrongly_limited > 0 && r.would_refuse.is_none() {
+    if r.wrongly_limited > 0 && enforced {
         failures.push(format!(
             "{who}: {} requests answered 429 while {} certainly had room for them",
             r.wrongly_limited,
