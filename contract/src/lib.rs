@@ -27,9 +27,9 @@ mod window;
 pub use budget::{read_budget, Budget, BudgetError, RedisTime, Stored};
 pub use key::{client_id, parse_redis_key, redis_key, LimiterKey};
 pub use settings::{
-    defaults, env_value, most_specific, Algorithm, Applies, FailMode, Limit, LimiterConfig,
-    Network, Override, OverrideSpec, Policy, PolicySet, PolicySpec, RedisUrl, Rule, SentinelConfig,
-    SettingsError,
+    defaults, env_value, is_master_name, most_specific, Algorithm, Applies, FailMode, Limit,
+    LimiterConfig, Network, Override, OverrideSpec, Policy, PolicySet, PolicySpec, RedisUrl, Rule,
+    SentinelConfig, SettingsError,
 };
 pub use window::{Window, WindowError};
 

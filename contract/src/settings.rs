@@ -517,8 +517,10 @@ pub(crate) fn is_policy_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Whether `name` can be a Sentinel master name: 1 to 64 of `[A-Za-z0-9_-]`.
-fn is_master_name(name: &str) -> bool {
+/// Whether `name` can be a Sentinel master name: 1 to 64 of `[A-Za-z0-9_-]`, which
+/// `sentinel monitor` and every Sentinel command carry unquoted. The spec checks
+/// `redis.sentinel.master_name` with it, the web app its `limiter.sentinel.master_name`.
+pub fn is_master_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .chars()

@@ -60,7 +60,7 @@ const CASES: &[Case] = &[
     Case {
         name: "unknown top-level key",
         edits: &[("target: local\n", "target: local\ncolour: blue\n")],
-        errors: &["3:1: colour: unknown key `colour` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, proxmox, loadtest)"],
+        errors: &["3:1: colour: unknown key `colour` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, redis, proxmox, loadtest)"],
     },
     Case {
         name: "unknown nested key",
@@ -101,7 +101,7 @@ const CASES: &[Case] = &[
         edits: &[("hosts:\n", "hosts: many\nx_hosts:\n")],
         errors: &[
             "10:8: hosts: expected a list, found \"many\"",
-            "11:1: x_hosts: unknown key `x_hosts` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, proxmox, loadtest)",
+            "11:1: x_hosts: unknown key `x_hosts` (expected one of: name, target, network, ssh, hosts, load_balancer, images, app, secrets, redis, proxmox, loadtest)",
         ],
     },
     Case {
@@ -284,6 +284,37 @@ const CASES: &[Case] = &[
         name: "no redis",
         edits: &[("  - { name: redis, role: redis, ip: 10.1.0.20 }\n", "")],
         errors: &["10:1: hosts: exactly one host needs role redis, found none"],
+    },
+    Case {
+        name: "two redis hosts without a Sentinel group",
+        edits: &[(
+            "  - { name: pg,",
+            "  - { name: redis2, role: redis, ip: 10.1.0.22 }\n  - { name: pg,",
+        )],
+        errors: &["14:27: hosts[3].role: exactly one host may have role redis (also hosts[2]) unless redis.sentinel makes them a Sentinel group"],
+    },
+    Case {
+        name: "a Sentinel group of one redis host",
+        edits: &[("", "redis:\n  sentinel: {}\n")],
+        errors: &["32:13: redis.sentinel: a Sentinel group needs at least 3 hosts with role redis (a primary, 2 replicas, a sentinel on each), found 1"],
+    },
+    Case {
+        name: "a Sentinel group's bad name, quorum and down-after time",
+        edits: &[
+            (
+                "  - { name: pg,",
+                "  - { name: redis2, role: redis, ip: 10.1.0.22 }\n  - { name: redis3, role: redis, ip: 10.1.0.23 }\n  - { name: pg,",
+            ),
+            (
+                "",
+                "redis:\n  sentinel: { master_name: \"my group\", quorum: 4, down_after_ms: 50 }\n",
+            ),
+        ],
+        errors: &[
+            "34:28: redis.sentinel.master_name: master_name `my group` must be 1 to 64 letters, digits, '_' or '-'",
+            "34:48: redis.sentinel.quorum: quorum 4 exceeds the 3 sentinels (one per redis host)",
+            "34:66: redis.sentinel.down_after_ms: down_after_ms must be at least 100, got 50",
+        ],
     },
     Case {
         name: "two postgres and no tester",

@@ -17,6 +17,8 @@
 #[path = "e2e/chart.rs"]
 mod chart;
 mod common;
+#[path = "e2e/failover.rs"]
+mod failover;
 #[path = "e2e/limiter_view.rs"]
 mod limiter_view;
 #[path = "e2e/top.rs"]
@@ -821,6 +823,13 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     burst_is_limited_exactly(&http, "rotated").await;
     let rotated = started.elapsed();
 
+    // (g) Redis grown into a Sentinel group, and its primary's VM killed under k6 traffic.
+    let started = Instant::now();
+    failover::sentinel_group_survives_losing_its_primary(&cluster.spec(), &repo_root(), &http)
+        .await;
+    link_survives("a Redis failover").await;
+    let failover = started.elapsed();
+
     // (b) The postgres host's IP changes: up stops, names the host and why, and changes
     // nothing; with consent the host is replaced and its links are still there.
     let started = Instant::now();
@@ -885,7 +894,7 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
 
     eprintln!(
         "e2e wall times: cold up {:.1}s, no-change up {:.1}s, deploy {:.1}s, killed VM {:.1}s, \
-         lost key {:.1}s, rotated secrets {:.1}s, replaced postgres {:.1}s, backup/destroy/up/\
+         lost key {:.1}s, rotated secrets {:.1}s, sentinel failover {:.1}s, replaced postgres {:.1}s, backup/destroy/up/\
          restore {:.1}s, destroy {:.1}s",
         cold_up.as_secs_f64(),
         warm_up.as_secs_f64(),
@@ -893,6 +902,7 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         killed_vm.as_secs_f64(),
         lost_key.as_secs_f64(),
         rotated.as_secs_f64(),
+        failover.as_secs_f64(),
         replaced.as_secs_f64(),
         restored.as_secs_f64(),
         destroy.as_secs_f64()

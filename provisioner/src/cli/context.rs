@@ -16,11 +16,50 @@ use crate::exec::terraform::{Stream, Terraform};
 use crate::exec::{local, ExecError};
 use crate::output;
 use crate::plan::{self, deploy::DeployPlan};
-use crate::spec::{Cluster, ImageMode, SecretRef, Target};
+use crate::spec::{Cluster, Host, ImageMode, Role, SecretRef, Target};
 
 use super::{spec_dir, Cli, CliError};
 
 pub use crate::plan::{POSTGRES_PASSWORD_VAR, REDIS_PASSWORD_VAR};
+
+/// The redis host that is the primary now: the one redis host, or in a Sentinel group the
+/// host whose address the sentinels name (asked through each redis host's SSH session).
+pub async fn redis_primary<'c>(
+    cluster: &'c Cluster,
+    targets: &BTreeMap<String, SshTarget>,
+    password: &secrecy::SecretString,
+) -> Result<&'c Host, ExecError> {
+    let redis: Vec<&Host> = cluster.hosts_with(Role::Redis).collect();
+    let group = plan::sentinel_group(cluster);
+    let (Some(group), [_, _, ..]) = (group, redis.as_slice()) else {
+        // A valid spec has one redis host unless it has a group.
+        return redis.first().copied().ok_or_else(|| ExecError::Redis {
+            host: cluster.name.clone(),
+            operation: "find the redis host".into(),
+            message: "cluster.yaml has no host of role redis".into(),
+        });
+    };
+    let sentinels: Vec<(&SshTarget, String)> = redis
+        .iter()
+        .map(|h| (&targets[&h.name], h.ip.to_string()))
+        .collect();
+    let address = crate::exec::redis::sentinel_primary(
+        &sentinels,
+        plan::SENTINEL_PORT,
+        &group.master_name,
+        &inspect_retry(),
+        password,
+    )
+    .await?;
+    redis
+        .into_iter()
+        .find(|h| h.ip.to_string() == address)
+        .ok_or_else(|| ExecError::Redis {
+            host: "sentinels".into(),
+            operation: format!("find the primary of {}", group.master_name),
+            message: format!("they name {address}, which is no redis host of cluster.yaml"),
+        })
+}
 
 /// Where things are for one invocation.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use clusterlab_contract::client_id;
 use crate::exec::limiter::{self as redis_keys, match_pattern};
 use crate::exec::redis::ClusterRedis;
 use crate::plan::{self, REDIS_PORT};
-use crate::spec::{Cluster, FileCheck, Role};
+use crate::spec::{Cluster, FileCheck};
 
 use super::context::{self, Project};
 use super::{load, Cli, CliError};
@@ -65,16 +65,14 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
         None => (args.client.as_ref().map(client_of), false),
         Some(Action::Reset { client }) => (client.as_ref().map(client_of), true),
     };
-    let redis_host = cluster
-        .the(Role::Redis)
-        .ok_or_else(|| CliError::Usage("cluster.yaml has no redis host".into()))?;
     let targets = context::targets(&cluster, &project);
-    let target = &targets[&redis_host.name];
     let password = cluster.secrets.redis_password.resolve(&project.spec_dir)?;
-    let address = redis_host.ip.to_string();
-    let place = format!("{} ({address}:{REDIS_PORT})", redis_host.name);
     let pattern = match_pattern(&setup.prefix, client.as_deref());
     context::runtime()?.block_on(async {
+        let redis_host = context::redis_primary(&cluster, &targets, &password).await?;
+        let target = &targets[&redis_host.name];
+        let address = redis_host.ip.to_string();
+        let place = format!("{} ({address}:{REDIS_PORT})", redis_host.name);
         let mut redis = ClusterRedis::connect(
             target,
             &context::inspect_retry(),

@@ -69,9 +69,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let tester = cluster
         .the(Role::LoadTester)
         .expect("plan checked the tester exists");
-    let redis = cluster
-        .the(Role::Redis)
-        .expect("a valid spec has one redis host");
+    let password = cluster.secrets.redis_password.resolve(&project.spec_dir)?;
     let targets = context::targets(&cluster, &project);
     let k6 = images::find_k6_binary()?;
     eprintln!(
@@ -87,6 +85,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     );
     let outputs = context::runtime()?.block_on(async {
         let retry = context::inspect_retry();
+        // The budgets live on the primary; a Sentinel group's replicas refuse writes.
+        let redis = context::redis_primary(&cluster, &targets, &password).await?;
         let store = docker::connect(&targets[&redis.name], &retry).await?;
         let reset = loadtest::reset_budgets(&store.docker, &redis.name, &test.budget_keys).await;
         let _ = store.session.close().await;

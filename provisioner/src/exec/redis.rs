@@ -1,7 +1,8 @@
 //! Exec layer: the cluster's Redis, reached the way everything else is — through its host's
 //! SSH session (a local Unix socket forwarded to the address Redis binds on the host), and
 //! spoken to with the `redis` crate, authenticated with the cluster's password. Used by the
-//! commands that look at the limiter's state (`limiter`, `top`).
+//! commands that look at the limiter's state (`limiter`, `top`, the load test's reset), and
+//! to ask a Sentinel group's sentinels which node is the primary now.
 
 use redis::aio::MultiplexedConnection;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
@@ -67,6 +68,45 @@ impl ClusterRedis {
         drop(self.connection);
         self.session.close().await
     }
+}
+
+/// The address of the primary of Sentinel group `master_name`, from the first of
+/// `sentinels` (each a host's SSH target and the address its sentinel listens on there)
+/// that answers; the error lists why each did not.
+pub async fn sentinel_primary(
+    sentinels: &[(&SshTarget, String)],
+    port: u16,
+    master_name: &str,
+    retry: &RetryPolicy,
+    password: &SecretString,
+) -> Result<String> {
+    let mut failures = Vec::new();
+    for (target, address) in sentinels {
+        let answer = async {
+            let mut sentinel =
+                ClusterRedis::connect(target, retry, address, port, password).await?;
+            let primary: Result<Option<(String, u16)>> = sentinel
+                .query(
+                    redis::cmd("SENTINEL")
+                        .arg("get-master-addr-by-name")
+                        .arg(master_name),
+                )
+                .await;
+            let _ = sentinel.close().await;
+            primary
+        }
+        .await;
+        match answer {
+            Ok(Some((ip, _))) => return Ok(ip),
+            Ok(None) => failures.push(format!("{}: knows no primary {master_name}", target.host)),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    Err(ExecError::Redis {
+        host: "sentinels".into(),
+        operation: format!("find the primary of {master_name}"),
+        message: failures.join("; "),
+    })
 }
 
 /// The command's name (its first argument), for errors; never its other arguments.

@@ -1,7 +1,9 @@
 //! Plan layer: the shell commands and connection strings the rendered files carry, built as
 //! values from the spec so they are tested by equality (and match the deploy layer's flags).
 
-use clusterlab_contract::{LimiterConfig, Network, OverrideSpec, PolicySpec, RedisUrl};
+use clusterlab_contract::{
+    LimiterConfig, Network, OverrideSpec, PolicySpec, RedisUrl, SentinelConfig,
+};
 use ipnet::IpNet;
 
 use crate::spec::{Cluster, Host, Role};
@@ -9,6 +11,8 @@ use crate::spec::{Cluster, Host, Role};
 /// The web app's port on every web host (contract with the webapp).
 pub const WEB_PORT: u16 = 8000;
 pub const REDIS_PORT: u16 = 6379;
+/// Where each redis host of a Sentinel group runs its sentinel.
+pub const SENTINEL_PORT: u16 = 26379;
 pub const POSTGRES_PORT: u16 = 5432;
 
 /// The compose placeholders the deployer fills with each secret (the rendered files hold
@@ -36,6 +40,40 @@ pub fn redis_cli(args: &[&str]) -> Vec<String> {
     ];
     command.extend(args.iter().map(|a| (*a).to_owned()));
     command
+}
+
+/// A Sentinel group as its nodes and the web app see it: the redis hosts in spec order, the
+/// first of them the primary until the sentinels say otherwise, and a sentinel on each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelGroup {
+    pub master_name: String,
+    /// `ip:port` of the data node the group starts with as primary.
+    pub initial_primary: String,
+    /// `ip:port` of every sentinel.
+    pub sentinels: Vec<String>,
+    pub quorum: u32,
+    pub down_after_ms: u32,
+    /// How long a failover may take before another sentinel may try: five times the
+    /// down-after time, at least 10 s.
+    pub failover_timeout_ms: u64,
+}
+
+/// The cluster's Sentinel group, when `redis.sentinel` makes its redis hosts one.
+pub fn sentinel_group(cluster: &Cluster) -> Option<SentinelGroup> {
+    let sentinel = cluster.redis.sentinel.as_ref()?;
+    let hosts: Vec<&Host> = cluster.hosts_with(Role::Redis).collect();
+    let primary = hosts.first()?;
+    Some(SentinelGroup {
+        master_name: sentinel.master_name.clone(),
+        initial_primary: format!("{}:{REDIS_PORT}", primary.ip),
+        sentinels: hosts
+            .iter()
+            .map(|h| format!("{}:{SENTINEL_PORT}", h.ip))
+            .collect(),
+        quorum: sentinel.quorum_of(hosts.len()),
+        down_after_ms: sentinel.down_after_ms,
+        failover_timeout_ms: (u64::from(sentinel.down_after_ms) * 5).max(10_000),
+    })
 }
 
 pub(crate) fn network_name(cluster: &Cluster) -> String {
@@ -237,8 +275,12 @@ pub fn limiter_config(cluster: &Cluster) -> LimiterConfig {
     let ip = cluster.the(Role::Redis).map(|h| h.ip);
     LimiterConfig {
         redis_url: RedisUrl::new(service_url("redis", "", ip, REDIS_PORT, "/")),
-        // The spec describes one Redis host; a Sentinel group is a web app setting so far.
-        sentinel: None,
+        // With a Sentinel group the URL's address is only the initial primary: the web app
+        // asks the sentinels for the current one, and takes the password from the URL.
+        sentinel: sentinel_group(cluster).map(|group| SentinelConfig {
+            master_name: group.master_name,
+            nodes: group.sentinels,
+        }),
         algorithm: limiter.algorithm,
         fail_mode: limiter.fail_mode,
         // Each web host's share of a limit when it decides alone (fail_mode = local).

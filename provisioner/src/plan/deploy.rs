@@ -126,7 +126,10 @@ fn converge(cluster: &Cluster, host: &Host) -> Action {
 pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
     let images = &cluster.images;
     let mut stages = Vec::new();
-    let redis = cluster.the(Role::Redis).filter(|_| scope == Scope::All);
+    let redis: Vec<&Host> = match scope {
+        Scope::All => cluster.hosts_with(Role::Redis).collect(),
+        _ => Vec::new(),
+    };
     if scope == Scope::All {
         let data: Vec<HostTask> = cluster
             .hosts
@@ -192,12 +195,19 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
             }],
         });
     }
-    if let Some(redis) = redis {
+    // A Sentinel group's nodes one at a time: a node that restarts asks the sentinels for
+    // the primary and rejoins before the next one goes.
+    let several = redis.len() > 1;
+    for host in redis {
         stages.push(Stage {
-            name: "redis after the web hosts".into(),
+            name: if several {
+                format!("redis {} after the web hosts", host.name)
+            } else {
+                "redis after the web hosts".into()
+            },
             tasks: vec![HostTask {
-                host: redis.name.clone(),
-                actions: vec![converge(cluster, redis)],
+                host: host.name.clone(),
+                actions: vec![converge(cluster, host)],
             }],
         });
     }
@@ -232,6 +242,29 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
 mod tests {
 
     use super::*;
+
+    #[test]
+    fn a_sentinel_group_is_restarted_one_node_at_a_time_after_the_web_hosts() {
+        let plan = deploy_plan(&Cluster::sentinel_group_example(), Scope::All);
+        let names: Vec<&str> = plan.stages.iter().map(|s| s.name.as_str()).collect();
+        let after_web: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| n.starts_with("redis "))
+            .collect();
+        assert_eq!(
+            after_web,
+            [
+                "redis redis after the web hosts",
+                "redis redis2 after the web hosts",
+                "redis redis3 after the web hosts"
+            ]
+        );
+        let data = &plan.stages[0];
+        assert_eq!(data.name, "data stores");
+        let hosts: Vec<&str> = data.tasks.iter().map(|t| t.host.as_str()).collect();
+        assert_eq!(hosts, ["redis", "redis2", "redis3", "postgres"]);
+    }
 
     fn task(host: &str, actions: Vec<Action>) -> HostTask {
         HostTask {

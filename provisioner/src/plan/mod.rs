@@ -15,8 +15,9 @@ use tera::Tera;
 
 pub use commands::{
     container_name, data_volume_name, databases, env_value, limiter_config, local_host_resource,
-    network_create_args, redis_cli, ssh_args, vm_run_args, volume_name, DATA_DIR, DIND_VM_FLAGS,
-    POSTGRES_PASSWORD_VAR, POSTGRES_PORT, REDIS_PASSWORD_VAR, REDIS_PORT, WEB_PORT,
+    network_create_args, redis_cli, sentinel_group, ssh_args, vm_run_args, volume_name,
+    SentinelGroup, DATA_DIR, DIND_VM_FLAGS, POSTGRES_PASSWORD_VAR, POSTGRES_PORT,
+    REDIS_PASSWORD_VAR, REDIS_PORT, SENTINEL_PORT, WEB_PORT,
 };
 
 use crate::spec::{Cluster, Host, HostKind, Proxmox, ProxmoxProvider, Role, Target};

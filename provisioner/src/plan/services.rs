@@ -17,8 +17,8 @@ use serde::{Serialize, Serializer};
 use clusterlab_contract::secret_env;
 
 use super::commands::{
-    databases, env_value, limiter_config, redis_cli, DATA_DIR, POSTGRES_PASSWORD_VAR,
-    POSTGRES_PORT, REDIS_PASSWORD_VAR, REDIS_PORT, WEB_PORT,
+    databases, env_value, limiter_config, redis_cli, sentinel_group, DATA_DIR,
+    POSTGRES_PASSWORD_VAR, POSTGRES_PORT, REDIS_PASSWORD_VAR, REDIS_PORT, SENTINEL_PORT, WEB_PORT,
 };
 use crate::spec::{Cluster, Host, Role};
 
@@ -185,7 +185,25 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
             let test: Vec<&str> = std::iter::once("CMD")
                 .chain(ping.iter().map(String::as_str))
                 .collect();
-            vec![ServiceSpec {
+            // The image's entrypoint turns the password file into an ACL file holding
+            // only its SHA-256 (`user default on #<hex> ...`) and starts redis-server
+            // with `--aclfile`: the password is on no command line.
+            let mut environment = env(&[(
+                "REDIS_PASSWORD_FILE",
+                secret_env::file_path(REDIS_PASSWORD_VAR),
+            )]);
+            let group = sentinel_group(cluster);
+            if let Some(group) = &group {
+                // In a group the entrypoint also asks the sentinels for the current
+                // primary and starts this node as its replica unless that is itself.
+                environment.extend(env(&[
+                    ("REDIS_MASTER_NAME", group.master_name.clone()),
+                    ("REDIS_SENTINELS", group.sentinels.join(" ")),
+                    ("REDIS_INITIAL_PRIMARY", group.initial_primary.clone()),
+                    ("REDIS_SELF", format!("{ip}:{port}")),
+                ]));
+            }
+            let data = ServiceSpec {
                 command: Some(strings(&[
                     "redis-server",
                     "--bind",
@@ -205,13 +223,7 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                     "--dir",
                     "/data",
                 ])),
-                // The image's entrypoint turns the password file into an ACL file holding
-                // only its SHA-256 (`user default on #<hex> ...`) and starts redis-server
-                // with `--aclfile`: the password is on no command line.
-                environment: env(&[(
-                    "REDIS_PASSWORD_FILE",
-                    secret_env::file_path(REDIS_PASSWORD_VAR),
-                )]),
+                environment,
                 secrets: secret_files(&[REDIS_PASSWORD_VAR]),
                 volumes: vec![Mount {
                     source: format!("{DATA_DIR}/redis"),
@@ -220,7 +232,57 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                 }],
                 healthcheck: Some(check(&test, 5, 3, 5, 5)),
                 ..service("redis", &cluster.images.redis)
-            }]
+            };
+            let Some(group) = group else {
+                return vec![data];
+            };
+            let sentinel_port = SENTINEL_PORT.to_string();
+            let ping = literal_dollars(redis_cli(&[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &sentinel_port,
+                "ping",
+            ]));
+            let test: Vec<&str> = std::iter::once("CMD")
+                .chain(ping.iter().map(String::as_str))
+                .collect();
+            let sentinel = ServiceSpec {
+                // The entrypoint writes the config file on the first start and keeps it
+                // after: the sentinel rewrites it with the current primary and epoch.
+                command: Some(strings(&[
+                    "redis-sentinel",
+                    "/data/sentinel.conf",
+                    "--bind",
+                    &ip,
+                    "127.0.0.1",
+                    "--port",
+                    &sentinel_port,
+                ])),
+                environment: env(&[
+                    (
+                        "REDIS_PASSWORD_FILE",
+                        secret_env::file_path(REDIS_PASSWORD_VAR),
+                    ),
+                    ("REDIS_MASTER_NAME", group.master_name.clone()),
+                    ("REDIS_INITIAL_PRIMARY", group.initial_primary.clone()),
+                    ("REDIS_QUORUM", group.quorum.to_string()),
+                    ("REDIS_DOWN_AFTER_MS", group.down_after_ms.to_string()),
+                    (
+                        "REDIS_FAILOVER_TIMEOUT_MS",
+                        group.failover_timeout_ms.to_string(),
+                    ),
+                ]),
+                secrets: secret_files(&[REDIS_PASSWORD_VAR]),
+                volumes: vec![Mount {
+                    source: format!("{DATA_DIR}/sentinel"),
+                    target: "/data".into(),
+                    read_only: false,
+                }],
+                healthcheck: Some(check(&test, 5, 3, 5, 5)),
+                ..service("sentinel", &cluster.images.redis)
+            };
+            vec![data, sentinel]
         }
         Role::Postgres => {
             let port = POSTGRES_PORT.to_string();
@@ -583,6 +645,81 @@ mod tests {
         assert_eq!(check.start_period, Duration::from_secs(5));
         assert_eq!(check.retries, 5);
         assert_eq!(redis.labels["clusterlab.role"], "redis");
+    }
+
+    #[test]
+    fn a_sentinel_group_runs_redis_and_a_sentinel_on_each_redis_host() {
+        let cluster = Cluster::sentinel_group_example();
+        for host in cluster.hosts_with(Role::Redis) {
+            let ip = host.ip.to_string();
+            let services = services(&cluster, host);
+            let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["redis", "sentinel"]);
+            let (redis, sentinel) = (&services[0], &services[1]);
+            // The same server command line as a single Redis; the entrypoint adds the
+            // replication part from the environment.
+            assert_eq!(
+                redis.command.as_deref().expect("command")[..3],
+                ["redis-server", "--bind", ip.as_str()]
+            );
+            assert_eq!(redis.environment["REDIS_SELF"], format!("{ip}:6379"));
+            assert_eq!(
+                redis.environment["REDIS_INITIAL_PRIMARY"],
+                "10.77.0.20:6379"
+            );
+            assert_eq!(
+                redis.environment["REDIS_SENTINELS"],
+                "10.77.0.20:26379 10.77.0.25:26379 10.77.0.26:26379"
+            );
+            assert_eq!(redis.environment["REDIS_MASTER_NAME"], "clusterlab");
+            assert_eq!(
+                sentinel.command.as_deref().expect("command"),
+                [
+                    "redis-sentinel",
+                    "/data/sentinel.conf",
+                    "--bind",
+                    ip.as_str(),
+                    "127.0.0.1",
+                    "--port",
+                    "26379"
+                ]
+            );
+            assert_eq!(sentinel.environment["REDIS_QUORUM"], "2");
+            assert_eq!(sentinel.environment["REDIS_DOWN_AFTER_MS"], "2000");
+            assert_eq!(sentinel.environment["REDIS_FAILOVER_TIMEOUT_MS"], "10000");
+            assert_eq!(
+                sentinel.environment["REDIS_PASSWORD_FILE"],
+                redis.environment["REDIS_PASSWORD_FILE"]
+            );
+            assert_eq!(sentinel.secrets, redis.secrets);
+            assert_eq!(
+                sentinel.volumes[0].bind_string(),
+                "/srv/clusterlab/sentinel:/data"
+            );
+            assert_eq!(sentinel.image, redis.image);
+        }
+        let config = limiter_config(&cluster);
+        assert_eq!(
+            config.sentinel,
+            Some(clusterlab_contract::SentinelConfig {
+                master_name: "clusterlab".into(),
+                nodes: vec![
+                    "10.77.0.20:26379".into(),
+                    "10.77.0.25:26379".into(),
+                    "10.77.0.26:26379".into()
+                ],
+            })
+        );
+        config
+            .validate()
+            .expect("the web app accepts the group's settings");
+        // Without the group, the one Redis runs alone, with no group variables.
+        let single = Cluster::repository_default();
+        let host = single.the(Role::Redis).expect("redis host");
+        let alone = services(&single, host);
+        assert_eq!(alone.len(), 1);
+        assert!(!alone[0].environment.contains_key("REDIS_MASTER_NAME"));
+        assert_eq!(limiter_config(&single).sentinel, None);
     }
 
     #[test]

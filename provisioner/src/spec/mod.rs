@@ -38,6 +38,9 @@ pub struct Cluster {
     pub images: Images,
     pub app: App,
     pub secrets: Secrets,
+    /// One Redis (the default), or a Sentinel group across the hosts of role `redis`.
+    #[schemars(default)]
+    pub redis: RedisSpec,
     /// Required when `target: proxmox`, ignored otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxmox: Option<Proxmox>,
@@ -206,6 +209,41 @@ impl Role {
     /// outlives the host.
     pub fn holds_data(self) -> bool {
         matches!(self, Role::Redis | Role::Postgres)
+    }
+}
+
+/// How the hosts of role `redis` work together.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RedisSpec {
+    /// A Sentinel group: the first host of role `redis` starts as primary, the others as
+    /// its replicas, and every one of them also runs a sentinel; the web app asks the
+    /// sentinels for the primary and follows a failover. Needs at least 3 hosts of role
+    /// `redis`. Without it, exactly one host has role `redis`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SentinelSpec {
+    /// The name the sentinels know the primary by: letters, digits, `_`, `-`.
+    #[schemars(default = "defaults::master_name")]
+    pub master_name: String,
+    /// Sentinels that must agree the primary is down before a failover (a majority of
+    /// them must still authorize it). Default: a majority of the redis hosts.
+    #[schemars(range(min = 1))]
+    pub quorum: Option<u32>,
+    /// Milliseconds without an answer before a sentinel deems the primary down.
+    #[schemars(default = "defaults::down_after_ms", range(min = 100))]
+    pub down_after_ms: u32,
+}
+
+impl SentinelSpec {
+    /// The quorum as written, or a majority of `sentinels`.
+    pub fn quorum_of(&self, sentinels: usize) -> u32 {
+        self.quorum
+            .unwrap_or(u32::try_from(sentinels / 2 + 1).unwrap_or(u32::MAX))
     }
 }
 
@@ -621,6 +659,12 @@ pub mod defaults {
     pub fn client_max_body_size() -> String {
         "64k".to_owned()
     }
+    pub fn master_name() -> String {
+        "clusterlab".into()
+    }
+    pub fn down_after_ms() -> u32 {
+        2000
+    }
     pub fn max_fails() -> u32 {
         3
     }
@@ -761,6 +805,23 @@ impl Cluster {
     pub(crate) fn repository_default() -> Cluster {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
         Cluster::load(&path, FileCheck::SpecOnly).expect("the repository's cluster.yaml is valid")
+    }
+
+    /// The repository's cluster.yaml with two more redis hosts (10.77.0.25, 10.77.0.26)
+    /// and `redis.sentinel` (quorum 2): a Sentinel group, as the e2e test grows it.
+    pub(crate) fn sentinel_group_example() -> Cluster {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.yaml");
+        let redis = "  - { name: redis, role: redis, ip: 10.77.0.20 }\n";
+        let text = std::fs::read_to_string(&path).expect("the repository's cluster.yaml");
+        assert!(text.contains(redis), "the default spec's redis host");
+        let text = text.replace(
+            redis,
+            &format!(
+                "{redis}  - {{ name: redis2, role: redis, ip: 10.77.0.25 }}\n  \
+                 - {{ name: redis3, role: redis, ip: 10.77.0.26 }}\n"
+            ),
+        ) + "redis:\n  sentinel: { quorum: 2 }\n";
+        Cluster::parse(&text, &path, FileCheck::SpecOnly).expect("the group is valid")
     }
 }
 

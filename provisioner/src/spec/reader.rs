@@ -16,7 +16,8 @@ use super::validate::rules;
 use super::{
     defaults, Algorithm, App, Cluster, FailMode, Host, HostKind, ImageMode, Images, Limit, Limiter,
     LoadBalancer, LoadTestSpec, Network, Override, Policies, Policy, Proxmox, ProxmoxProvider,
-    ProxmoxTemplate, Role, SecretRef, Secrets, SpecError, Ssh, Target, Window,
+    ProxmoxTemplate, RedisSpec, Role, SecretRef, Secrets, SentinelSpec, SpecError, Ssh, Target,
+    Window,
 };
 
 /// Key path -> (line, column) of the value found there, and of its key.
@@ -66,6 +67,8 @@ pub(super) struct Parts {
     /// Whether every entry of `hosts` parsed (role counts are only meaningful then).
     pub hosts_complete: bool,
     pub proxmox: ProxmoxState,
+    /// `redis.sentinel` parsed: `Some(quorum as written)`.
+    pub sentinel: Option<Option<u32>>,
     /// `loadtest.extra_addresses` with the index of the entry each came from.
     pub extra_addresses: Vec<(usize, Ipv4Addr)>,
 }
@@ -393,6 +396,7 @@ impl Reader {
                 "images",
                 "app",
                 "secrets",
+                "redis",
                 "proxmox",
                 "loadtest",
             ],
@@ -407,9 +411,14 @@ impl Reader {
         let images = self.required(&f, "images", images);
         let app = self.required(&f, "app", app);
         let secrets = self.required(&f, "secrets", secrets);
+        let redis = self.or_default(&f, "redis", redis, RedisSpec::default);
         let proxmox = self.optional(&f, "proxmox", proxmox);
         let loadtest = self.or_default(&f, "loadtest", loadtest, LoadTestSpec::default);
         self.parts.target = target;
+        self.parts.sentinel = match &redis {
+            Some(spec) => spec.sentinel.as_ref().map(|s| s.quorum),
+            None => None,
+        };
         self.parts.network = network.clone();
         self.parts.proxmox = match &proxmox {
             Some(None) => ProxmoxState::Absent,
@@ -431,6 +440,7 @@ impl Reader {
             images: images?,
             app: app?,
             secrets: secrets?,
+            redis: redis?,
             proxmox: proxmox?,
             loadtest: loadtest?,
         })
@@ -759,6 +769,56 @@ fn host(r: &mut Reader, node: &Node, path: &str) -> Option<Host> {
         cpu_type: cpu_type?,
         data_disk_gb: data_disk_gb?,
         data_vm_id: data_vm_id?,
+    })
+}
+
+fn redis(r: &mut Reader, node: &Node, path: &str) -> Option<RedisSpec> {
+    let f = r.mapping(node, path, &["sentinel"])?;
+    let sentinel = r.optional(&f, "sentinel", sentinel);
+    Some(RedisSpec {
+        sentinel: sentinel?,
+    })
+}
+
+fn sentinel(r: &mut Reader, node: &Node, path: &str) -> Option<SentinelSpec> {
+    let f = r.mapping(node, path, &["master_name", "quorum", "down_after_ms"])?;
+    let master_name = r.or_default(
+        &f,
+        "master_name",
+        |r, n, p| {
+            let value = string(r, n, p);
+            checked(r, n, p, value, |v| {
+                if clusterlab_contract::is_master_name(v) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "master_name `{v}` must be 1 to 64 letters, digits, '_' or '-'"
+                    ))
+                }
+            })
+        },
+        defaults::master_name,
+    );
+    let quorum = r.optional(&f, "quorum", positive);
+    let down_after_ms = r.or_default(
+        &f,
+        "down_after_ms",
+        |r, n, p| {
+            let value = u32_value(r, n, p);
+            checked(r, n, p, value, |v| {
+                if *v >= 100 {
+                    Ok(())
+                } else {
+                    Err(format!("down_after_ms must be at least 100, got {v}"))
+                }
+            })
+        },
+        defaults::down_after_ms,
+    );
+    Some(SentinelSpec {
+        master_name: master_name?,
+        quorum: quorum?,
+        down_after_ms: down_after_ms?,
     })
 }
 

@@ -381,7 +381,10 @@ pub(super) fn validate(parts: &Parts, locations: &Locations) -> Vec<SpecError> {
     }
     hosts(&mut c, parts);
     if parts.hosts_complete {
-        roles(&mut c, &parts.hosts);
+        roles(&mut c, &parts.hosts, parts.sentinel.is_some());
+        if let Some(quorum) = parts.sentinel {
+            sentinel_group(&mut c, &parts.hosts, quorum);
+        }
     }
     if parts.target == Some(Target::Proxmox) && matches!(parts.proxmox, ProxmoxState::Absent) {
         c.error(
@@ -596,7 +599,29 @@ fn hosts(c: &mut Checker, parts: &Parts) {
     }
 }
 
-fn roles(c: &mut Checker, hosts: &[(usize, Host)]) {
+/// A Sentinel group needs three sentinels (one per redis host) to survive losing one, and
+/// a quorum it can reach.
+fn sentinel_group(c: &mut Checker, hosts: &[(usize, Host)], quorum: Option<u32>) {
+    let count = hosts.iter().filter(|(_, h)| h.role == Role::Redis).count();
+    if count < 3 {
+        c.error(
+            "redis.sentinel",
+            format!(
+                "a Sentinel group needs at least 3 hosts with role redis (a primary, 2 replicas, a sentinel on each), found {count}"
+            ),
+        );
+    }
+    if let Some(quorum) = quorum {
+        if usize::try_from(quorum).unwrap_or(usize::MAX) > count {
+            c.error(
+                "redis.sentinel.quorum",
+                format!("quorum {quorum} exceeds the {count} sentinels (one per redis host)"),
+            );
+        }
+    }
+}
+
+fn roles(c: &mut Checker, hosts: &[(usize, Host)], sentinel: bool) {
     for role in Role::ALL {
         let of_role: Vec<usize> = hosts
             .iter()
@@ -606,6 +631,17 @@ fn roles(c: &mut Checker, hosts: &[(usize, Host)]) {
         match (role, of_role.as_slice()) {
             (Role::Web, []) => c.error_at_key("hosts", "at least one host needs role web"),
             (Role::Web, _) | (_, [_]) => {}
+            (Role::Redis, [_, ..]) if sentinel => {}
+            (Role::Redis, [first, rest @ ..]) => {
+                for i in rest {
+                    c.error(
+                        format!("hosts[{i}].role"),
+                        format!(
+                            "exactly one host may have role redis (also hosts[{first}]) unless redis.sentinel makes them a Sentinel group"
+                        ),
+                    );
+                }
+            }
             (_, []) => c.error_at_key(
                 "hosts",
                 format!("exactly one host needs role {}, found none", role.as_str()),

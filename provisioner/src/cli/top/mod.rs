@@ -50,9 +50,9 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), CliError> {
         address: host.ip.to_string(),
     };
     let web: Vec<_> = cluster.hosts_with(Role::Web).collect();
-    let redis = cluster
-        .the(Role::Redis)
-        .expect("a valid spec has one redis host");
+    let runtime = context::runtime()?;
+    // The primary when top starts: its INFO is where the decisions run.
+    let redis = runtime.block_on(context::redis_primary(&cluster, &targets, &password))?;
     let mut board = Board {
         cluster: cluster.name.clone(),
         web: web
@@ -62,7 +62,6 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), CliError> {
         redis: Source::new(&redis.name, &redis.ip.to_string()),
     };
 
-    let runtime = context::runtime()?;
     let (sender, mut readings) = mpsc::unbounded_channel();
     let pollers = poll::start(
         &runtime,

@@ -1,0 +1,432 @@
+//! End to end, a phase of the e2e test: the cluster's one Redis grown into a Sentinel group
+//! by `up` (two more redis hosts and `redis.sentinel` in the spec), then a failover drill.
+//! k6 runs `rolling.js` through the load balancer while the primary's VM is killed, and a
+//! shorten burst from this machine arrives as it dies. Measured: the time until every web
+//! host decides through Redis again, the decisions made without Redis meanwhile, and the
+//! burst's admissions, which `fail_mode: local` bounds by the limit Redis holds plus each
+//! web host's share of it. No answer is a 5xx (k6's checks and the burst's statuses).
+//! Then `limiter` finds the new primary, and `up` starts the killed VM again, whose Redis
+//! rejoins as a replica of the node the sentinels promoted.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clusterlab_contract::metrics::{outcome, DECISIONS};
+use provisioner::plan;
+use provisioner::spec::{Cluster, FileCheck, Role};
+use reqwest::StatusCode;
+
+/// The two redis hosts the phase adds beside `redis` (10.77.0.20), and the group.
+const NEW_HOSTS: &str = "  - { name: redis2, role: redis, ip: 10.77.0.25 }
+  - { name: redis3, role: redis, ip: 10.77.0.26 }
+";
+/// A second of silence before a sentinel deems the primary down: a short drill.
+const GROUP: &str = "
+redis:
+  sentinel: { down_after_ms: 1000 }
+";
+/// k6's redirects: 2/s for 40 s stays within the tester's redirect limit (100 a minute),
+/// so every answer must be a 2xx or 3xx whichever way it was decided.
+const K6_RATE: u64 = 2;
+const K6_SECONDS: u64 = 40;
+/// Shortens sent from this machine as the primary dies, one every 100 ms.
+const BURST: usize = 30;
+
+/// Runs the phase on the local-target cluster of `spec`, whose one redis host is `redis`.
+pub async fn sentinel_group_survives_losing_its_primary(
+    spec: &Path,
+    project_dir: &Path,
+    http: &reqwest::Client,
+) {
+    let text = std::fs::read_to_string(spec).expect("read the spec copy");
+    let redis_line = "  - { name: redis, role: redis, ip: 10.77.0.20 }\n";
+    assert!(text.contains(redis_line), "the default spec's redis host");
+    let grown = format!(
+        "{}{GROUP}",
+        text.replace(redis_line, &format!("{redis_line}{NEW_HOSTS}"))
+    );
+    std::fs::write(spec, grown).expect("write the spec copy");
+    let cluster = Cluster::load(spec, FileCheck::SpecOnly).expect("the grown spec is valid");
+    let group = plan::sentinel_group(&cluster).expect("a Sentinel group");
+    let redis_hosts: Vec<(String, String)> = cluster
+        .hosts_with(Role::Redis)
+        .map(|h| (h.name.clone(), h.ip.to_string()))
+        .collect();
+    let vm = |host: &str| format!("clusterlab-{host}");
+
+    let started = Instant::now();
+    let out = run_ok(spec, project_dir, &["up"]);
+    for line in [
+        "redis2: redis created",
+        "redis3: redis created",
+        "redis: sentinel created",
+        "redis2: sentinel created",
+        "redis3: sentinel created",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let grow = started.elapsed();
+    // Normally still `redis`; a failover while up restarted it would have moved it.
+    let primary_of = |host: &str| -> Option<String> {
+        let answer = redis_cli(
+            &vm(host),
+            "sentinel",
+            plan::SENTINEL_PORT,
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", &group.master_name],
+        );
+        answer.lines().next().map(str::to_owned)
+    };
+    let mut primary_ip = String::new();
+    eventually(
+        "the sentinels agree on a primary the others replicate from",
+        || {
+            let Some(ip) = primary_of("redis2") else {
+                return false;
+            };
+            primary_ip = ip.clone();
+            redis_hosts
+                .iter()
+                .filter(|(_, h)| *h != ip)
+                .all(|(host, _)| {
+                    let info = redis_cli(
+                        &vm(host),
+                        "redis",
+                        plan::REDIS_PORT,
+                        &["INFO", "replication"],
+                    );
+                    info.contains("role:slave")
+                        && info.contains(&format!("master_host:{ip}"))
+                        && info.contains("master_link_status:up")
+                })
+        },
+    );
+    let (old_primary, _) = redis_hosts
+        .iter()
+        .find(|(_, ip)| *ip == primary_ip)
+        .cloned()
+        .unwrap_or_else(|| panic!("the sentinels' primary {primary_ip} is a redis host"));
+    eventually(
+        "every sentinel knows both replicas and the other sentinels",
+        || {
+            redis_hosts.iter().all(|(host, _)| {
+                let master = redis_cli(
+                    &vm(host),
+                    "sentinel",
+                    plan::SENTINEL_PORT,
+                    &["SENTINEL", "MASTER", &group.master_name],
+                );
+                let fields: Vec<&str> = master.lines().collect();
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .position(|l| *l == name)
+                        .and_then(|i| fields.get(i + 1))
+                        .copied()
+                };
+                field("num-slaves") == Some("2") && field("num-other-sentinels") == Some("2")
+            })
+        },
+    );
+
+    // k6 through the load balancer for the whole drill.
+    let web: Vec<String> = cluster
+        .hosts_with(Role::Web)
+        .map(|h| h.ip.to_string())
+        .collect();
+    let mut before_k6 = BTreeMap::new();
+    for ip in &web {
+        before_k6.insert(
+            ip.clone(),
+            decisions(http, ip).await.made_by_redis("redirect"),
+        );
+    }
+    let reports = tempfile::tempdir().expect("a reports directory");
+    let load_log = reports.path().join("loadtest.log");
+    let log = std::fs::File::create(&load_log).expect("a log file");
+    let mut load = provisioner(spec, project_dir)
+        .args(["loadtest", "rolling.js", "-e"])
+        .arg(format!("RATE={K6_RATE}"))
+        .arg("-e")
+        .arg(format!("DURATION_SECONDS={K6_SECONDS}"))
+        .arg("--reports")
+        .arg(reports.path().join("reports"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("the log file"))
+        .stderr(log)
+        .spawn()
+        .expect("start the load test");
+    let waiting = Instant::now();
+    loop {
+        let mut reached = true;
+        for ip in &web {
+            reached &= decisions(http, ip).await.made_by_redis("redirect") > before_k6[ip];
+        }
+        if reached {
+            break;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(90),
+            "k6's redirects did not reach both web hosts within 90 s:\n{}",
+            std::fs::read_to_string(&load_log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // The primary's VM dies: its Redis and its sentinel with it.
+    eprintln!("e2e failover: killing {old_primary}'s VM, the primary at {primary_ip}");
+    let before: BTreeMap<String, Decisions> = {
+        let mut before = BTreeMap::new();
+        for ip in &web {
+            before.insert(ip.clone(), decisions(http, ip).await);
+        }
+        before
+    };
+    let killed = Instant::now();
+    let status = Command::new("docker")
+        .args(["kill", &vm(&old_primary)])
+        .status()
+        .expect("docker kill");
+    assert!(status.success(), "docker kill {}", vm(&old_primary));
+    let burst = tokio::spawn({
+        let http = http.clone();
+        async move {
+            let mut statuses = Vec::new();
+            for i in 0..BURST {
+                let status = super::shorten(&http, &format!("https://example.com/failover/{i}"))
+                    .await
+                    .status();
+                statuses.push(status);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            statuses
+        }
+    });
+    // Recovered when every web host that decided without Redis decides through Redis again.
+    let mut fallback_seen: BTreeMap<String, u64> = BTreeMap::new();
+    let recovery = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "the web hosts did not decide through Redis within 60 s of the kill"
+        );
+        let mut recovered = true;
+        for ip in &web {
+            let now = decisions(http, ip).await;
+            let was = &before[ip];
+            if now.without_redis_total() > was.without_redis_total() {
+                fallback_seen
+                    .entry(ip.clone())
+                    .or_insert(now.made_by_redis_total());
+            }
+            recovered &= fallback_seen
+                .get(ip)
+                .is_some_and(|at_fallback| now.made_by_redis_total() > *at_fallback);
+        }
+        if recovered {
+            break killed.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let statuses = burst.await.expect("the burst");
+    let mut without_redis = 0;
+    for ip in &web {
+        without_redis +=
+            decisions(http, ip).await.without_redis_total() - before[ip].without_redis_total();
+    }
+    let admitted = statuses.iter().filter(|s| s.is_success()).count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let unexpected: Vec<&StatusCode> = statuses
+        .iter()
+        .filter(|s| !s.is_success() && **s != StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    let shorten_limit = cluster.app.limiter.policies.shorten.limits[0].limit;
+    let bound = 2 * shorten_limit as usize;
+    eprintln!(
+        "e2e failover: group grown by up in {:.1}s; recovery {:.2}s from the kill to every web \
+         host deciding through Redis again; {without_redis} decisions without Redis meanwhile; \
+         burst of {BURST} shortens: {admitted} admitted, {limited} limited (bound {bound})",
+        grow.as_secs_f64(),
+        recovery.as_secs_f64()
+    );
+    assert!(
+        unexpected.is_empty(),
+        "only 2xx and 429 answer the burst: {unexpected:?}"
+    );
+    assert!(
+        without_redis > 0,
+        "the web hosts fell back while no primary answered"
+    );
+    assert!(
+        admitted <= bound,
+        "the burst admitted {admitted}, above the limit on Redis plus both web hosts' shares ({bound})"
+    );
+
+    // The sentinels promoted a replica; the provisioner finds it.
+    let (new_primary, new_ip) = redis_hosts
+        .iter()
+        .filter(|(host, _)| *host != old_primary)
+        .find(|(host, _)| {
+            redis_cli(
+                &vm(host),
+                "redis",
+                plan::REDIS_PORT,
+                &["INFO", "replication"],
+            )
+            .contains("role:master")
+        })
+        .cloned()
+        .expect("a replica was promoted");
+    let view = run_ok(spec, project_dir, &["limiter"]);
+    assert!(
+        view.contains(&format!("{new_primary} ({new_ip}:{})", plan::REDIS_PORT)),
+        "`limiter` reads the promoted primary {new_primary}:\n{view}"
+    );
+
+    let loaded = load.wait().expect("wait for the load test");
+    let log = std::fs::read_to_string(&load_log).unwrap_or_default();
+    assert!(
+        loaded.success(),
+        "k6 through the load balancer failed during the failover:\n{log}"
+    );
+    assert!(log.contains("verdict: PASS"), "{log}");
+
+    // up starts the killed VM again; its Redis asks the sentinels and rejoins as a replica.
+    let out = run_ok(spec, project_dir, &["up"]);
+    eprintln!("{out}");
+    eventually("the old primary replicates from the promoted one", || {
+        let info = redis_cli(
+            &vm(&old_primary),
+            "redis",
+            plan::REDIS_PORT,
+            &["INFO", "replication"],
+        );
+        info.contains("role:slave")
+            && info.contains(&format!("master_host:{new_ip}"))
+            && info.contains("master_link_status:up")
+    });
+    let status = run_ok(spec, project_dir, &["status"]);
+    assert_eq!(
+        status.matches("(healthy)").count(),
+        10,
+        "nginx, 2 web, postgres, 3 redis and 3 sentinels healthy:\n{status}"
+    );
+}
+
+/// One web host's limiter decisions by policy and outcome.
+#[derive(Debug, Default)]
+struct Decisions(BTreeMap<(String, String), u64>);
+
+impl Decisions {
+    fn made_by_redis(&self, policy: &str) -> u64 {
+        self.0
+            .iter()
+            .filter(|((p, o), _)| p == policy && made_by_redis(o))
+            .map(|(_, n)| n)
+            .sum()
+    }
+    fn made_by_redis_total(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|((_, o), _)| made_by_redis(o))
+            .map(|(_, n)| n)
+            .sum()
+    }
+    fn without_redis_total(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|((_, o), _)| outcome::without_redis(o))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+fn made_by_redis(o: &str) -> bool {
+    !outcome::without_redis(o) && o != outcome::EXEMPT
+}
+
+/// `ratelimit_decisions_total` of the web host at `ip`, read directly from it.
+async fn decisions(http: &reqwest::Client, ip: &str) -> Decisions {
+    let text = http
+        .get(format!("http://{ip}:8000/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics of a web host")
+        .text()
+        .await
+        .expect("metrics text");
+    let label = |line: &str, name: &str| {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = line[start..].find('"')? + start;
+        Some(line[start..end].to_owned())
+    };
+    let mut found = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{DECISIONS}{{")))
+    {
+        let (Some(policy), Some(outcome), Some(value)) = (
+            label(line, "policy"),
+            label(line, "outcome"),
+            line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        *found.entry((policy, outcome)).or_insert(0) += value as u64;
+    }
+    Decisions(found)
+}
+
+/// redis-cli against `port` in container `service` of VM `vm`, with its own password file.
+fn redis_cli(vm: &str, service: &str, port: u16, args: &[&str]) -> String {
+    let port = port.to_string();
+    let output = Command::new("docker")
+        .args(["exec", vm, "docker", "exec", service])
+        .args(plan::redis_cli(
+            &[&["-h", "127.0.0.1", "-p", &port], args].concat(),
+        ))
+        .output()
+        .expect("run docker exec");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: not within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn provisioner(spec: &Path, project_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provisioner"));
+    command
+        .arg("-f")
+        .arg(spec)
+        .arg("--project-dir")
+        .arg(project_dir)
+        .current_dir(project_dir);
+    command
+}
+
+fn run_ok(spec: &Path, project_dir: &Path, args: &[&str]) -> String {
+    let output = provisioner(spec, project_dir)
+        .args(args)
+        .output()
+        .expect("run the provisioner");
+    assert!(
+        output.status.success(),
+        "provisioner {} failed:\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
