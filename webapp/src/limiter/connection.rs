@@ -6,9 +6,10 @@
 //! Following a failover: a command on the primary that fails the way a dead or demoted
 //! primary fails (refused, dropped, timed out, cancelled by the caller's timeout, or
 //! `READONLY` from a primary turned replica) makes the link *suspect*; the next command asks
-//! the sentinels again (at most every [`LOOKUP_INTERVAL`], one caller at a time, the others
-//! carry on with what is known) and moves to the primary they name, which the `redis` crate
-//! checks answers `ROLE` as master. Until then the limiter's fail mode decides.
+//! the sentinels again (at most every [`LOOKUP_INTERVAL`], in a task of its own that no
+//! caller's timeout cancels; callers carry on with what is known) and moves to the primary
+//! they name, which the `redis` crate checks answers `ROLE` as master. Until then the
+//! limiter's fail mode decides.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -109,6 +110,8 @@ impl RedisLink {
             primary: Mutex::new(None),
             suspect: AtomicBool::new(false),
             last_lookup: Mutex::new(None),
+            asking: AtomicBool::new(false),
+            answered: tokio::sync::Notify::new(),
         })))
     }
 
@@ -130,6 +133,10 @@ pub struct SentinelLink {
     /// A command on `primary` failed the way a failover makes it fail: ask again.
     suspect: AtomicBool,
     last_lookup: Mutex<Option<Instant>>,
+    /// A lookup task is running.
+    asking: AtomicBool,
+    /// Woken when a lookup task ends.
+    answered: tokio::sync::Notify,
 }
 
 #[derive(Clone)]
@@ -148,58 +155,86 @@ impl SentinelLink {
             .filter(|_| !self.suspect.load(Ordering::Acquire))
     }
 
-    /// The primary to send a command to: the known one, or the sentinels' answer when
-    /// there is none yet or it is suspect.
-    async fn primary(&self) -> RedisResult<Primary> {
+    /// The primary to send a command to: the known one while it is trusted. Otherwise the
+    /// sentinels are asked in a task of its own (at most one at a time, and at most every
+    /// [`LOOKUP_INTERVAL`]), so that no caller's timeout can cut the question short: a
+    /// lookup that reaches a dead sentinel or a dead primary first takes longer than a
+    /// decision may. Meanwhile callers carry on with the known primary (the fail mode
+    /// decides when it does not answer), or, when none is known yet, wait for the answer.
+    async fn primary(self: &Arc<Self>) -> RedisResult<Primary> {
         if let Some(primary) = self.trusted() {
             return Ok(primary);
         }
-        let known = self.known();
-        let mut sentinels = match &known {
-            // Someone is asking already: carry on with what is known meanwhile.
-            Some(primary) => match self.sentinels.try_lock() {
-                Ok(guard) => guard,
-                Err(_) => return Ok(primary.clone()),
-            },
-            None => self.sentinels.lock().await,
-        };
-        if let Some(primary) = self.trusted() {
+        let answered = self.answered.notified();
+        tokio::pin!(answered);
+        answered.as_mut().enable();
+        let asking = self.ask_sentinels();
+        if let Some(primary) = self.known() {
             return Ok(primary);
         }
-        let known = self.known();
+        if asking {
+            answered.await;
+        }
+        self.known().ok_or_else(no_primary)
+    }
+
+    /// Starts a lookup unless one is running or the last began within the interval;
+    /// returns whether one is running now.
+    fn ask_sentinels(self: &Arc<Self>) -> bool {
         {
             let mut last = self.last_lookup.lock().expect("lookup lock");
+            if self.asking.load(Ordering::Acquire) {
+                return true;
+            }
             if last.is_some_and(|at| at.elapsed() < LOOKUP_INTERVAL) {
-                return known.ok_or_else(no_primary);
+                return false;
             }
             *last = Some(Instant::now());
+            self.asking.store(true, Ordering::Release);
         }
-        let client = match sentinels.async_get_client().await {
+        let link = Arc::clone(self);
+        tokio::spawn(async move {
+            link.look_up().await;
+            link.asking.store(false, Ordering::Release);
+            link.answered.notify_waiters();
+        });
+        true
+    }
+
+    /// Asks the sentinels for the primary and moves to it when it is a new one.
+    async fn look_up(&self) {
+        let client = match self.sentinels.lock().await.async_get_client().await {
             Ok(client) => client,
             // Sentinels unreachable, or the primary they name not (yet) a master: the
             // known primary may still answer; the next lookup is due after the interval.
-            Err(error) => return known.ok_or(error),
-        };
-        let addr = client.get_connection_info().addr().to_string();
-        let primary = match known {
-            Some(primary) if primary.addr == addr => primary,
-            known => {
-                let conn =
-                    ConnectionManager::new_lazy_with_config(client, self.manager_config.clone())?;
-                match &known {
-                    Some(old) => log::warn!(
-                        "rate limiter: the sentinels name a new Redis primary, {addr} (was {})",
-                        old.addr
-                    ),
-                    None => log::info!("rate limiter: the sentinels name {addr} primary"),
-                }
-                let primary = Primary { addr, conn };
-                *self.primary.lock().expect("primary lock") = Some(primary.clone());
-                primary
+            Err(error) => {
+                log::debug!("rate limiter: the sentinels named no usable primary: {error}");
+                return;
             }
         };
+        let addr = client.get_connection_info().addr().to_string();
+        let known = self.known();
+        if known.as_ref().is_some_and(|primary| primary.addr == addr) {
+            self.suspect.store(false, Ordering::Release);
+            return;
+        }
+        let conn =
+            match ConnectionManager::new_lazy_with_config(client, self.manager_config.clone()) {
+                Ok(conn) => conn,
+                Err(error) => {
+                    log::warn!("rate limiter: cannot use the primary {addr}: {error}");
+                    return;
+                }
+            };
+        match &known {
+            Some(old) => log::warn!(
+                "rate limiter: the sentinels name a new Redis primary, {addr} (was {})",
+                old.addr
+            ),
+            None => log::info!("rate limiter: the sentinels name {addr} primary"),
+        }
+        *self.primary.lock().expect("primary lock") = Some(Primary { addr, conn });
         self.suspect.store(false, Ordering::Release);
-        Ok(primary)
     }
 
     /// Notes how a command on the primary ended: failing the way a dead or demoted
