@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::repo_root;
+use provisioner::metrics::web::WebMetrics;
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 
@@ -155,6 +156,51 @@ async fn shorten(client: &reqwest::Client, url: &str) -> reqwest::Response {
         .expect("POST /shorten through the load balancer")
 }
 
+/// `provisioner -f SPEC --project-dir PROJECT`, run from the project directory: the command
+/// the phase modules start, and add their arguments to.
+fn provisioner(spec: &Path, project_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provisioner"));
+    command
+        .arg("-f")
+        .arg(spec)
+        .arg("--project-dir")
+        .arg(project_dir)
+        .current_dir(project_dir);
+    command
+}
+
+/// [`provisioner`] with `args`; its stdout, which it must exit 0 with.
+fn provisioner_ok(spec: &Path, project_dir: &Path, args: &[&str]) -> String {
+    let output = provisioner(spec, project_dir)
+        .args(args)
+        .output()
+        .expect("run the provisioner binary");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "provisioner {} failed ({}):\n{stdout}\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("--- provisioner {} ---\n{stdout}", args.join(" "));
+    stdout
+}
+
+/// One web host's `/metrics`, read directly from it (metrics are not rate limited) with
+/// the reader `status` and `top` use.
+async fn web_metrics(client: &reqwest::Client, ip: &str) -> WebMetrics {
+    let text = client
+        .get(format!("http://{ip}:8000/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics of a web host")
+        .text()
+        .await
+        .expect("metrics text");
+    WebMetrics::parse(&text)
+}
+
 /// Shorten decisions a web host made without Redis: served unlimited (`fail_mode = open`)
 /// or on its own share alone (`local`, the fallback). Either means Redis did not answer.
 async fn shorten_decisions_without_redis(client: &reqwest::Client, ip: &str) -> u64 {
@@ -165,26 +211,15 @@ async fn shorten_decisions_without_redis(client: &reqwest::Client, ip: &str) -> 
     total
 }
 
-/// `ratelimit_decisions_total{policy="shorten",outcome=...}` of one web host, read
-/// directly from it (metrics are not rate limited).
+/// `ratelimit_decisions_total{policy="shorten",outcome=...}` of one web host.
 async fn shorten_decisions(client: &reqwest::Client, ip: &str, outcome: &str) -> u64 {
-    let text = client
-        .get(format!("http://{ip}:8000/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics of a web host")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|l| l.starts_with("ratelimit_decisions_total{"))
-        .filter(|l| {
-            l.contains("policy=\"shorten\"") && l.contains(&format!("outcome=\"{outcome}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next())
-        .filter_map(|v| v.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
+    let metrics = web_metrics(client, ip).await;
+    let count = metrics
+        .decisions
+        .get(&("shorten".to_owned(), outcome.to_owned()))
+        .copied()
+        .unwrap_or_default();
+    count as u64
 }
 
 fn docker_lines(args: &[&str]) -> Vec<String> {

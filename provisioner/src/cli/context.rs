@@ -30,9 +30,8 @@ pub async fn redis_primary<'c>(
     password: &secrecy::SecretString,
 ) -> Result<&'c Host, ExecError> {
     let redis: Vec<&Host> = cluster.hosts_with(Role::Redis).collect();
-    let group = plan::sentinel_group(cluster);
-    let (Some(group), [_, _, ..]) = (group, redis.as_slice()) else {
-        // A valid spec has one redis host unless it has a group.
+    let Some(group) = plan::sentinel_group(cluster) else {
+        // Without a group a valid spec has exactly one redis host.
         return redis.first().copied().ok_or_else(|| ExecError::Redis {
             host: cluster.name.clone(),
             operation: "find the redis host".into(),

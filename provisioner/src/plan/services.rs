@@ -181,17 +181,22 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
     match host.role {
         Role::Redis => {
             let port = REDIS_PORT.to_string();
-            let ping = literal_dollars(redis_cli(&["-h", "127.0.0.1", "-p", &port, "ping"]));
-            let test: Vec<&str> = std::iter::once("CMD")
-                .chain(ping.iter().map(String::as_str))
-                .collect();
+            // `redis-cli ping` on `port`, authenticated with the container's password file.
+            let ping_check = |port: &str| {
+                let ping = literal_dollars(redis_cli(&["-h", "127.0.0.1", "-p", port, "ping"]));
+                let test: Vec<&str> = std::iter::once("CMD")
+                    .chain(ping.iter().map(String::as_str))
+                    .collect();
+                check(&test, 5, 3, 5, 5)
+            };
+            let password_file = (
+                "REDIS_PASSWORD_FILE",
+                secret_env::file_path(REDIS_PASSWORD_VAR),
+            );
             // The image's entrypoint turns the password file into an ACL file holding
             // only its SHA-256 (`user default on #<hex> ...`) and starts redis-server
             // with `--aclfile`: the password is on no command line.
-            let mut environment = env(&[(
-                "REDIS_PASSWORD_FILE",
-                secret_env::file_path(REDIS_PASSWORD_VAR),
-            )]);
+            let mut environment = env(std::slice::from_ref(&password_file));
             let group = sentinel_group(cluster);
             if let Some(group) = &group {
                 // In a group the entrypoint also asks the sentinels for the current
@@ -230,23 +235,13 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                     target: "/data".into(),
                     read_only: false,
                 }],
-                healthcheck: Some(check(&test, 5, 3, 5, 5)),
+                healthcheck: Some(ping_check(&port)),
                 ..service("redis", &cluster.images.redis)
             };
             let Some(group) = group else {
                 return vec![data];
             };
             let sentinel_port = SENTINEL_PORT.to_string();
-            let ping = literal_dollars(redis_cli(&[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &sentinel_port,
-                "ping",
-            ]));
-            let test: Vec<&str> = std::iter::once("CMD")
-                .chain(ping.iter().map(String::as_str))
-                .collect();
             let sentinel = ServiceSpec {
                 // The entrypoint writes the config file on the first start and keeps it
                 // after: the sentinel rewrites it with the current primary and epoch.
@@ -260,10 +255,7 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                     &sentinel_port,
                 ])),
                 environment: env(&[
-                    (
-                        "REDIS_PASSWORD_FILE",
-                        secret_env::file_path(REDIS_PASSWORD_VAR),
-                    ),
+                    password_file,
                     ("REDIS_MASTER_NAME", group.master_name.clone()),
                     ("REDIS_INITIAL_PRIMARY", group.initial_primary.clone()),
                     ("REDIS_QUORUM", group.quorum.to_string()),
@@ -279,7 +271,7 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                     target: "/data".into(),
                     read_only: false,
                 }],
-                healthcheck: Some(check(&test, 5, 3, 5, 5)),
+                healthcheck: Some(ping_check(&sentinel_port)),
                 ..service("sentinel", &cluster.images.redis)
             };
             vec![data, sentinel]

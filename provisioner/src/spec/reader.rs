@@ -787,15 +787,7 @@ fn sentinel(r: &mut Reader, node: &Node, path: &str) -> Option<SentinelSpec> {
         "master_name",
         |r, n, p| {
             let value = string(r, n, p);
-            checked(r, n, p, value, |v| {
-                if clusterlab_contract::is_master_name(v) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "master_name `{v}` must be 1 to 64 letters, digits, '_' or '-'"
-                    ))
-                }
-            })
+            checked(r, n, p, value, |v| rules::master_name(v))
         },
         defaults::master_name,
     );
@@ -805,13 +797,7 @@ fn sentinel(r: &mut Reader, node: &Node, path: &str) -> Option<SentinelSpec> {
         "down_after_ms",
         |r, n, p| {
             let value = u32_value(r, n, p);
-            checked(r, n, p, value, |v| {
-                if *v >= 100 {
-                    Ok(())
-                } else {
-                    Err(format!("down_after_ms must be at least 100, got {v}"))
-                }
-            })
+            checked(r, n, p, value, |v| rules::down_after_ms(*v))
         },
         defaults::down_after_ms,
     );

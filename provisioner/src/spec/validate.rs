@@ -340,6 +340,26 @@ pub(super) mod rules {
             Err("must be at least 256 (MiB)".to_owned())
         }
     }
+
+    /// `redis.sentinel.master_name`: the contract's rule, which the web app checks too.
+    pub fn master_name(name: &str) -> Result<(), String> {
+        if clusterlab_contract::is_master_name(name) {
+            Ok(())
+        } else {
+            Err(format!(
+                "master_name `{name}` must be 1 to 64 letters, digits, '_' or '-'"
+            ))
+        }
+    }
+
+    /// `redis.sentinel.down_after_ms`: shorter would call a primary down between two pings.
+    pub fn down_after_ms(ms: u32) -> Result<(), String> {
+        if ms >= 100 {
+            Ok(())
+        } else {
+            Err(format!("down_after_ms must be at least 100, got {ms}"))
+        }
+    }
 }
 
 struct Checker<'a> {

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clusterlab_contract::metrics::{outcome, DECISIONS};
+use provisioner::metrics::web::{outcome, WebMetrics};
 use provisioner::plan;
 use provisioner::spec::{Cluster, FileCheck, Role};
 use reqwest::StatusCode;
@@ -57,7 +57,7 @@ pub async fn sentinel_group_survives_losing_its_primary(
     let vm = |host: &str| format!("clusterlab-{host}");
 
     let started = Instant::now();
-    let out = run_ok(spec, project_dir, &["up"]);
+    let out = super::provisioner_ok(spec, project_dir, &["up"]);
     // The new nodes and every sentinel first; the old Redis, now a group member, is
     // replaced only after the web hosts follow the sentinels.
     for line in [
@@ -95,17 +95,7 @@ pub async fn sentinel_group_survives_losing_its_primary(
             redis_hosts
                 .iter()
                 .filter(|(_, h)| *h != ip)
-                .all(|(host, _)| {
-                    let info = redis_cli(
-                        &vm(host),
-                        "redis",
-                        plan::REDIS_PORT,
-                        &["INFO", "replication"],
-                    );
-                    info.contains("role:slave")
-                        && info.contains(&format!("master_host:{ip}"))
-                        && info.contains("master_link_status:up")
-                })
+                .all(|(host, _)| replicates_from(&vm(host), &ip))
         },
     );
     let (old_primary, _) = redis_hosts
@@ -145,13 +135,13 @@ pub async fn sentinel_group_survives_losing_its_primary(
     for ip in &web {
         before_k6.insert(
             ip.clone(),
-            decisions(http, ip).await.made_by_redis("redirect"),
+            made_by_redis(&super::web_metrics(http, ip).await, Some("redirect")),
         );
     }
     let reports = tempfile::tempdir().expect("a reports directory");
     let load_log = reports.path().join("loadtest.log");
     let log = std::fs::File::create(&load_log).expect("a log file");
-    let mut load = provisioner(spec, project_dir)
+    let mut load = super::provisioner(spec, project_dir)
         .args(["loadtest", "rolling.js", "-e"])
         .arg(format!("RATE={K6_RATE}"))
         .arg("-e")
@@ -171,7 +161,8 @@ pub async fn sentinel_group_survives_losing_its_primary(
     loop {
         let mut reached = true;
         for ip in &web {
-            reached &= decisions(http, ip).await.made_by_redis("redirect") > before_k6[ip];
+            reached &= made_by_redis(&super::web_metrics(http, ip).await, Some("redirect"))
+                > before_k6[ip];
         }
         if reached {
             break;
@@ -187,10 +178,10 @@ pub async fn sentinel_group_survives_losing_its_primary(
 
     // The primary's VM dies: its Redis and its sentinel with it.
     eprintln!("e2e failover: killing {old_primary}'s VM, the primary at {primary_ip}");
-    let before: BTreeMap<String, Decisions> = {
+    let before: BTreeMap<String, WebMetrics> = {
         let mut before = BTreeMap::new();
         for ip in &web {
-            before.insert(ip.clone(), decisions(http, ip).await);
+            before.insert(ip.clone(), super::web_metrics(http, ip).await);
         }
         before
     };
@@ -215,7 +206,7 @@ pub async fn sentinel_group_survives_losing_its_primary(
         }
     });
     // Recovered when every web host that decided without Redis decides through Redis again.
-    let mut fallback_seen: BTreeMap<String, u64> = BTreeMap::new();
+    let mut fallback_seen: BTreeMap<String, f64> = BTreeMap::new();
     let recovery = loop {
         assert!(
             killed.elapsed() < Duration::from_secs(60),
@@ -223,16 +214,16 @@ pub async fn sentinel_group_survives_losing_its_primary(
         );
         let mut recovered = true;
         for ip in &web {
-            let now = decisions(http, ip).await;
+            let now = super::web_metrics(http, ip).await;
             let was = &before[ip];
-            if now.without_redis_total() > was.without_redis_total() {
+            if now.decisions_without_redis() > was.decisions_without_redis() {
                 fallback_seen
                     .entry(ip.clone())
-                    .or_insert(now.made_by_redis_total());
+                    .or_insert(made_by_redis(&now, None));
             }
             recovered &= fallback_seen
                 .get(ip)
-                .is_some_and(|at_fallback| now.made_by_redis_total() > *at_fallback);
+                .is_some_and(|at_fallback| made_by_redis(&now, None) > *at_fallback);
         }
         if recovered {
             break killed.elapsed();
@@ -240,10 +231,10 @@ pub async fn sentinel_group_survives_losing_its_primary(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let statuses = burst.await.expect("the burst");
-    let mut without_redis = 0;
+    let mut without_redis = 0.0;
     for ip in &web {
-        without_redis +=
-            decisions(http, ip).await.without_redis_total() - before[ip].without_redis_total();
+        without_redis += super::web_metrics(http, ip).await.decisions_without_redis()
+            - before[ip].decisions_without_redis();
     }
     let admitted = statuses.iter().filter(|s| s.is_success()).count();
     let limited = statuses
@@ -268,7 +259,7 @@ pub async fn sentinel_group_survives_losing_its_primary(
         "only 2xx and 429 answer the burst: {unexpected:?}"
     );
     assert!(
-        without_redis > 0,
+        without_redis > 0.0,
         "the web hosts fell back while no primary answered"
     );
     assert!(
@@ -280,18 +271,10 @@ pub async fn sentinel_group_survives_losing_its_primary(
     let (new_primary, new_ip) = redis_hosts
         .iter()
         .filter(|(host, _)| *host != old_primary)
-        .find(|(host, _)| {
-            redis_cli(
-                &vm(host),
-                "redis",
-                plan::REDIS_PORT,
-                &["INFO", "replication"],
-            )
-            .contains("role:master")
-        })
+        .find(|(host, _)| replication(&vm(host)).contains("role:master"))
         .cloned()
         .expect("a replica was promoted");
-    let view = run_ok(spec, project_dir, &["limiter"]);
+    let view = super::provisioner_ok(spec, project_dir, &["limiter"]);
     assert!(
         view.contains(&format!("{new_primary} ({new_ip}:{})", plan::REDIS_PORT)),
         "`limiter` reads the promoted primary {new_primary}:\n{view}"
@@ -306,20 +289,11 @@ pub async fn sentinel_group_survives_losing_its_primary(
     assert!(log.contains("verdict: PASS"), "{log}");
 
     // up starts the killed VM again; its Redis asks the sentinels and rejoins as a replica.
-    let out = run_ok(spec, project_dir, &["up"]);
-    eprintln!("{out}");
+    super::provisioner_ok(spec, project_dir, &["up"]);
     eventually("the old primary replicates from the promoted one", || {
-        let info = redis_cli(
-            &vm(&old_primary),
-            "redis",
-            plan::REDIS_PORT,
-            &["INFO", "replication"],
-        );
-        info.contains("role:slave")
-            && info.contains(&format!("master_host:{new_ip}"))
-            && info.contains("master_link_status:up")
+        replicates_from(&vm(&old_primary), &new_ip)
     });
-    let status = run_ok(spec, project_dir, &["status"]);
+    let status = super::provisioner_ok(spec, project_dir, &["status"]);
     assert_eq!(
         status.matches("(healthy)").count(),
         10,
@@ -327,68 +301,32 @@ pub async fn sentinel_group_survives_losing_its_primary(
     );
 }
 
-/// One web host's limiter decisions by policy and outcome.
-#[derive(Debug, Default)]
-struct Decisions(BTreeMap<(String, String), u64>);
-
-impl Decisions {
-    fn made_by_redis(&self, policy: &str) -> u64 {
-        self.0
-            .iter()
-            .filter(|((p, o), _)| p == policy && made_by_redis(o))
-            .map(|(_, n)| n)
-            .sum()
-    }
-    fn made_by_redis_total(&self) -> u64 {
-        self.0
-            .iter()
-            .filter(|((_, o), _)| made_by_redis(o))
-            .map(|(_, n)| n)
-            .sum()
-    }
-    fn without_redis_total(&self) -> u64 {
-        self.0
-            .iter()
-            .filter(|((_, o), _)| outcome::without_redis(o))
-            .map(|(_, n)| n)
-            .sum()
-    }
+/// Decisions a web host made through Redis (neither without it nor exempt), for `policy`
+/// or for every policy.
+fn made_by_redis(metrics: &WebMetrics, policy: Option<&str>) -> f64 {
+    metrics
+        .decisions
+        .iter()
+        .filter(|((p, o), _)| {
+            policy.is_none_or(|policy| p == policy)
+                && !outcome::without_redis(o)
+                && o != outcome::EXEMPT
+        })
+        .map(|(_, n)| n)
+        .sum()
 }
 
-fn made_by_redis(o: &str) -> bool {
-    !outcome::without_redis(o) && o != outcome::EXEMPT
+/// `INFO replication` of the Redis on VM `vm`.
+fn replication(vm: &str) -> String {
+    redis_cli(vm, "redis", plan::REDIS_PORT, &["INFO", "replication"])
 }
 
-/// `ratelimit_decisions_total` of the web host at `ip`, read directly from it.
-async fn decisions(http: &reqwest::Client, ip: &str) -> Decisions {
-    let text = http
-        .get(format!("http://{ip}:8000/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics of a web host")
-        .text()
-        .await
-        .expect("metrics text");
-    let label = |line: &str, name: &str| {
-        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = line[start..].find('"')? + start;
-        Some(line[start..end].to_owned())
-    };
-    let mut found = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with(&format!("{DECISIONS}{{")))
-    {
-        let (Some(policy), Some(outcome), Some(value)) = (
-            label(line, "policy"),
-            label(line, "outcome"),
-            line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()),
-        ) else {
-            continue;
-        };
-        *found.entry((policy, outcome)).or_insert(0) += value as u64;
-    }
-    Decisions(found)
+/// Whether the Redis on VM `vm` is a replica linked to the primary at `primary_ip`.
+fn replicates_from(vm: &str, primary_ip: &str) -> bool {
+    let info = replication(vm);
+    info.contains("role:slave")
+        && info.contains(&format!("master_host:{primary_ip}"))
+        && info.contains("master_link_status:up")
 }
 
 /// redis-cli against `port` in container `service` of VM `vm`, with its own password file.
@@ -413,30 +351,4 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-fn provisioner(spec: &Path, project_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_provisioner"));
-    command
-        .arg("-f")
-        .arg(spec)
-        .arg("--project-dir")
-        .arg(project_dir)
-        .current_dir(project_dir);
-    command
-}
-
-fn run_ok(spec: &Path, project_dir: &Path, args: &[&str]) -> String {
-    let output = provisioner(spec, project_dir)
-        .args(args)
-        .output()
-        .expect("run the provisioner");
-    assert!(
-        output.status.success(),
-        "provisioner {} failed:\n{}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -5,7 +5,7 @@
 //! reset` deletes the keys, and Redis no longer has them.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use clusterlab_contract::{redis_key, route, Algorithm};
 use provisioner::plan;
@@ -43,7 +43,7 @@ pub async fn limiter_view_matches_redis(spec: &Path, project_dir: &Path, http: &
         &client,
     );
     let redis = Redis::of(&cluster);
-    let view = |args: &[&str]| provisioner(spec, project_dir, args);
+    let view = |args: &[&str]| super::provisioner_ok(spec, project_dir, args);
 
     let reset = view(&["limiter", "reset", "--client", client]);
     assert!(
@@ -120,29 +120,6 @@ pub async fn limiter_view_matches_redis(spec: &Path, project_dir: &Path, http: &
         empty.contains("no keys") || Row::try_find(&empty, client, route::SHORTEN).is_none(),
         "{empty}"
     );
-}
-
-/// `provisioner -f spec --project-dir project limiter ...`; its stdout, which it must
-/// exit 0 with.
-fn provisioner(spec: &Path, project_dir: &Path, args: &[&str]) -> String {
-    let output: Output = Command::new(env!("CARGO_BIN_EXE_provisioner"))
-        .arg("-f")
-        .arg(spec)
-        .arg("--project-dir")
-        .arg(project_dir)
-        .args(args)
-        .output()
-        .expect("run the provisioner binary");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "provisioner {} failed ({}):\n{stdout}\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!("--- provisioner {} ---\n{stdout}", args.join(" "));
-    stdout
 }
 
 /// redis-cli in the Redis container, through the local target's VM (`docker exec` twice),

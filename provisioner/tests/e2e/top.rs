@@ -69,17 +69,6 @@ impl Drop for Terminal {
     }
 }
 
-fn provisioner(spec: &Path, project_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_provisioner"));
-    command
-        .arg("-f")
-        .arg(spec)
-        .arg("--project-dir")
-        .arg(project_dir)
-        .current_dir(project_dir);
-    command
-}
-
 /// The cells of `screen`'s line whose first cell is `name`, the table borders left out.
 fn cells<'a>(screen: &'a str, name: &str) -> Option<Vec<&'a str>> {
     screen
@@ -115,7 +104,7 @@ pub fn top_follows_the_cluster_under_load(spec: &Path, project_dir: &Path) {
     std::fs::write(dir.path().join("tmux.conf"), "set -g remain-on-exit on\n")
         .expect("write tmux.conf");
     let load_log = std::fs::File::create(dir.path().join("loadtest.log")).expect("a log file");
-    let load = provisioner(spec, project_dir)
+    let load = super::provisioner(spec, project_dir)
         .args(["loadtest", "rolling.js", "-e", "RATE=20", "-e"])
         .arg(format!("DURATION_SECONDS={LOAD_SECONDS}"))
         // Its report folder goes with the tmux directory, not into the repository.
@@ -131,7 +120,7 @@ pub fn top_follows_the_cluster_under_load(spec: &Path, project_dir: &Path) {
         load: Some(load),
     };
 
-    let top = provisioner(spec, project_dir);
+    let top = super::provisioner(spec, project_dir);
     let mut start = vec![
         "new-session",
         "-d",
@@ -229,7 +218,7 @@ pub fn status_sums_each_policy_over_the_web_hosts(spec: &Path, project_dir: &Pat
         .hosts_with(Role::Web)
         .map(|host| host.name.clone())
         .collect();
-    let output = provisioner(spec, project_dir)
+    let output = super::provisioner(spec, project_dir)
         .arg("status")
         .output()
         .expect("run provisioner status");
