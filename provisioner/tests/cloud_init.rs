@@ -77,9 +77,15 @@ fn user_data_sets_up_the_user_docker_and_the_data_disk_of_data_hosts() {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        assert_eq!(packages, ["docker.io", "qemu-guest-agent"]);
+        assert_eq!(
+            packages,
+            ["docker.io", "docker-registry", "curl", "qemu-guest-agent"]
+        );
         let runcmd = serde_norway::to_string(&yaml["runcmd"]).expect("runcmd");
         assert!(runcmd.contains("usermod"), "{runcmd}");
+        // The package's own registry (every interface, :5000) never runs; a deploy starts
+        // one on loopback for the length of a push.
+        assert!(runcmd.contains("docker-registry.service"), "{runcmd}");
 
         let data = matches!(host.role, Role::Redis | Role::Postgres);
         assert_eq!(yaml.get("fs_setup").is_some(), data, "{name}");

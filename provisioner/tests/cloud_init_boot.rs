@@ -540,7 +540,7 @@ async fn check_host(name: &str, host: &ConnectedHost) {
         gid < 1000,
         "{name}: docker is not a system group (gid {gid})"
     );
-    for package in ["docker.io", "qemu-guest-agent"] {
+    for package in ["docker.io", "docker-registry", "curl", "qemu-guest-agent"] {
         assert_eq!(
             run(
                 session,
@@ -551,6 +551,17 @@ async fn check_host(name: &str, host: &ConnectedHost) {
             "{name}: {package}"
         );
     }
+    // Debian's registry service (every interface) is off; deploys run one on loopback.
+    assert_eq!(
+        run(
+            session,
+            "sudo -n systemctl is-active docker-registry.service || true"
+        )
+        .await
+        .trim(),
+        "inactive",
+        "{name}"
+    );
     assert_eq!(run(session, "sudo -n id -u").await.trim(), "0");
     assert_eq!(
         run(session, "getent passwd $(id -un) | cut -d: -f7")

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use provisioner::exec::converge::{self, Action, ConvergeOptions};
 use provisioner::exec::docker;
-use provisioner::exec::images::{self, BuildOutcome, ShipOutcome};
+use provisioner::exec::images::{self, BuildOutcome, ShipOutcome, Via};
 use provisioner::exec::progress::Progress;
 use provisioner::exec::ssh::{generate_key, HostSession, RetryPolicy, SshTarget, UploadOutcome};
 use provisioner::exec::ExecError;
@@ -397,17 +397,18 @@ async fn two_vms_ship_images_and_converge_services() {
     let (b1, b2) = (progress.host("vm1"), progress.host("vm2"));
     let ship_started = std::time::Instant::now();
     let (r1, r2) = tokio::join!(
-        images::ship(&local, &d1, "vm1", "clusterlab/redis:7", &b1),
-        images::ship(&local, &d2, "vm2", "clusterlab/redis:7", &b2)
+        images::ship(&local, &d1, &s1, "clusterlab/redis:7", &b1),
+        images::ship(&local, &d2, &s2, "clusterlab/redis:7", &b2)
     );
     let ship_elapsed = ship_started.elapsed();
     for shipped in [r1.expect("ship vm1"), r2.expect("ship vm2")] {
         match shipped {
-            ShipOutcome::Shipped { id, bytes } => {
+            ShipOutcome::Shipped { id, bytes, via } => {
                 assert_eq!(id, redis_id);
+                assert_eq!(via, Via::Registry, "the VM image carries docker-registry");
                 assert!(
-                    bytes > 10_000_000,
-                    "the export should stream the image, got {bytes} bytes"
+                    bytes > 3_000_000,
+                    "the first push sends every layer, got {bytes} bytes"
                 );
                 eprintln!(
                     "shipped {} MB to each of 2 hosts in parallel in {:.1?} ({:.0} MB/s total)",
@@ -419,7 +420,7 @@ async fn two_vms_ship_images_and_converge_services() {
             other => panic!("first ship should ship, got {other:?}"),
         }
     }
-    let second = images::ship(&local, &d2, "vm2", "clusterlab/redis:7", &b2)
+    let second = images::ship(&local, &d2, &s2, "clusterlab/redis:7", &b2)
         .await
         .expect("ship again");
     assert_eq!(
@@ -427,6 +428,67 @@ async fn two_vms_ship_images_and_converge_services() {
         ShipOutcome::AlreadyPresent {
             id: redis_id.clone()
         }
+    );
+    // The host's registry kept the layers: an image the engine lost travels as a manifest.
+    d2.remove_image(
+        "clusterlab/redis:7",
+        None::<bollard::query_parameters::RemoveImageOptions>,
+        None,
+    )
+    .await
+    .expect("remove the image on vm2");
+    match images::ship(&local, &d2, &s2, "clusterlab/redis:7", &b2)
+        .await
+        .expect("ship once more")
+    {
+        ShipOutcome::Shipped { id, bytes, via } => {
+            assert_eq!((id.as_str(), via), (redis_id.as_str(), Via::Registry));
+            assert!(
+                bytes < 200_000,
+                "only missing layers travel, and none are: {bytes} bytes sent"
+            );
+            eprintln!(
+                "re-shipping an image whose layers the host's registry holds sent {bytes} bytes"
+            );
+        }
+        other => panic!("the lost image should be shipped again, got {other:?}"),
+    }
+    // A registry-less host still gets its images, exported whole.
+    s2.run(
+        "sudo",
+        &[
+            "-n",
+            "mv",
+            "/usr/bin/docker-registry",
+            "/usr/bin/docker-registry.off",
+        ],
+    )
+    .await
+    .expect("hide docker-registry");
+    d2.remove_image(
+        "clusterlab/redis:7",
+        None::<bollard::query_parameters::RemoveImageOptions>,
+        None,
+    )
+    .await
+    .expect("remove the image on vm2 again");
+    let exported = images::ship(&local, &d2, &s2, "clusterlab/redis:7", &b2)
+        .await
+        .expect("ship by export");
+    s2.run(
+        "sudo",
+        &[
+            "-n",
+            "mv",
+            "/usr/bin/docker-registry.off",
+            "/usr/bin/docker-registry",
+        ],
+    )
+    .await
+    .expect("restore docker-registry");
+    assert!(
+        matches!(exported, ShipOutcome::Shipped { via: Via::Export, bytes, .. } if bytes > 10_000_000),
+        "{exported:?}"
     );
 
     // Converge: create, then nothing, then a changed env replaces only that service.
@@ -632,7 +694,7 @@ async fn two_vms_ship_images_and_converge_services() {
     // The load balancer's path on vm2: upload nginx.conf, run nginx with it mounted (on
     // port 80, as www-data: the shipped image keeps the binary's file capability), then a
     // changed config is uploaded and picked up by a reload.
-    let nginx_shipped = images::ship(&local, &d2, "vm2", "clusterlab/nginx:1", &b2)
+    let nginx_shipped = images::ship(&local, &d2, &s2, "clusterlab/nginx:1", &b2)
         .await
         .expect("ship nginx");
     assert!(

@@ -13,7 +13,7 @@ use futures_util::future::join_all;
 use super::converge::{self, Action as Done, ConvergeOptions, ServiceReport};
 use super::docker::{self, ConnectedHost};
 use super::error::{ExecError, Result};
-use super::images::{self, ShipOutcome};
+use super::images::{self, ShipOutcome, Via};
 use super::progress::{HostProgress, Progress};
 use super::ssh::{RetryPolicy, SshTarget, UploadOutcome};
 use crate::plan::deploy::{Action, DeployPlan, HostTask};
@@ -221,14 +221,21 @@ async fn run_task(
             Action::Image { image } => {
                 let outcome = match &deployment.images {
                     Images::Ship(local) => {
-                        images::ship(local, &host.docker, name, image, bar).await?
+                        images::ship(local, &host.docker, &host.session, image, bar).await?
                     }
                     Images::Pull => images::pull(&host.docker, name, image, bar).await?,
                 };
                 match outcome {
                     ShipOutcome::AlreadyPresent { .. } => {}
-                    ShipOutcome::Shipped { bytes, .. } => {
-                        bar.note(format!("shipped {image} ({} MiB)", bytes >> 20));
+                    ShipOutcome::Shipped { bytes, via, .. } => {
+                        let how = match via {
+                            Via::Registry => "only missing layers, through its loopback registry",
+                            Via::Export => "exported whole",
+                        };
+                        bar.note(format!(
+                            "shipped {image}: {:.1} MB sent ({how})",
+                            bytes as f64 / 1e6
+                        ));
                         report.images_transferred.push(image.clone());
                     }
                     ShipOutcome::Pulled { .. } => {

@@ -215,6 +215,56 @@ impl HostSession {
         }
     }
 
+    /// Starts `sh -c script sh args...` on the host with its stdin held open and waits for the first
+    /// line it prints (its readiness line, returned). The script runs until [`HeldScript::finish`]
+    /// closes its stdin, or until the session ends: either way the script sees end of input
+    /// and cleans up after itself.
+    pub async fn start_held(
+        &self,
+        script: &str,
+        args: &[&str],
+    ) -> Result<(HeldScript<'_>, String)> {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let ssh_error = |operation: &str, error: openssh::Error| ExecError::Ssh {
+            host: self.host.clone(),
+            operation: format!("{operation} a held script"),
+            message: chain(&error),
+        };
+        let mut child = self
+            .session
+            .command("sh")
+            .args(["-c", script, "sh"])
+            .args(args)
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| ssh_error("spawn", e))?;
+        let mut first = String::new();
+        if let Some(stdout) = child.stdout().take() {
+            BufReader::new(stdout)
+                .read_line(&mut first)
+                .await
+                .map_err(|e| ExecError::io(&self.host, "read a held script's first line", e))?;
+        }
+        let held = HeldScript {
+            host: &self.host,
+            child,
+        };
+        if first.is_empty() {
+            // It ended without a word: its exit status and stderr say why.
+            held.finish().await?;
+            return Err(ExecError::RemoteCommand {
+                host: self.host.clone(),
+                command: "held script".into(),
+                status: "ended before it was ready".into(),
+                stderr: String::new(),
+            });
+        }
+        Ok((held, first.trim().to_owned()))
+    }
+
     /// Runs a command through the remote shell in `dir`, handing each line of its stdout and
     /// stderr to `on_line` as it arrives (long jobs such as k6 show their progress), and
     /// returns its exit code: the caller decides what a non-zero code means.
@@ -452,6 +502,41 @@ pub async fn forget_host_key(known_hosts: &Path, address: &str) -> Result<()> {
     // ssh-keygen keeps the previous contents as `<file>.old`.
     let _ = std::fs::remove_file(format!("{}.old", known_hosts.display()));
     Ok(())
+}
+
+/// A script started by [`HostSession::start_held`], running until it is finished.
+pub struct HeldScript<'s> {
+    host: &'s str,
+    child: openssh::Child<&'s Session>,
+}
+
+impl HeldScript<'_> {
+    /// Closes the script's stdin and waits for it to exit; a non-zero exit is an error
+    /// carrying its stderr.
+    pub async fn finish(mut self) -> Result<()> {
+        if let Some(mut stdin) = self.child.stdin().take() {
+            let _ = stdin.shutdown().await;
+        }
+        let output = self
+            .child
+            .wait_with_output()
+            .await
+            .map_err(|e| ExecError::Ssh {
+                host: self.host.to_owned(),
+                operation: "wait for a held script".into(),
+                message: chain(&e),
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(ExecError::RemoteCommand {
+                host: self.host.to_owned(),
+                command: "held script".into(),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+        }
+    }
 }
 
 #[cfg(test)]

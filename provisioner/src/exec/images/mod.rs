@@ -3,11 +3,13 @@
 //! - [`context`]: build contexts held in memory, hashed by content and packed as tar.
 //! - [`build`]: building the VM, service and web app images from `templates/`.
 //! - [`transfer`]: shipping an image into a host's engine, or letting the host pull it.
+//! - [`registry`]: shipping only missing layers, through a registry on the host's loopback.
 //! - [`k6`]: finding the k6 binary the VM image and the load tester carry.
 
 mod build;
 mod context;
 mod k6;
+mod registry;
 mod transfer;
 
 pub use build::{
@@ -16,7 +18,8 @@ pub use build::{
 };
 pub use context::{BuildContext, ContextFile};
 pub use k6::find_k6_binary;
-pub use transfer::{image_id, pull, ship, split_reference, ShipOutcome};
+pub use registry::LOOPBACK_REGISTRY_PORT;
+pub use transfer::{image_id, pull, ship, split_reference, ShipOutcome, Via};
 
 /// The host name errors carry for work on this machine's own engine.
 const LOCAL: &str = "local";

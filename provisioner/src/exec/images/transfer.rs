@@ -1,13 +1,15 @@
-//! Getting an image onto a host: shipped (exported from the local engine and streamed into
-//! the host's, no registry needed) or pulled by the host from its registry.
+//! Getting an image onto a host: shipped (only its missing layers, through a registry on
+//! the host's loopback; or, where the host has none, exported from the local engine and
+//! streamed into the host's) or pulled by the host from its registry.
 
 use bollard::query_parameters::{CreateImageOptionsBuilder, ImportImageOptionsBuilder};
 use bollard::Docker;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::LOCAL;
+use super::{registry, LOCAL};
 use crate::exec::error::{ExecError, Result};
 use crate::exec::progress::HostProgress;
+use crate::exec::ssh::HostSession;
 
 /// The ID the engine has for `image`, or `None` when it has no such image.
 pub async fn image_id(docker: &Docker, host: &str, image: &str) -> Result<Option<String>> {
@@ -28,22 +30,35 @@ pub enum ShipOutcome {
     },
     Shipped {
         id: String,
+        /// What crossed the SSH connection.
         bytes: u64,
+        via: Via,
     },
     Pulled {
         id: String,
     },
 }
 
-/// Streams `image` from the local engine into the host's engine, unless the host already
-/// has the same image ID under that name. The bar counts the bytes of the export.
+/// How a shipped image travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Pushed into the host's loopback registry: only the layers it lacked.
+    Registry,
+    /// Exported whole and imported (the host has no registry binary).
+    Export,
+}
+
+/// Brings `image` from the local engine into the host's, unless the host already has the
+/// same image ID under that name: through its loopback registry where it has one (only
+/// missing layers travel), else as a whole export. The bar counts the bytes sent.
 pub async fn ship(
     local: &Docker,
     remote: &Docker,
-    host: &str,
+    session: &HostSession,
     image: &str,
     progress: &HostProgress,
 ) -> Result<ShipOutcome> {
+    let host = session.host();
     let local_image = local.inspect_image(image).await.map_err(|e| {
         ExecError::docker(
             LOCAL,
@@ -60,6 +75,44 @@ pub async fn ship(
         return Ok(ShipOutcome::AlreadyPresent { id });
     }
 
+    let via = match registry::push_through(local, remote, session, image, progress).await? {
+        Some(bytes) => Some((bytes, Via::Registry)),
+        None => {
+            progress.note(format!(
+                "{host} has no docker-registry: exporting {image} whole"
+            ));
+            None
+        }
+    };
+    let (bytes, via) = match via {
+        Some(sent) => sent,
+        None => (
+            export(local, remote, host, image, &local_image, progress).await?,
+            Via::Export,
+        ),
+    };
+    match image_id(remote, host, image).await? {
+        Some(remote_id) if remote_id == id => Ok(ShipOutcome::Shipped { id, bytes, via }),
+        other => Err(ExecError::Image {
+            host: host.into(),
+            image: image.into(),
+            message: format!(
+                "after the transfer the host has {} instead of {id}",
+                other.unwrap_or_else(|| "no such image".into())
+            ),
+        }),
+    }
+}
+
+/// Streams the whole image from the local engine into the host's; returns the bytes sent.
+async fn export(
+    local: &Docker,
+    remote: &Docker,
+    host: &str,
+    image: &str,
+    local_image: &bollard::models::ImageInspect,
+    progress: &HostProgress,
+) -> Result<u64> {
     // The export tar is about the image's unpacked size; good enough for a bar.
     let estimate = local_image.size.unwrap_or(0).max(0) as u64;
     progress.start_bytes(format!("shipping {image}"), estimate);
@@ -72,19 +125,7 @@ pub async fn ship(
     while let Some(item) = import.next().await {
         item.map_err(|e| ExecError::docker(host, format!("import image {image}"), e))?;
     }
-    let bytes = progress.bytes_done();
-
-    match image_id(remote, host, image).await? {
-        Some(remote_id) if remote_id == id => Ok(ShipOutcome::Shipped { id, bytes }),
-        other => Err(ExecError::Image {
-            host: host.into(),
-            image: image.into(),
-            message: format!(
-                "after import the host has {} instead of {id}",
-                other.unwrap_or_else(|| "no such image".into())
-            ),
-        }),
-    }
+    Ok(progress.bytes_done())
 }
 
 /// Splits `name[:tag]` (a registry port's colon is not a tag separator).

@@ -1,0 +1,288 @@
+//! Shipping only the layers a host lacks, the way `docker pussh` (unregistry) does: a
+//! registry on the host's loopback, started for the push and stopped after it, reached
+//! through the SSH session; this engine pushes into it (the registry already holds the
+//! layers of earlier pushes, so only new ones travel) and the host's engine pulls from it.
+//!
+//! The registry is Debian's `docker-registry` (in the VM image and the Proxmox user data).
+//! Its blobs stay under the SSH user's `~/.cache/clusterlab/registry`, garbage-collected
+//! after each push so only the layers of the images last pushed are kept.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixStream};
+
+use super::transfer::split_reference;
+use super::LOCAL;
+use crate::exec::error::{ExecError, Result};
+use crate::exec::progress::HostProgress;
+use crate::exec::ssh::HostSession;
+
+/// The port the registry listens on, on the host's loopback only (never the network).
+pub const LOOPBACK_REGISTRY_PORT: u16 = 15000;
+
+/// Runs the registry until stdin closes, then stops it and collects unreferenced blobs.
+/// `$1` is the port. Prints `absent` (and exits) where the host has no registry binary,
+/// `ready` once the registry answers.
+const REGISTRY_SCRIPT: &str = r#"set -eu
+command -v docker-registry >/dev/null 2>&1 || { echo absent; exit 0; }
+root="${XDG_CACHE_HOME:-$HOME/.cache}/clusterlab/registry"
+mkdir -p "$root/data"
+cat >"$root/config.yml" <<EOF
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: "$root/data"}, delete: {enabled: true}}
+http: {addr: "127.0.0.1:$1"}
+EOF
+docker-registry serve "$root/config.yml" 2>"$root/serve.log" &
+pid=$!
+i=0
+until curl -fsS -o /dev/null "http://127.0.0.1:$1/v2/"; do
+  kill -0 "$pid" 2>/dev/null || { cat "$root/serve.log" >&2; exit 1; }
+  i=$((i + 1))
+  [ "$i" -lt 100 ] || { kill "$pid"; echo "the registry did not answer within 10 s" >&2; exit 1; }
+  sleep 0.1
+done
+kill -0 "$pid" 2>/dev/null || { cat "$root/serve.log" >&2; exit 1; }
+echo ready
+cat >/dev/null || true
+kill "$pid"
+wait "$pid" 2>/dev/null || true
+docker-registry garbage-collect --delete-untagged "$root/config.yml" >/dev/null 2>"$root/gc.log" \
+  || { cat "$root/gc.log" >&2; exit 1; }
+"#;
+
+/// The repository path an image has inside the loopback registry: its name without the
+/// registry host it may carry (`registry.lan:5000/team/app` -> `team/app`).
+pub fn repository(name: &str) -> &str {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            rest
+        }
+        _ => name,
+    }
+}
+
+/// Pushes `image` from the local engine into a registry on the host's loopback and lets the
+/// host's engine pull it from there under its own name. Returns the bytes that crossed the
+/// SSH connection, or `None` where the host has no registry binary (the caller exports
+/// the image instead).
+pub async fn push_through(
+    local: &Docker,
+    remote: &Docker,
+    session: &HostSession,
+    image: &str,
+    progress: &HostProgress,
+) -> Result<Option<u64>> {
+    progress.step(format!("starting a loopback registry for {image}"));
+    let port = LOOPBACK_REGISTRY_PORT.to_string();
+    let (held, said) = session.start_held(REGISTRY_SCRIPT, &[&port]).await?;
+    if said == "absent" {
+        held.finish().await?;
+        return Ok(None);
+    }
+    let pushed = push_and_pull(local, remote, session, image, progress).await;
+    // The registry stops (and collects garbage) whether or not the push worked.
+    let stopped = held.finish().await;
+    let bytes = pushed?;
+    stopped?;
+    Ok(Some(bytes))
+}
+
+async fn push_and_pull(
+    local: &Docker,
+    remote: &Docker,
+    session: &HostSession,
+    image: &str,
+    progress: &HostProgress,
+) -> Result<u64> {
+    let host = session.host();
+    let upstream = session
+        .forward_tcp("registry", "127.0.0.1", LOOPBACK_REGISTRY_PORT)
+        .await?;
+    let sent = Arc::new(AtomicU64::new(0));
+    let proxy = CountingProxy::start(host, upstream, sent.clone(), progress.clone()).await?;
+
+    let (name, tag) = split_reference(image);
+    let path = repository(name);
+    let pushed_name = format!("127.0.0.1:{}/{path}", proxy.port);
+    let pushed = format!("{pushed_name}:{tag}");
+    local
+        .tag_image(
+            image,
+            Some(
+                TagImageOptionsBuilder::new()
+                    .repo(&pushed_name)
+                    .tag(tag)
+                    .build(),
+            ),
+        )
+        .await
+        .map_err(|e| ExecError::docker(LOCAL, format!("tag {image} as {pushed}"), e))?;
+    let estimate = local
+        .inspect_image(image)
+        .await
+        .ok()
+        .and_then(|i| i.size)
+        .unwrap_or(0)
+        .max(0) as u64;
+    progress.start_bytes(
+        format!("pushing the layers {host} lacks of {image}"),
+        estimate,
+    );
+    let push = push(local, host, &pushed_name, tag).await;
+    // The extra name is only for the push; the image keeps its own.
+    let untag = local
+        .remove_image(
+            &pushed,
+            Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
+            None,
+        )
+        .await;
+    drop(proxy);
+    push?;
+    untag.map_err(|e| ExecError::docker(LOCAL, format!("untag {pushed}"), e))?;
+    let bytes = sent.load(Ordering::Relaxed);
+
+    let at_host = format!("127.0.0.1:{LOOPBACK_REGISTRY_PORT}/{path}");
+    progress.step(format!("pulling {image} from the loopback registry"));
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(&at_host)
+        .tag(tag)
+        .build();
+    let mut stream = remote.create_image(Some(options), None, None);
+    while let Some(item) = stream.next().await {
+        item.map_err(|e| ExecError::docker(host, format!("pull {at_host}:{tag}"), e))?;
+    }
+    let pulled = format!("{at_host}:{tag}");
+    remote
+        .tag_image(
+            &pulled,
+            Some(TagImageOptionsBuilder::new().repo(name).tag(tag).build()),
+        )
+        .await
+        .map_err(|e| ExecError::docker(host, format!("tag {pulled} as {image}"), e))?;
+    remote
+        .remove_image(
+            &pulled,
+            Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
+            None,
+        )
+        .await
+        .map_err(|e| ExecError::docker(host, format!("untag {pulled}"), e))?;
+    Ok(bytes)
+}
+
+async fn push(local: &Docker, host: &str, name: &str, tag: &str) -> Result<()> {
+    let options = PushImageOptionsBuilder::new().tag(tag).build();
+    let mut stream = local.push_image(name, Some(options), None);
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| {
+            ExecError::docker(LOCAL, format!("push {name}:{tag} to {host}'s registry"), e)
+        })?;
+        if let Some(error) = info.error_detail.and_then(|d| d.message) {
+            return Err(ExecError::Image {
+                host: LOCAL.into(),
+                image: format!("{name}:{tag}"),
+                message: format!("push to {host}'s loopback registry: {error}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A TCP port on this machine's loopback that the local engine pushes to: each connection
+/// is carried to the host's registry over the SSH forward, and the bytes sent are counted
+/// (what "only the missing layers" means, measured).
+struct CountingProxy {
+    port: u16,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    async fn start(
+        host: &str,
+        upstream: std::path::PathBuf,
+        sent: Arc<AtomicU64>,
+        progress: HostProgress,
+    ) -> Result<CountingProxy> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| ExecError::io(host, "listen on a loopback port for the push", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| ExecError::io(host, "read the push port", e))?
+            .port();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, sent, progress) = (upstream.clone(), sent.clone(), progress.clone());
+                tokio::spawn(async move {
+                    if let Ok(server) = UnixStream::connect(&upstream).await {
+                        carry(client, server, &sent, &progress).await;
+                    }
+                });
+            }
+        });
+        Ok(CountingProxy { port, accept })
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Copies both ways until either side closes, counting what the client sends.
+async fn carry(
+    client: tokio::net::TcpStream,
+    server: UnixStream,
+    sent: &AtomicU64,
+    progress: &HostProgress,
+) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let upload = async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match client_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if server_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                    sent.fetch_add(n as u64, Ordering::Relaxed);
+                    progress.add_bytes(n as u64);
+                }
+            }
+        }
+        let _ = server_write.shutdown().await;
+    };
+    let download = async {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(upload, download);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repository;
+
+    #[test]
+    fn the_registry_path_drops_a_registry_host() {
+        assert_eq!(repository("clusterlab/webapp"), "clusterlab/webapp");
+        assert_eq!(repository("registry.lan:5000/team/app"), "team/app");
+        assert_eq!(repository("localhost/app"), "app");
+        assert_eq!(repository("redis"), "redis");
+    }
+}
