@@ -18,7 +18,6 @@ pub use build::{
 };
 pub use context::{BuildContext, ContextFile};
 pub use k6::find_k6_binary;
-pub use registry::LOOPBACK_REGISTRY_PORT;
 pub use transfer::{image_id, pull, ship, split_reference, ShipOutcome, Via};
 
 /// The host name errors carry for work on this machine's own engine.

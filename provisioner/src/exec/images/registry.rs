@@ -11,22 +11,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
+    PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixStream};
 
-use super::transfer::split_reference;
+use super::transfer::{pull, split_reference};
 use super::LOCAL;
 use crate::exec::error::{ExecError, Result};
 use crate::exec::progress::HostProgress;
 use crate::exec::ssh::HostSession;
 
 /// The port the registry listens on, on the host's loopback only (never the network).
-pub const LOOPBACK_REGISTRY_PORT: u16 = 15000;
+const LOOPBACK_REGISTRY_PORT: u16 = 15000;
 
 /// Runs the registry until stdin closes, then stops it and collects unreferenced blobs.
 /// `$1` is the port. Prints `absent` (and exits) where the host has no registry binary,
@@ -61,7 +60,7 @@ docker-registry garbage-collect --delete-untagged "$root/config.yml" >/dev/null 
 
 /// The repository path an image has inside the loopback registry: its name without the
 /// registry host it may carry (`registry.lan:5000/team/app` -> `team/app`).
-pub fn repository(name: &str) -> &str {
+fn repository(name: &str) -> &str {
     match name.split_once('/') {
         Some((first, rest))
             if first.contains('.') || first.contains(':') || first == "localhost" =>
@@ -73,14 +72,15 @@ pub fn repository(name: &str) -> &str {
 }
 
 /// Pushes `image` from the local engine into a registry on the host's loopback and lets the
-/// host's engine pull it from there under its own name. Returns the bytes that crossed the
-/// SSH connection, or `None` where the host has no registry binary (the caller exports
-/// the image instead).
+/// host's engine pull it from there under its own name. `estimate` (the image's size) sizes
+/// the bar. Returns the bytes that crossed the SSH connection, or `None` where the host has
+/// no registry binary (the caller exports the image instead).
 pub async fn push_through(
     local: &Docker,
     remote: &Docker,
     session: &HostSession,
     image: &str,
+    estimate: u64,
     progress: &HostProgress,
 ) -> Result<Option<u64>> {
     progress.step(format!("starting a loopback registry for {image}"));
@@ -90,7 +90,7 @@ pub async fn push_through(
         held.finish().await?;
         return Ok(None);
     }
-    let pushed = push_and_pull(local, remote, session, image, progress).await;
+    let pushed = push_and_pull(local, remote, session, image, estimate, progress).await;
     // The registry stops (and collects garbage) whether or not the push worked.
     let stopped = held.finish().await;
     let bytes = pushed?;
@@ -103,6 +103,7 @@ async fn push_and_pull(
     remote: &Docker,
     session: &HostSession,
     image: &str,
+    estimate: u64,
     progress: &HostProgress,
 ) -> Result<u64> {
     let host = session.host();
@@ -116,70 +117,48 @@ async fn push_and_pull(
     let path = repository(name);
     let pushed_name = format!("127.0.0.1:{}/{path}", proxy.port);
     let pushed = format!("{pushed_name}:{tag}");
-    local
-        .tag_image(
-            image,
-            Some(
-                TagImageOptionsBuilder::new()
-                    .repo(&pushed_name)
-                    .tag(tag)
-                    .build(),
-            ),
-        )
-        .await
-        .map_err(|e| ExecError::docker(LOCAL, format!("tag {image} as {pushed}"), e))?;
-    let estimate = local
-        .inspect_image(image)
-        .await
-        .ok()
-        .and_then(|i| i.size)
-        .unwrap_or(0)
-        .max(0) as u64;
+    retag(local, LOCAL, image, &pushed_name, tag).await?;
     progress.start_bytes(
         format!("pushing the layers {host} lacks of {image}"),
         estimate,
     );
     let push = push(local, host, &pushed_name, tag).await;
     // The extra name is only for the push; the image keeps its own.
-    let untag = local
-        .remove_image(
-            &pushed,
-            Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
-            None,
-        )
-        .await;
+    let untagged = untag(local, LOCAL, &pushed).await;
     drop(proxy);
     push?;
-    untag.map_err(|e| ExecError::docker(LOCAL, format!("untag {pushed}"), e))?;
+    untagged?;
     let bytes = sent.load(Ordering::Relaxed);
 
-    let at_host = format!("127.0.0.1:{LOOPBACK_REGISTRY_PORT}/{path}");
-    progress.step(format!("pulling {image} from the loopback registry"));
-    let options = CreateImageOptionsBuilder::new()
-        .from_image(&at_host)
-        .tag(tag)
-        .build();
-    let mut stream = remote.create_image(Some(options), None, None);
-    while let Some(item) = stream.next().await {
-        item.map_err(|e| ExecError::docker(host, format!("pull {at_host}:{tag}"), e))?;
-    }
-    let pulled = format!("{at_host}:{tag}");
-    remote
+    let pulled = format!("127.0.0.1:{LOOPBACK_REGISTRY_PORT}/{path}:{tag}");
+    pull(remote, host, &pulled, progress).await?;
+    retag(remote, host, &pulled, name, tag).await?;
+    untag(remote, host, &pulled).await?;
+    Ok(bytes)
+}
+
+/// Gives an engine's image `reference` the further name `name:tag`.
+async fn retag(docker: &Docker, host: &str, reference: &str, name: &str, tag: &str) -> Result<()> {
+    docker
         .tag_image(
-            &pulled,
+            reference,
             Some(TagImageOptionsBuilder::new().repo(name).tag(tag).build()),
         )
         .await
-        .map_err(|e| ExecError::docker(host, format!("tag {pulled} as {image}"), e))?;
-    remote
+        .map_err(|e| ExecError::docker(host, format!("tag {reference} as {name}:{tag}"), e))
+}
+
+/// Removes the name `reference` from an engine's image, keeping the image and its other names.
+async fn untag(docker: &Docker, host: &str, reference: &str) -> Result<()> {
+    docker
         .remove_image(
-            &pulled,
+            reference,
             Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
             None,
         )
         .await
-        .map_err(|e| ExecError::docker(host, format!("untag {pulled}"), e))?;
-    Ok(bytes)
+        .map(drop)
+        .map_err(|e| ExecError::docker(host, format!("untag {reference}"), e))
 }
 
 async fn push(local: &Docker, host: &str, name: &str, tag: &str) -> Result<()> {

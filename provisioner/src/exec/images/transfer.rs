@@ -75,22 +75,21 @@ pub async fn ship(
         return Ok(ShipOutcome::AlreadyPresent { id });
     }
 
-    let via = match registry::push_through(local, remote, session, image, progress).await? {
-        Some(bytes) => Some((bytes, Via::Registry)),
-        None => {
-            progress.note(format!(
-                "{host} has no docker-registry: exporting {image} whole"
-            ));
-            None
-        }
-    };
-    let (bytes, via) = match via {
-        Some(sent) => sent,
-        None => (
-            export(local, remote, host, image, &local_image, progress).await?,
-            Via::Export,
-        ),
-    };
+    // The image's unpacked size: an upper bound of what either way sends, good enough for a bar.
+    let estimate = local_image.size.unwrap_or(0).max(0) as u64;
+    let (bytes, via) =
+        match registry::push_through(local, remote, session, image, estimate, progress).await? {
+            Some(bytes) => (bytes, Via::Registry),
+            None => {
+                progress.note(format!(
+                    "{host} has no docker-registry: exporting {image} whole"
+                ));
+                (
+                    export(local, remote, host, image, estimate, progress).await?,
+                    Via::Export,
+                )
+            }
+        };
     match image_id(remote, host, image).await? {
         Some(remote_id) if remote_id == id => Ok(ShipOutcome::Shipped { id, bytes, via }),
         other => Err(ExecError::Image {
@@ -110,11 +109,9 @@ async fn export(
     remote: &Docker,
     host: &str,
     image: &str,
-    local_image: &bollard::models::ImageInspect,
+    estimate: u64,
     progress: &HostProgress,
 ) -> Result<u64> {
-    // The export tar is about the image's unpacked size; good enough for a bar.
-    let estimate = local_image.size.unwrap_or(0).max(0) as u64;
     progress.start_bytes(format!("shipping {image}"), estimate);
     let counter = progress.clone();
     let export = local.export_image(image).inspect_ok(move |chunk| {
