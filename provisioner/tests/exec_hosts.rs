@@ -845,7 +845,37 @@ async fn webapp_image_from_a_host_built_binary() {
     ]);
     docker_cli(&["rm", "-f", &container]);
     let user = docker_cli(&["image", "inspect", "-f", "{{.Config.User}}", &tag]);
-    docker_cli(&["rmi", "-f", &tag]);
+
+    // A code change (another binary) rebuilds only the layer that carries the binary: the
+    // runtime tree and the templates stay byte-identical, so shipping them again costs
+    // nothing (only missing layers travel, see the registry tests).
+    let layers = |tag: &str| -> Vec<String> {
+        let out = docker_cli(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", tag]);
+        serde_json::from_slice(&out.stdout).expect("the image's layer list")
+    };
+    std::fs::copy("/bin/cat", &binary).expect("copy the changed binary");
+    let changed =
+        images::webapp_context(&common::repo_root().join("templates"), &binary, &templates)
+            .expect("context");
+    let rebuilt = images::ensure_built(&local, &tag, &changed, &bar)
+        .await
+        .expect("rebuild");
+    assert!(matches!(rebuilt, BuildOutcome::Built { .. }), "{rebuilt:?}");
+    assert_ne!(rebuilt.id(), built.id());
+    let before = layers(built.id());
+    let after = layers(rebuilt.id());
+    docker_cli(&["rmi", "-f", &tag, built.id()]);
+    assert_eq!(before.len(), after.len(), "{before:?}\n{after:?}");
+    let unchanged = before
+        .iter()
+        .zip(&after)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert_eq!(
+        before.len() - unchanged,
+        1,
+        "only the last layer (the binary's) may change:\nbefore {before:?}\nafter {after:?}"
+    );
     assert_eq!(hello, "hello\n");
     assert!(curl.starts_with("curl "), "{curl}");
     assert!(copied.status.success(), "docker cp: {copied:?}");
