@@ -41,9 +41,21 @@ render-check:
 status:
     {{provisioner}} status
 
-# Roll the web app out again, one web host at a time.
-deploy:
-    {{provisioner}} deploy
+# Roll the web app out again, one web host at a time, under the deploy lock (-m MESSAGE says
+# why). The arguments reach the provisioner as they are ("$@"), never as shell text.
+[positional-arguments]
+deploy *args:
+    {{provisioner}} deploy "$@"
+
+# The deploy lock on the load balancer host: `just lock status`, `just lock release`.
+[positional-arguments]
+lock action:
+    {{provisioner}} lock "$1"
+
+# The last lines of the audit log (--lines N).
+[positional-arguments]
+audit *args:
+    {{provisioner}} audit "$@"
 
 # A host's container logs, e.g. `just logs web1` or `just logs web1 web`.
 logs host *service:

@@ -21,6 +21,8 @@ mod common;
 mod failover;
 #[path = "e2e/limiter_view.rs"]
 mod limiter_view;
+#[path = "e2e/lock.rs"]
+mod lock;
 #[path = "e2e/top.rs"]
 mod top;
 
@@ -717,7 +719,7 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     let deploy = {
         let started = Instant::now();
         let spec = cluster.spec();
-        let output = tokio::task::spawn_blocking(move || {
+        let first = tokio::task::spawn_blocking(move || {
             Command::new(env!("CARGO_BIN_EXE_provisioner"))
                 .arg("-f")
                 .arg(spec)
@@ -725,9 +727,15 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
                 .current_dir(repo_root())
                 .output()
                 .expect("run provisioner deploy")
+        });
+        // While it rolls, a second deploy is refused by the deploy lock.
+        let spec = cluster.spec();
+        tokio::task::spawn_blocking(move || {
+            lock::a_concurrent_deploy_is_refused(&spec, &repo_root())
         })
         .await
-        .expect("deploy task");
+        .expect("the second deploy's check");
+        let output = first.await.expect("deploy task");
         (output, started.elapsed())
     };
     stop.store(true, Ordering::Relaxed);
@@ -749,6 +757,7 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         first < second,
         "web hosts are replaced one at a time, in order:\n{out}"
     );
+    lock::the_audit_log_holds_up_and_deploy(&cluster.spec(), &repo_root());
     // With their position in the sequence (one request every ~100 ms), to see when.
     let bad: Vec<(usize, u16)> = statuses
         .iter()

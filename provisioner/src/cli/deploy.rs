@@ -1,6 +1,7 @@
 //! CLI layer: `provisioner deploy` — the web app only, rolled one web host at a time
 //! (re-render, rebuild/ship the app image if it changed, converge each web host and wait
-//! for it to be healthy before the next).
+//! for it to be healthy before the next), under the deploy lock and recorded in the audit
+//! log (see [`super::lifecycle`]).
 
 use std::time::Instant;
 
@@ -9,44 +10,64 @@ use crate::exec::deploy::{self, Deployment, Images};
 use crate::exec::docker;
 use crate::exec::progress::Progress;
 use crate::plan::deploy::{deploy_plan, Scope};
-use crate::spec::{FileCheck, ImageMode};
+use crate::spec::{Cluster, FileCheck, ImageMode};
 
 use super::context::{self, Project};
-use super::{load, Cli, CliError};
+use super::{lifecycle, load, Cli, CliError};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Why: shown to whoever finds the cluster locked meanwhile, and kept in the audit log.
+    #[arg(long, short = 'm')]
+    pub message: Option<String>,
+}
 
-pub fn run(cli: &Cli, _args: &Args) -> Result<(), CliError> {
+pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     let started = Instant::now();
     let project = Project::new(cli);
     let cluster = load(cli, FileCheck::RequireFiles)?;
-    context::render(&cluster, &project)?;
-    let plan = deploy_plan(&cluster, Scope::App);
     context::runtime()?.block_on(async {
-        let progress = Progress::stderr();
-        let images = if cluster.images.mode == ImageMode::Ship {
-            let local = docker::connect_local().await?;
-            context::ensure_local_images(&local, &cluster, &project, &plan, &progress).await?;
-            Images::Ship(local)
-        } else {
-            Images::Pull
-        };
-        let deployment = Deployment {
-            plan: &plan,
-            targets: context::targets(&cluster, &project),
-            render_root: project.spec_dir.clone(),
-            secrets: context::secrets(&cluster, &project)?,
-            images,
-            converge: ConvergeOptions::default(),
-            retry: context::inspect_retry(),
-        };
-        deploy::run(&deployment, &progress, |report| {
-            println!("{}", report.summary())
-        })
-        .await?;
-        Ok::<_, CliError>(())
+        let retry = context::inspect_retry();
+        let lock =
+            lifecycle::take(&cluster, &project, "deploy", args.message.clone(), &retry).await?;
+        let mut version = None;
+        let result = deploy(&cluster, &project, &mut version).await;
+        lock.finish(&result, version).await;
+        result
     })?;
     println!("deploy: done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The deploy itself; `version` is set as soon as the image to deploy is known.
+async fn deploy(
+    cluster: &Cluster,
+    project: &Project,
+    version: &mut Option<String>,
+) -> Result<(), CliError> {
+    context::render(cluster, project)?;
+    let plan = deploy_plan(cluster, Scope::App);
+    let progress = Progress::stderr();
+    let images = if cluster.images.mode == ImageMode::Ship {
+        let local = docker::connect_local().await?;
+        context::ensure_local_images(&local, cluster, project, &plan, &progress).await?;
+        *version = lifecycle::local_web_version(&local, cluster).await?;
+        Images::Ship(local)
+    } else {
+        Images::Pull
+    };
+    let deployment = Deployment {
+        plan: &plan,
+        targets: context::targets(cluster, project),
+        render_root: project.spec_dir.clone(),
+        secrets: context::secrets(cluster, project)?,
+        images,
+        converge: ConvergeOptions::default(),
+        retry: context::inspect_retry(),
+    };
+    deploy::run(&deployment, &progress, |report| {
+        println!("{}", report.summary())
+    })
+    .await?;
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! destroy` of the hosts, keeping the data (Proxmox data disks, the local target's data
 //! volumes) unless `--delete-data`; for the local target, a check of the local engine for
 //! anything of the cluster still there, removed and reported; and the cluster's
-//! known_hosts file.
+//! known_hosts file. The load balancer's audit log is copied to this machine first, and
+//! destroy's own line appended to that copy.
 
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use crate::exec::{docker, local};
 use crate::spec::{Cluster, FileCheck, Target};
 
 use super::context::{self, Project};
-use super::{load, Cli, CliError};
+use super::{lifecycle, load, Cli, CliError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,6 +45,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
     context::render(&cluster, &project)?;
     let terraform = project.terraform(&cluster, &context::public_key_text(&cluster, &project))?;
     let kept = context::runtime()?.block_on(async {
+        lifecycle::save_audit_log(&cluster, &project).await;
         let destroyed = async {
             terraform.init(context::terraform_line).await?;
             let state = terraform.state_list().await?;
@@ -64,6 +66,8 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
             terraform.destroy(&targets, context::terraform_line).await
         }
         .await;
+        let failure = destroyed.as_ref().err().map(ToString::to_string);
+        lifecycle::record_destroy(&cluster, &project, failure.as_deref());
         let mut kept = Vec::new();
         // Swept even when terraform failed: a half-destroyed local cluster is exactly
         // what must not be left behind.

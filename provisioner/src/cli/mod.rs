@@ -1,14 +1,18 @@
 //! CLI layer: the `provisioner` command line. One enum of subcommands, one module per
 //! command; each command returns `Result<(), CliError>` and [`run`] maps that to an exit code.
 //! The commands that touch hosts (`up`, `deploy`, `status`, `top`, `logs`, `ssh`,
-//! `destroy`) share [`context`].
+//! `destroy`) share [`context`]; those that change the cluster (`up`, `deploy`) take the deploy
+//! lock and write the audit log through [`lifecycle`].
 
+mod audit;
 mod backup;
 mod context;
 mod deploy;
 mod destroy;
+mod lifecycle;
 mod limiter;
 mod loadtest;
+mod lock;
 mod logs;
 mod render;
 mod schema;
@@ -32,6 +36,8 @@ use crate::spec::{Cluster, FileCheck, LoadError};
 pub const EXIT_INVALID_SPEC: u8 = 2;
 /// Exit code when a destructive step was refused for lack of consent (nothing changed).
 pub const EXIT_NEEDS_CONSENT: u8 = 3;
+/// Exit code when the deploy lock is held by someone else (nothing changed).
+pub const EXIT_LOCKED: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,6 +101,12 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Load a dump from `backup` into the cluster's database.
     Restore(backup::RestoreArgs),
+    /// The deploy lock on the load balancer host: `status` (who, since when, why, stale or
+    /// not) and `release`.
+    Lock(lock::Args),
+    /// The last lines of the audit log on the load balancer host: one per up, deploy and
+    /// rollback, with time, user, version and result.
+    Audit(audit::Args),
 }
 
 /// Why a command failed; each variant knows its exit code.
@@ -149,6 +161,9 @@ pub enum CliError {
     /// Something destructive was asked for without consent; says what and how to consent.
     #[error("{0}")]
     NeedsConsent(String),
+    /// Another command holds the deploy lock; says who, since when, and their message.
+    #[error("{}", lifecycle::refusal(.0))]
+    Locked(Box<crate::plan::lifecycle::LockHolder>),
     #[error("leftovers of the cluster remain after destroy: {0}")]
     Leftovers(String),
     /// A child process (e.g. `ssh`) ended with this code; it has said why itself.
@@ -161,6 +176,7 @@ impl CliError {
         match self {
             CliError::Load(LoadError::Invalid(_)) => EXIT_INVALID_SPEC,
             CliError::NeedsConsent(_) => EXIT_NEEDS_CONSENT,
+            CliError::Locked(_) => EXIT_LOCKED,
             _ => 1,
         }
     }
@@ -209,6 +225,8 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Limiter(args) => limiter::run(cli, args),
         Command::Backup(args) => backup::backup(cli, args),
         Command::Restore(args) => backup::restore(cli, args),
+        Command::Lock(args) => lock::run(cli, args),
+        Command::Audit(args) => audit::run(cli, args),
     }
 }
 

@@ -1,8 +1,8 @@
 //! CLI layer: `provisioner up` — validate, render, build what the hosts need, start local
 //! VMs that stopped, `terraform plan` and, when it changes anything, show it and apply that
 //! saved plan (never replacing a data host without consent), check the hosts terraform
-//! reports against the spec, deploy every service in the planned order, and print the
-//! shortener's URL.
+//! reports against the spec, take the deploy lock, deploy every service in the planned
+//! order (recorded in the audit log), and print the shortener's URL.
 
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use crate::plan::deploy::{deploy_plan, Scope};
 use crate::spec::{Cluster, FileCheck, ImageMode, Role, Target};
 
 use super::context::{self, Project};
-use super::{load, Cli, CliError};
+use super::{lifecycle, load, Cli, CliError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,6 +26,9 @@ pub struct Args {
     /// Repeat for several hosts.
     #[arg(long = "allow-replace", value_name = "HOST")]
     pub allow_replace: Vec<String>,
+    /// Why: shown to whoever finds the cluster locked meanwhile, and kept in the audit log.
+    #[arg(long, short = 'm')]
+    pub message: Option<String>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
@@ -85,24 +88,37 @@ async fn up(
     apply(cluster, project, &terraform, &gone, &args.allow_replace).await?;
     check_hosts(cluster, &terraform.output_hosts().await?)?;
 
-    let images = match (&local, ships) {
-        (Some(local), true) => Images::Ship(local.clone()),
-        _ => Images::Pull,
-    };
-    let deployment = Deployment {
-        plan: &plan,
-        targets: context::targets(cluster, project),
-        render_root: project.spec_dir.clone(),
-        secrets: context::secrets(cluster, project)?,
-        images,
-        converge: ConvergeOptions::default(),
-        retry: RetryPolicy::default(),
-    };
-    deploy::run(&deployment, &progress, |report| {
-        println!("{}", report.summary())
-    })
-    .await?;
-    Ok(())
+    // The lock lives on the load balancer host, so it can only be taken once that host
+    // exists; terraform's own state lock guards the apply before it.
+    let retry = RetryPolicy::default();
+    let lock = lifecycle::take(cluster, project, "up", args.message.clone(), &retry).await?;
+    let mut version = None;
+    let result = async {
+        let images = match (&local, ships) {
+            (Some(local), true) => {
+                version = lifecycle::local_web_version(local, cluster).await?;
+                Images::Ship(local.clone())
+            }
+            _ => Images::Pull,
+        };
+        let deployment = Deployment {
+            plan: &plan,
+            targets: context::targets(cluster, project),
+            render_root: project.spec_dir.clone(),
+            secrets: context::secrets(cluster, project)?,
+            images,
+            converge: ConvergeOptions::default(),
+            retry,
+        };
+        deploy::run(&deployment, &progress, |report| {
+            println!("{}", report.summary())
+        })
+        .await?;
+        Ok(())
+    }
+    .await;
+    lock.finish(&result, version).await;
+    result
 }
 
 /// The saved plan file, inside the terraform workspace (git-ignored).

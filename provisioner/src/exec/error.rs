@@ -104,6 +104,14 @@ pub enum ExecError {
         message: String,
     },
 
+    /// A lock or audit record on a host that cannot be read back.
+    #[error("{host}: {operation}: {message}")]
+    Record {
+        host: String,
+        operation: String,
+        message: String,
+    },
+
     #[error("terraform output in {dir}: {message}")]
     TerraformOutput { dir: String, message: String },
 }

@@ -12,6 +12,7 @@
 //! - [`converge`]: make a host's containers match its planned services, rolling replace.
 //! - [`deploy`]: the one executor of a deploy plan: hosts connected at once, stages in
 //!   order, each stage's hosts in parallel.
+//! - [`lifecycle`]: the deploy lock and the audit log on the load balancer host.
 //! - [`local`]: the local target's generated key and secrets, and the sweep of leftovers
 //!   after destroy.
 //! - [`terraform`]: run terraform, stream its output, read the hosts it made.
@@ -30,6 +31,7 @@ pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod images;
+pub mod lifecycle;
 pub mod limiter;
 pub mod loadtest;
 pub mod local;

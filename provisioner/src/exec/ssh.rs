@@ -163,7 +163,9 @@ impl HostSession {
         self.run_with_input(program, args, None).await
     }
 
-    async fn run_with_input(
+    /// [`HostSession::run`] with `input` written to the program's stdin (then closed), so a
+    /// value reaches the host as data rather than as shell text.
+    pub async fn run_with_input(
         &self,
         program: &str,
         args: &[&str],

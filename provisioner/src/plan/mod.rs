@@ -1,10 +1,12 @@
 //! Plan layer: pure functions from a validated [`Cluster`] to the files it renders
-//! (Terraform workspace, compose files, nginx config) and the deploy steps ([`deploy`]) as data. Nothing here touches a disk
+//! (Terraform workspace, compose files, nginx config), the deploy steps ([`deploy`]) and the
+//! deploy lock's and audit log's records and commands ([`lifecycle`]) as data. Nothing here touches a disk
 //! or a host; the same spec always gives byte-identical files.
 
 pub mod cloud_init;
 mod commands;
 pub mod deploy;
+pub mod lifecycle;
 pub mod loadtest;
 pub mod services;
 

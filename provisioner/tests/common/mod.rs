@@ -1,7 +1,9 @@
 //! Shared helpers for the integration tests: paths of the repository's specs, loading and
-//! rendering them, and running the real `provisioner` binary.
+//! rendering them, running the real `provisioner` binary, and ([`vm`]) VM containers.
 
 #![allow(dead_code)]
+
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
