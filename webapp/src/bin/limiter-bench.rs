@@ -3,8 +3,12 @@
 //! of one limit and of two, and Redis bytes per tracked client (`MEMORY USAGE`) at N = 10,
 //! 100, 1000.
 //!
+//! Each case runs `--rounds` times, the limiter and the two `redis-benchmark` runs taking
+//! turns, and the table gives each one's median: a noisy machine slows all three alike
+//! within a round, so the ratio holds where one run each would not.
+//!
 //! Usage: `limiter-bench [--host 127.0.0.1] [--port 6379] [--requests 200000]
-//! [--concurrency 50] [--clients 100000]`
+//! [--concurrency 50] [--clients 100000] [--rounds 5] [--algorithm NAME]` (default: all)
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, ExitCode};
@@ -22,6 +26,9 @@ struct Args {
     requests: usize,
     concurrency: usize,
     clients: u32,
+    rounds: usize,
+    /// Only this algorithm (default: every one).
+    algorithm: Option<Algorithm>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -31,6 +38,8 @@ fn parse_args() -> Result<Args, String> {
         requests: 200_000,
         concurrency: 50,
         clients: 100_000,
+        rounds: 5,
+        algorithm: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -42,11 +51,22 @@ fn parse_args() -> Result<Args, String> {
             "--requests" => args.requests = value.parse().map_err(bad)?,
             "--concurrency" => args.concurrency = value.parse().map_err(bad)?,
             "--clients" => args.clients = value.parse().map_err(bad)?,
+            "--rounds" => args.rounds = value.parse().map_err(bad)?,
+            "--algorithm" => {
+                let known = Algorithm::ALL.map(|a| a.as_str());
+                let found = Algorithm::ALL.into_iter().find(|a| a.as_str() == value);
+                args.algorithm = Some(found.ok_or_else(|| {
+                    format!("--algorithm: `{value}` is not one of {}", known.join(", "))
+                })?);
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
     if args.concurrency == 0 || args.requests < args.concurrency || args.clients == 0 {
         return Err("need --concurrency >= 1, --requests >= --concurrency, --clients >= 1".into());
+    }
+    if args.rounds == 0 {
+        return Err("need --rounds >= 1".into());
     }
     Ok(args)
 }
@@ -96,9 +116,24 @@ fn client(state: &mut u64, clients: u32) -> ClientId {
     ClientId::from_ip(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | n)), 64)
 }
 
+impl Args {
+    /// The algorithms to measure: `--algorithm`, or every one.
+    fn algorithms(&self) -> impl Iterator<Item = Algorithm> + '_ {
+        Algorithm::ALL
+            .into_iter()
+            .filter(|a| self.algorithm.is_none_or(|only| only == *a))
+    }
+}
+
 struct Run {
     per_second: f64,
     p99_ms: f64,
+}
+
+/// The run of median throughput (with its own p99).
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+    runs.swap_remove(runs.len() / 2)
 }
 
 async fn own_client(
@@ -277,18 +312,24 @@ async fn bytes_per_client(args: &Args, algorithm: Algorithm, n: u64) -> Result<f
 async fn run(args: Args) -> Result<(), String> {
     println!(
         "Redis {}:{}, {} decisions, {} concurrent, {} distinct clients; one limit: 100 per \
-         10 s, two limits: and 1000 per 100 s\n",
-        args.host, args.port, args.requests, args.concurrency, args.clients
+         10 s, two limits: and 1000 per 100 s; median of {} rounds\n",
+        args.host, args.port, args.requests, args.concurrency, args.clients, args.rounds
     );
     println!("| algorithm | limits | limiter client decisions/s | p99 ms | redis-benchmark EVALSHA/s | p99 ms | redis-benchmark -P 16 EVALSHA/s | limiter / -P 16 |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (algorithm, limits) in Algorithm::ALL
-        .into_iter()
+    for (algorithm, limits) in args
+        .algorithms()
         .flat_map(|a| [(a, ONE_LIMIT), (a, TWO_LIMITS)])
     {
-        let (own, sha, prefix) = own_client(&args, algorithm, limits).await?;
-        let one_at_a_time = redis_benchmark(&args, &sha, &prefix, 1, limits)?;
-        let pipelined = redis_benchmark(&args, &sha, &prefix, 16, limits)?;
+        let (mut own, mut one_at_a_time, mut pipelined) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..args.rounds {
+            let (run, sha, prefix) = own_client(&args, algorithm, limits).await?;
+            own.push(run);
+            one_at_a_time.push(redis_benchmark(&args, &sha, &prefix, 1, limits)?);
+            pipelined.push(redis_benchmark(&args, &sha, &prefix, 16, limits)?);
+        }
+        let (own, one_at_a_time, pipelined) =
+            (median(own), median(one_at_a_time), median(pipelined));
         println!(
             "| {} | {} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.0}% |",
             algorithm.as_str(),
@@ -306,7 +347,7 @@ async fn run(args: Args) -> Result<(), String> {
     );
     println!("| algorithm | N = 10 | N = 100 | N = 1000 |");
     println!("|---|---:|---:|---:|");
-    for algorithm in Algorithm::ALL {
+    for algorithm in args.algorithms() {
         let mut row = format!("| {} |", algorithm.as_str());
         for n in [10, 100, 1000] {
             row.push_str(&format!(

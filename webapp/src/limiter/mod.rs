@@ -9,13 +9,14 @@
 //!   of a policy's limits and records in all or none; a decision is one `EVALSHA`, timed by
 //!   Redis.
 //! - [`connection`]: the one Redis, or the primary a Sentinel group names (followed
-//!   through failovers).
+//!   through failovers); [`batch`]: the queue that pipelines concurrent decisions to it.
 //! - this module: [`Limiter`] (one decision per call, fail mode) and [`Decision`].
 //! - [`headers`]: `RateLimit-Policy`, `RateLimit`, `Retry-After` values.
 //! - [`metrics`]: Prometheus counters and the latency histogram.
 //! - [`guard`]: the Rocket side: `stage()`, the [`RateLimit`] request guard, catchers.
 //! - [`demo`]: a tiny app using all of the above (tests, `limiter-demo`).
 
+pub mod batch;
 pub mod connection;
 pub mod demo;
 pub mod guard;
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use prometheus::Registry;
 use redis::aio::ConnectionManagerConfig;
-use redis::Script;
+use redis::{ErrorKind, FromRedisValue, Script, ServerErrorKind};
 
 pub use clusterlab_contract::{
     route, Algorithm, Applies, FailMode, Limit, LimiterConfig, Network, OverrideSpec, Policy,
@@ -181,6 +182,8 @@ impl RedisProbe {
 
 pub struct Limiter {
     conn: RedisLink,
+    /// The decisions' way to `conn`: queued and pipelined.
+    batch: batch::Batcher,
     script: Script,
     algorithm: Algorithm,
     fail_mode: FailMode,
@@ -221,6 +224,7 @@ impl Limiter {
         }
         .map_err(LimiterError::Url)?;
         Ok(Limiter {
+            batch: batch::Batcher::new(conn.clone()),
             conn,
             script: Script::new(script_source(config.algorithm)),
             algorithm: config.algorithm,
@@ -259,22 +263,37 @@ impl Limiter {
         self.script.get_hash()
     }
 
-    /// One decision, one round trip: `EVALSHA` (the script is loaded and retried only
-    /// when Redis answers NOSCRIPT, e.g. after a restart), bounded by the timeout.
+    /// One decision, one `EVALSHA` (the script is loaded and the decision asked again only
+    /// when Redis answers NOSCRIPT, e.g. after a restart), bounded by the timeout. It
+    /// travels in one pipeline with the decisions queued beside it ([`batch`]).
     pub async fn decide(
         &self,
         policy: &Policy,
         client: &ClientId,
     ) -> Result<Decision, LimiterError> {
-        let mut conn = self.conn.clone();
-        let mut invocation = self.script.key(self.keys(policy, client));
-        for limit in &policy.limits {
-            invocation.arg(limit.limit).arg(limit.window.as_millis());
-        }
-        let reply: Vec<i64> =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
-                .await
-                .map_err(|_| LimiterError::Timeout(self.timeout))??;
+        let keys = self.keys(policy, client);
+        let evalsha = || {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(self.script.get_hash()).arg(keys.len()).arg(&keys);
+            for limit in &policy.limits {
+                cmd.arg(limit.limit).arg(limit.window.as_millis());
+            }
+            cmd
+        };
+        let asked = async {
+            match self.batch.query(evalsha()).await {
+                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    self.script.load_async(&mut self.conn.clone()).await?;
+                    self.batch.query(evalsha()).await
+                }
+                answer => answer,
+            }
+        };
+        let value = tokio::time::timeout(self.timeout, asked)
+            .await
+            .map_err(|_| LimiterError::Timeout(self.timeout))??;
+        let reply = Vec::<i64>::from_redis_value(value.clone())
+            .map_err(|_| LimiterError::BadReply(format!("{value:?}")))?;
         let bad = || LimiterError::BadReply(format!("{reply:?}"));
         let &[admitted, remaining, reset_ms, shown] = reply.as_slice() else {
             return Err(bad());
