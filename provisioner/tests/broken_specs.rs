@@ -585,6 +585,36 @@ const CASES: &[Case] = &[
         edits: &[("images:\n", "load_balancer: { bind: localhost }\nimages:\n")],
         errors: &["16:24: load_balancer.bind: expected an IPv4 address, found \"localhost\""],
     },
+    Case {
+        name: "a registry address with a scheme and path, and an uppercase push address",
+        edits: &[(
+            "images:\n",
+            "images:\n  mode: pull\n  registry: { address: \"https://reg.lan/x\", push_address: Reg:5000 }\n",
+        )],
+        errors: &[
+            "18:24: images.registry.address: expected a registry address host[:port] like 10.50.0.5:5000 or registry.lan (lowercase, no scheme or path), found \"https://reg.lan/x\"",
+            "18:59: images.registry.push_address: expected a registry address host[:port] like 10.50.0.5:5000 or registry.lan (lowercase, no scheme or path), found \"Reg:5000\"",
+        ],
+    },
+    Case {
+        name: "an insecure registry with a CA, and a registry user without a password",
+        edits: &[(
+            "images:\n",
+            "images:\n  mode: pull\n  registry:\n    address: 10.1.0.5:5000\n    insecure: true\n    ca_file: ca.pem\n    username: ci\n",
+        )],
+        errors: &[
+            "21:14: images.registry.ca_file: an insecure registry speaks plain HTTP; ca_file is for one that uses TLS (drop one of them)",
+            "22:15: images.registry.username: `username` needs `password` (env:NAME or file:path) beside it",
+        ],
+    },
+    Case {
+        name: "a registry password given as the secret itself",
+        edits: &[(
+            "images:\n",
+            "images:\n  mode: pull\n  registry: { address: reg.lan, username: ci, password: hunter2 }\n",
+        )],
+        errors: &["18:57: images.registry.password: must be a reference (env:NAME or file:path), never the secret itself"],
+    },
 ];
 
 fn apply(case: &Case) -> String {

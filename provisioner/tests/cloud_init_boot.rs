@@ -200,8 +200,7 @@ fn spec(dir: &Path, name: &str, octet: u8) -> Cluster {
         .replace("name: clusterlab\n", &format!("name: {name}\n"))
         .replace("192.168.50.", &format!("10.79.{octet}."))
         .replace("../.clusterlab/", "")
-        .replace("mode: pull", "mode: ship")
-        .replace("  redis: redis:7\n", "  redis: clusterlab/redis:7\n");
+        .replace("mode: pull", "mode: ship");
     let path = dir.join("cluster.yaml");
     std::fs::write(&path, text).expect("write the spec");
     Cluster::load(&path, FileCheck::RequireFiles).unwrap_or_else(|e| panic!("spec: {e}"))

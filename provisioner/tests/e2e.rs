@@ -10,7 +10,8 @@
 //! then what must never lose data: a killed VM brought back, a lost key pair rotated in
 //! place, both secrets rotated with the limit still exact, a data host replaced only with
 //! consent and its links kept, `destroy` refusing without `--yes`, and a backup restored
-//! into a cluster made anew after `destroy --delete-data`; last, `destroy` leaving nothing
+//! into a cluster made anew after `destroy --delete-data` (that one in pull mode, from a
+//! registry on this machine); last, `destroy` leaving nothing
 //! behind. A guard destroys the cluster even when a phase fails. One test function: the
 //! phases share one cluster and must not run concurrently.
 
@@ -23,6 +24,8 @@ mod failover;
 mod limiter_view;
 #[path = "e2e/lock.rs"]
 mod lock;
+#[path = "e2e/registry.rs"]
+mod registry;
 #[path = "e2e/top.rs"]
 mod top;
 
@@ -911,7 +914,11 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     assert!(dump.metadata().expect("the dump").len() > 0);
     cluster.run_ok(&["destroy", "--yes", "--delete-data"]);
     assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
-    cluster.run_ok(&["up"]);
+    // The cluster made anew takes its images in pull mode: built here, pushed once to a
+    // registry on this machine (plain HTTP with a user, as in a lab), pulled by each host.
+    let registry = registry::pull_mode(&cluster.spec(), cluster.dir.path());
+    let (_, pull_up) = cluster.run_ok(&["up"]);
+    registry::hosts_pulled_from(&registry);
     assert_eq!(
         follow(&http, &short_url).await.0,
         StatusCode::NOT_FOUND,
@@ -926,6 +933,7 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         "a non-empty database is refused: {stderr}"
     );
     let restored = started.elapsed();
+    drop(registry);
 
     // destroy leaves nothing.
     let (_, destroy) = cluster.run_ok(&["destroy", "--yes", "--delete-data"]);
@@ -940,7 +948,7 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     eprintln!(
         "e2e wall times: cold up {:.1}s, no-change up {:.1}s, deploy {:.1}s, killed VM {:.1}s, \
          lost key {:.1}s, rotated secrets {:.1}s, sentinel failover {:.1}s, replaced postgres {:.1}s, backup/destroy/up/\
-         restore {:.1}s, destroy {:.1}s",
+         restore {:.1}s (of which the up after destroy, in pull mode, {:.1}s), destroy {:.1}s",
         cold_up.as_secs_f64(),
         warm_up.as_secs_f64(),
         deploy_time.as_secs_f64(),
@@ -950,6 +958,7 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         failover.as_secs_f64(),
         replaced.as_secs_f64(),
         restored.as_secs_f64(),
+        pull_up.as_secs_f64(),
         destroy.as_secs_f64()
     );
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bollard::Docker;
 use secrecy::ExposeSecret;
 
+use crate::exec::deploy::Images;
 use crate::exec::images::{self, BuildOutcome};
 use crate::exec::progress::Progress;
 use crate::exec::ssh::{RetryPolicy, SshTarget};
@@ -241,9 +242,10 @@ pub fn terraform_line(stream: Stream, line: &str) {
     eprintln!("terraform: {line}");
 }
 
-/// In ship mode, makes sure the local engine holds every image the plan ships: the
-/// service images built from `templates/images/`, the web app built from a host-built
-/// release binary. Each build is skipped when its context is unchanged.
+/// Makes sure the local engine holds every image the plan brings to the hosts (shipped or
+/// pushed to the registry): the service images built from `templates/images/`, the web app
+/// built from a host-built release binary. Each build is skipped when its context is
+/// unchanged.
 pub async fn ensure_local_images(
     local: &Docker,
     cluster: &Cluster,
@@ -251,7 +253,7 @@ pub async fn ensure_local_images(
     plan: &DeployPlan,
     progress: &Progress,
 ) -> Result<(), CliError> {
-    if cluster.images.mode != ImageMode::Ship {
+    if !builds_images(cluster) {
         return Ok(());
     }
     let bar = progress.host("local");
@@ -283,6 +285,64 @@ pub async fn ensure_local_images(
     }
     bar.finish("images ready");
     Ok(())
+}
+
+fn needs_engine(local: Option<&Docker>) -> Result<&Docker, CliError> {
+    local
+        .ok_or_else(|| CliError::Usage("building images needs this machine's Docker engine".into()))
+}
+
+/// Whether this machine builds the images the hosts run: in ship mode, and in pull mode
+/// with a registry to push them to (without one, the hosts pull published names).
+pub fn builds_images(cluster: &Cluster) -> bool {
+    cluster.images.mode == ImageMode::Ship || cluster.images.registry.is_some()
+}
+
+/// How this run's images reach the hosts: ship mode sends them from `local` host by host;
+/// pull mode with a registry pushes them there now, and each host pulls from there.
+pub async fn image_delivery(
+    local: Option<&Docker>,
+    cluster: &Cluster,
+    project: &Project,
+    plan: &DeployPlan,
+    progress: &Progress,
+) -> Result<Images, CliError> {
+    let registry = match (&cluster.images.mode, &cluster.images.registry) {
+        (ImageMode::Ship, _) => return Ok(Images::Ship(needs_engine(local)?.clone())),
+        (ImageMode::Pull, Some(registry)) => registry.clone(),
+        (ImageMode::Pull, None) => return Ok(Images::Pull),
+    };
+    let ca = match &registry.ca_file {
+        Some(file) => {
+            let path = project.spec_dir.join(file);
+            Some(std::fs::read(&path).map_err(|e| {
+                CliError::Usage(format!(
+                    "images.registry.ca_file: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
+    let password = match &registry.password {
+        Some(reference) => Some(
+            reference
+                .resolve(&project.spec_dir)?
+                .expose_secret()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let source = images::PullSource::publish(
+        needs_engine(local)?,
+        registry,
+        ca,
+        password,
+        &plan.images(),
+        &progress.host("local"),
+    )
+    .await?;
+    Ok(Images::Registry(std::sync::Arc::new(source)))
 }
 
 /// The local target's VM image, built when missing or stale.

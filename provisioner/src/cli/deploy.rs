@@ -6,11 +6,11 @@
 use std::time::Instant;
 
 use crate::exec::converge::ConvergeOptions;
-use crate::exec::deploy::{self, Deployment, Images};
+use crate::exec::deploy::{self, Deployment};
 use crate::exec::docker;
 use crate::exec::progress::Progress;
 use crate::plan::deploy::{deploy_plan, Scope};
-use crate::spec::{Cluster, FileCheck, ImageMode};
+use crate::spec::{Cluster, FileCheck};
 
 use super::context::{self, Project};
 use super::{lifecycle, load, Cli, CliError};
@@ -48,14 +48,16 @@ async fn deploy(
     context::render(cluster, project)?;
     let plan = deploy_plan(cluster, Scope::App);
     let progress = Progress::stderr();
-    let images = if cluster.images.mode == ImageMode::Ship {
+    let local = if context::builds_images(cluster) {
         let local = docker::connect_local().await?;
         context::ensure_local_images(&local, cluster, project, &plan, &progress).await?;
         *version = lifecycle::local_web_version(&local, cluster).await?;
-        Images::Ship(local)
+        Some(local)
     } else {
-        Images::Pull
+        None
     };
+    let images =
+        context::image_delivery(local.as_ref(), cluster, project, &plan, &progress).await?;
     let deployment = Deployment {
         plan: &plan,
         targets: context::targets(cluster, project),

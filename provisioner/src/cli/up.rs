@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use crate::changes;
 use crate::exec::converge::ConvergeOptions;
-use crate::exec::deploy::{self, Deployment, Images};
+use crate::exec::deploy::{self, Deployment};
 use crate::exec::progress::Progress;
 use crate::exec::ssh::{self, RetryPolicy};
 use crate::exec::terraform::{Terraform, TerraformHost};
 use crate::exec::{docker, local};
 use crate::plan::deploy::{deploy_plan, Scope};
-use crate::spec::{Cluster, FileCheck, ImageMode, Role, Target};
+use crate::spec::{Cluster, FileCheck, Role, Target};
 
 use super::context::{self, Project};
 use super::{lifecycle, load, Cli, CliError};
@@ -64,8 +64,8 @@ async fn up(
     }
     let progress = Progress::stderr();
     let plan = deploy_plan(cluster, Scope::All);
-    let ships = cluster.images.mode == ImageMode::Ship;
-    let local = if ships || cluster.target == Target::Local {
+    // The engine that builds the images, and runs the local target's VMs.
+    let local = if context::builds_images(cluster) || cluster.target == Target::Local {
         Some(docker::connect_local().await?)
     } else {
         None
@@ -94,13 +94,11 @@ async fn up(
     let lock = lifecycle::take(cluster, project, "up", args.message.clone(), &retry).await?;
     let mut version = None;
     let result = async {
-        let images = match (&local, ships) {
-            (Some(local), true) => {
-                version = lifecycle::local_web_version(local, cluster).await?;
-                Images::Ship(local.clone())
-            }
-            _ => Images::Pull,
-        };
+        if let Some(local) = local.as_ref().filter(|_| context::builds_images(cluster)) {
+            version = lifecycle::local_web_version(local, cluster).await?;
+        }
+        let images =
+            context::image_delivery(local.as_ref(), cluster, project, &plan, &progress).await?;
         let deployment = Deployment {
             plan: &plan,
             targets: context::targets(cluster, project),

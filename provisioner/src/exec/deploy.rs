@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bollard::Docker;
 use futures_util::future::join_all;
@@ -13,7 +14,7 @@ use futures_util::future::join_all;
 use super::converge::{self, Action as Done, ConvergeOptions, ServiceReport};
 use super::docker::{self, ConnectedHost};
 use super::error::{ExecError, Result};
-use super::images::{self, ShipOutcome, Via};
+use super::images::{self, PullSource, ShipOutcome, Via};
 use super::progress::{HostProgress, Progress};
 use super::ssh::{RetryPolicy, SshTarget, UploadOutcome};
 use crate::plan::deploy::{Action, DeployPlan, HostTask};
@@ -24,7 +25,10 @@ use crate::plan::{redis_cli, REDIS_PASSWORD_VAR, REDIS_PORT};
 pub enum Images {
     /// Exported from this engine and streamed to the hosts.
     Ship(Docker),
-    /// Pulled by each host from its registry.
+    /// Pushed to the cluster's registry by this run ([`PullSource::publish`]) and pulled
+    /// from there by each host.
+    Registry(Arc<PullSource>),
+    /// Pulled by each host by the names as written (published elsewhere).
     Pull,
 }
 
@@ -216,6 +220,8 @@ async fn run_task(
         reloaded: None,
     };
     let mut upload_changed = false;
+    // Pull mode: whether this host's engine was made to trust the registry in this task.
+    let mut trusted = false;
     for action in &task.actions {
         match action {
             Action::Image { image } => {
@@ -224,6 +230,13 @@ async fn run_task(
                         images::ship(local, &host.docker, &host.session, image, bar).await?
                     }
                     Images::Pull => images::pull(&host.docker, name, image, bar).await?,
+                    Images::Registry(source) => {
+                        if !trusted {
+                            source.trust(&host.session, &host.docker, bar).await?;
+                            trusted = true;
+                        }
+                        source.fetch(&host.docker, name, image, bar).await?
+                    }
                 };
                 match outcome {
                     ShipOutcome::AlreadyPresent { .. } => {}

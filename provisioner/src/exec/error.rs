@@ -58,6 +58,14 @@ pub enum ExecError {
         message: String,
     },
 
+    /// The pull-mode registry, as one host's engine sees it.
+    #[error("{host}: registry {address}: {message}")]
+    Registry {
+        host: String,
+        address: String,
+        message: String,
+    },
+
     #[error("{host}: service {service}: {field} uses ${{{variable}}}, which has no value in the secrets")]
     UnresolvedVariable {
         host: String,

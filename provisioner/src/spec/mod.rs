@@ -274,16 +274,57 @@ pub struct LoadBalancer {
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Images {
-    /// `ship`: export from the local Docker engine and stream to each host (no registry);
-    /// `pull`: each host pulls the image names from a registry.
+    /// `ship`: built on this machine and sent to each host over SSH (only the layers it
+    /// lacks; no registry needed). `pull`: each host pulls the images from a registry; with
+    /// `registry` set they are built here and pushed there first, without it the hosts pull
+    /// the names as written (published by you or your CI).
     #[schemars(default = "defaults::image_mode")]
     pub mode: ImageMode,
+    /// Where pull mode pushes the images built here (ignored in ship mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Registry>,
     /// The local target's VM image.
     pub vm: String,
     pub webapp: String,
     pub redis: String,
     pub postgres: String,
     pub nginx: String,
+}
+
+/// The registry of `images.mode: pull`: this machine pushes the images there as
+/// `<address>/<name>:<tag>`, and every host pulls them from there.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Registry {
+    /// `host[:port]` the hosts reach the registry at, e.g. `10.50.0.5:5000` or `registry.lan`.
+    pub address: String,
+    /// `host[:port]` this machine pushes to, when it reaches the registry differently (e.g.
+    /// `localhost:5000` for a registry running on this machine; Docker pushes to a loopback
+    /// registry without TLS checks). Unset: `address`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_address: Option<String>,
+    /// Plain HTTP, for a lab: each host's Docker engine is told to trust the address
+    /// (`insecure-registries` in /etc/docker/daemon.json, reloaded without a restart).
+    #[schemars(default)]
+    pub insecure: bool,
+    /// PEM file (relative to cluster.yaml) of the CA that signed the registry's certificate,
+    /// for TLS with a private CA: installed as `/etc/docker/certs.d/<address>/ca.crt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Registry user; set together with `password`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `env:NAME` or `file:path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", pattern(r"^(env:[A-Z_][A-Z0-9_]*|file:.+)$"))]
+    pub password: Option<SecretRef>,
+}
+
+impl Registry {
+    /// Where this machine pushes to.
+    pub fn push_address(&self) -> &str {
+        self.push_address.as_deref().unwrap_or(&self.address)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]

@@ -16,8 +16,8 @@ use super::validate::rules;
 use super::{
     defaults, Algorithm, App, Cluster, FailMode, Host, HostKind, ImageMode, Images, Limit, Limiter,
     LoadBalancer, LoadTestSpec, Network, Override, Policies, Policy, Proxmox, ProxmoxProvider,
-    ProxmoxTemplate, RedisSpec, Role, SecretRef, Secrets, SentinelSpec, SpecError, Ssh, Target,
-    Window,
+    ProxmoxTemplate, RedisSpec, Registry, Role, SecretRef, Secrets, SentinelSpec, SpecError, Ssh,
+    Target, Window,
 };
 
 /// Key path -> (line, column) of the value found there, and of its key.
@@ -846,9 +846,12 @@ fn images(r: &mut Reader, node: &Node, path: &str) -> Option<Images> {
     let f = r.mapping(
         node,
         path,
-        &["mode", "vm", "webapp", "redis", "postgres", "nginx"],
+        &[
+            "mode", "registry", "vm", "webapp", "redis", "postgres", "nginx",
+        ],
     )?;
     let mode = r.or_default(&f, "mode", image_mode, defaults::image_mode);
+    let registry = r.optional(&f, "registry", registry);
     let vm = r.required(&f, "vm", image);
     let webapp = r.required(&f, "webapp", image);
     let redis = r.required(&f, "redis", image);
@@ -856,12 +859,87 @@ fn images(r: &mut Reader, node: &Node, path: &str) -> Option<Images> {
     let nginx = r.required(&f, "nginx", image);
     Some(Images {
         mode: mode?,
+        registry: registry?,
         vm: vm?,
         webapp: webapp?,
         redis: redis?,
         postgres: postgres?,
         nginx: nginx?,
     })
+}
+
+fn registry(r: &mut Reader, node: &Node, path: &str) -> Option<Registry> {
+    let f = r.mapping(
+        node,
+        path,
+        &[
+            "address",
+            "push_address",
+            "insecure",
+            "ca_file",
+            "username",
+            "password",
+        ],
+    )?;
+    let address = r.required(&f, "address", registry_address);
+    let push_address = r.optional(&f, "push_address", registry_address);
+    let insecure = r.or_default(&f, "insecure", boolean, || false);
+    let ca_file = r.optional(&f, "ca_file", path_buf);
+    let username = r.optional(&f, "username", registry_user);
+    let password = r.optional(&f, "password", secret);
+    // Where a key's value was, for the rules that span two keys.
+    let at = |r: &Reader, key: &str| {
+        r.locations
+            .values
+            .get(&child(path, key))
+            .copied()
+            .unwrap_or_else(|| node_start(node))
+    };
+    if insecure == Some(true) && matches!(ca_file, Some(Some(_))) {
+        let at = at(r, "ca_file");
+        r.error(
+            &child(path, "ca_file"),
+            at,
+            "an insecure registry speaks plain HTTP; ca_file is for one that uses TLS (drop one of them)",
+        );
+    }
+    match (&username, &password) {
+        (Some(Some(_)), Some(None)) => {
+            let at = at(r, "username");
+            r.error(
+                &child(path, "username"),
+                at,
+                "`username` needs `password` (env:NAME or file:path) beside it",
+            );
+        }
+        (Some(None), Some(Some(_))) => {
+            let at = at(r, "password");
+            r.error(
+                &child(path, "password"),
+                at,
+                "`password` needs `username` beside it",
+            );
+        }
+        _ => {}
+    }
+    Some(Registry {
+        address: address?,
+        push_address: push_address?,
+        insecure: insecure?,
+        ca_file: ca_file?,
+        username: username?,
+        password: password?,
+    })
+}
+
+fn registry_address(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let value = string(r, node, path);
+    checked(r, node, path, value, |v| rules::registry_address(v))
+}
+
+fn registry_user(r: &mut Reader, node: &Node, path: &str) -> Option<String> {
+    let value = string(r, node, path);
+    checked(r, node, path, value, |v| rules::registry_user(v))
 }
 
 fn app(r: &mut Reader, node: &Node, path: &str) -> Option<App> {

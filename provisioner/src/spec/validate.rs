@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::reader::{Locations, Parts, ProxmoxState};
 use super::{
-    Cluster, Host, HostKind, Network, ProxmoxProvider, Role, SecretRef, SpecError, Target,
-    DATA_VM_ID_OFFSET,
+    Cluster, Host, HostKind, ImageMode, Network, ProxmoxProvider, Role, SecretRef, SpecError,
+    Target, DATA_VM_ID_OFFSET,
 };
 
 /// Rules about one value; each returns the message to report.
@@ -165,6 +165,52 @@ pub(super) mod rules {
         } else {
             Err(format!(
                 "expected an http(s) URL of a .qcow2, .img or .raw cloud image, found {url:?}"
+            ))
+        }
+    }
+
+    /// A registry's `host[:port]` as Docker names it in an image reference: DNS labels or an
+    /// IPv4 address, an optional port, no scheme and no path. It becomes part of image names,
+    /// a file path (/etc/docker/certs.d/<address>/) and a JSON string, so nothing else fits.
+    pub fn registry_address(text: &str) -> Result<(), String> {
+        let (host, port) = match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        };
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            });
+        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+        if host_ok && port_ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected a registry address host[:port] like 10.50.0.5:5000 or registry.lan (lowercase, no scheme or path), found {text:?}"
+            ))
+        }
+    }
+
+    /// A registry user name: it travels in Docker's auth header, never through a shell, but
+    /// a small alphabet keeps it readable in messages.
+    pub fn registry_user(text: &str) -> Result<(), String> {
+        let ok = !text.is_empty()
+            && text.len() <= 128
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid registry user {text:?}: use letters, digits and . _ @ -"
             ))
         }
     }
@@ -712,6 +758,24 @@ pub(super) fn check_files(cluster: &Cluster, locations: &Locations, base: &Path)
     ];
     if let Some(p) = &cluster.proxmox {
         secrets.push(("proxmox.api_token", &p.api_token));
+    }
+    let registry = cluster
+        .images
+        .registry
+        .as_ref()
+        .filter(|_| cluster.images.mode == ImageMode::Pull);
+    if let Some(registry) = registry {
+        if let Some(password) = &registry.password {
+            secrets.push(("images.registry.password", password));
+        }
+        if let Some(ca) = &registry.ca_file {
+            if !base.join(ca).is_file() {
+                c.error(
+                    "images.registry.ca_file",
+                    format!("CA file {} does not exist", ca.display()),
+                );
+            }
+        }
     }
     for (path, secret) in secrets {
         if let SecretRef::File(file) = secret {

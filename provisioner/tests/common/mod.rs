@@ -1,8 +1,10 @@
 //! Shared helpers for the integration tests: paths of the repository's specs, loading and
-//! rendering them, running the real `provisioner` binary, and ([`vm`]) VM containers.
+//! rendering them, running the real `provisioner` binary, ([`vm`]) VM containers and
+//! ([`registry`]) a registry on this machine.
 
 #![allow(dead_code)]
 
+pub mod registry;
 pub mod vm;
 
 use std::path::{Path, PathBuf};

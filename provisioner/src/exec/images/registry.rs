@@ -10,15 +10,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bollard::query_parameters::{
-    PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
-};
 use bollard::Docker;
-use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixStream};
 
-use super::transfer::{pull, split_reference};
+use super::transfer::{pull, push, repository, retag, split_reference, untag};
 use super::LOCAL;
 use crate::exec::error::{ExecError, Result};
 use crate::exec::progress::HostProgress;
@@ -57,19 +53,6 @@ wait "$pid" 2>/dev/null || true
 docker-registry garbage-collect --delete-untagged "$root/config.yml" >/dev/null 2>"$root/gc.log" \
   || { cat "$root/gc.log" >&2; exit 1; }
 "#;
-
-/// The repository path an image has inside the loopback registry: its name without the
-/// registry host it may carry (`registry.lan:5000/team/app` -> `team/app`).
-fn repository(name: &str) -> &str {
-    match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            rest
-        }
-        _ => name,
-    }
-}
 
 /// Pushes `image` from the local engine into a registry on the host's loopback and lets the
 /// host's engine pull it from there under its own name. `estimate` (the image's size) sizes
@@ -122,7 +105,14 @@ async fn push_and_pull(
         format!("pushing the layers {host} lacks of {image}"),
         estimate,
     );
-    let push = push(local, host, &pushed_name, tag).await;
+    let push = push(
+        local,
+        &pushed_name,
+        tag,
+        None,
+        &format!("{host}'s loopback registry"),
+    )
+    .await;
     // The extra name is only for the push; the image keeps its own.
     let untagged = untag(local, LOCAL, &pushed).await;
     drop(proxy);
@@ -135,48 +125,6 @@ async fn push_and_pull(
     retag(remote, host, &pulled, name, tag).await?;
     untag(remote, host, &pulled).await?;
     Ok(bytes)
-}
-
-/// Gives an engine's image `reference` the further name `name:tag`.
-async fn retag(docker: &Docker, host: &str, reference: &str, name: &str, tag: &str) -> Result<()> {
-    docker
-        .tag_image(
-            reference,
-            Some(TagImageOptionsBuilder::new().repo(name).tag(tag).build()),
-        )
-        .await
-        .map_err(|e| ExecError::docker(host, format!("tag {reference} as {name}:{tag}"), e))
-}
-
-/// Removes the name `reference` from an engine's image, keeping the image and its other names.
-async fn untag(docker: &Docker, host: &str, reference: &str) -> Result<()> {
-    docker
-        .remove_image(
-            reference,
-            Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
-            None,
-        )
-        .await
-        .map(drop)
-        .map_err(|e| ExecError::docker(host, format!("untag {reference}"), e))
-}
-
-async fn push(local: &Docker, host: &str, name: &str, tag: &str) -> Result<()> {
-    let options = PushImageOptionsBuilder::new().tag(tag).build();
-    let mut stream = local.push_image(name, Some(options), None);
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| {
-            ExecError::docker(LOCAL, format!("push {name}:{tag} to {host}'s registry"), e)
-        })?;
-        if let Some(error) = info.error_detail.and_then(|d| d.message) {
-            return Err(ExecError::Image {
-                host: LOCAL.into(),
-                image: format!("{name}:{tag}"),
-                message: format!("push to {host}'s loopback registry: {error}"),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// A TCP port on this machine's loopback that the local engine pushes to: each connection
@@ -251,17 +199,4 @@ async fn carry(
         let _ = client_write.shutdown().await;
     };
     tokio::join!(upload, download);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::repository;
-
-    #[test]
-    fn the_registry_path_drops_a_registry_host() {
-        assert_eq!(repository("clusterlab/webapp"), "clusterlab/webapp");
-        assert_eq!(repository("registry.lan:5000/team/app"), "team/app");
-        assert_eq!(repository("localhost/app"), "app");
-        assert_eq!(repository("redis"), "redis");
-    }
 }

@@ -2,7 +2,11 @@
 //! the host's loopback; or, where the host has none, exported from the local engine and
 //! streamed into the host's) or pulled by the host from its registry.
 
-use bollard::query_parameters::{CreateImageOptionsBuilder, ImportImageOptionsBuilder};
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ImportImageOptionsBuilder, PushImageOptionsBuilder,
+    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
 use bollard::Docker;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -137,11 +141,22 @@ pub fn split_reference(image: &str) -> (&str, &str) {
     }
 }
 
-/// Lets the host pull `image` from its registry.
+/// Lets the host's engine pull `image` from the registry its name points at.
 pub async fn pull(
     remote: &Docker,
     host: &str,
     image: &str,
+    progress: &HostProgress,
+) -> Result<ShipOutcome> {
+    pull_with(remote, host, image, None, progress).await
+}
+
+/// [`pull`] with the registry's credentials.
+pub async fn pull_with(
+    remote: &Docker,
+    host: &str,
+    image: &str,
+    credentials: Option<DockerCredentials>,
     progress: &HostProgress,
 ) -> Result<ShipOutcome> {
     let (name, tag) = split_reference(image);
@@ -150,7 +165,7 @@ pub async fn pull(
         .from_image(name)
         .tag(tag)
         .build();
-    let mut stream = remote.create_image(Some(options), None, None);
+    let mut stream = remote.create_image(Some(options), None, credentials);
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| ExecError::docker(host, format!("pull {image}"), e))?;
         if let Some(status) = info.status {
@@ -167,9 +182,85 @@ pub async fn pull(
     Ok(ShipOutcome::Pulled { id })
 }
 
+/// Pushes the local engine's `name:tag` to the registry its name starts with; `to` says
+/// where, for errors.
+pub async fn push(
+    local: &Docker,
+    name: &str,
+    tag: &str,
+    credentials: Option<DockerCredentials>,
+    to: &str,
+) -> Result<()> {
+    let options = PushImageOptionsBuilder::new().tag(tag).build();
+    let mut stream = local.push_image(name, Some(options), credentials);
+    while let Some(item) = stream.next().await {
+        let info =
+            item.map_err(|e| ExecError::docker(LOCAL, format!("push {name}:{tag} to {to}"), e))?;
+        if let Some(error) = info.error_detail.and_then(|d| d.message) {
+            return Err(ExecError::Image {
+                host: LOCAL.into(),
+                image: format!("{name}:{tag}"),
+                message: format!("push to {to}: {error}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Gives an engine's image `reference` the further name `name:tag`.
+pub async fn retag(
+    docker: &Docker,
+    host: &str,
+    reference: &str,
+    name: &str,
+    tag: &str,
+) -> Result<()> {
+    docker
+        .tag_image(
+            reference,
+            Some(TagImageOptionsBuilder::new().repo(name).tag(tag).build()),
+        )
+        .await
+        .map_err(|e| ExecError::docker(host, format!("tag {reference} as {name}:{tag}"), e))
+}
+
+/// Removes the name `reference` from an engine's image, keeping the image and its other names.
+pub async fn untag(docker: &Docker, host: &str, reference: &str) -> Result<()> {
+    docker
+        .remove_image(
+            reference,
+            Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
+            None,
+        )
+        .await
+        .map(drop)
+        .map_err(|e| ExecError::docker(host, format!("untag {reference}"), e))
+}
+
+/// The repository path an image has inside a registry: its name without the registry host
+/// it may carry (`registry.lan:5000/team/app` -> `team/app`).
+pub fn repository(name: &str) -> &str {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            rest
+        }
+        _ => name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_path_drops_a_registry_host() {
+        assert_eq!(repository("clusterlab/webapp"), "clusterlab/webapp");
+        assert_eq!(repository("registry.lan:5000/team/app"), "team/app");
+        assert_eq!(repository("localhost/app"), "app");
+        assert_eq!(repository("redis"), "redis");
+    }
 
     #[test]
     fn references_split_at_the_tag_not_the_registry_port() {
