@@ -88,6 +88,11 @@ pub struct AuditEntry {
 const MAX_REASON_CHARS: usize = 2000;
 
 impl AuditEntry {
+    /// Whether the command ended well (its result is `ok`).
+    pub fn succeeded(&self) -> bool {
+        self.result == "ok"
+    }
+
     /// The entry for a command that ended now, `Ok` or with `failure`'s text.
     pub fn now(
         user: String,
