@@ -48,8 +48,8 @@ status:
 deploy *args:
     {{provisioner}} deploy "$@"
 
-# Back to the version deployed before the running one, or `just rollback VERSION`; -m MESSAGE
-# says why. One web host at a time, under the deploy lock, like deploy.
+# Without VERSION: the version deployed before the running one; -m MESSAGE says why.
+# Back to an earlier version, one web host at a time, under the deploy lock: `just rollback [VERSION]`.
 [positional-arguments]
 rollback *args:
     {{provisioner}} rollback "$@"
