@@ -333,6 +333,10 @@ async fn deploys_keep_versions_prune_beyond_retain_and_roll_back() {
     assert!(rolled.status.success(), "rollback failed");
     let shown = stdout(&rolled);
     for vm in ["web1", "web2"] {
+        assert!(
+            shown.contains(&format!("{vm}: kept version {b} put back")),
+            "{shown}"
+        );
         assert!(shown.contains(&format!("{vm}: web replaced")), "{shown}");
     }
     assert!(

@@ -53,8 +53,8 @@ pub struct HostReport {
     pub images_transferred: Vec<String>,
     /// A config upload changed the file and the service re-read it without a restart.
     pub reloaded: Option<String>,
-    /// The version of the web app the host was given (tagged or put back).
-    pub version: Option<Version>,
+    /// The version of the web app the host was given.
+    pub version: Option<WebVersion>,
     /// What pruning the host's kept versions did.
     pub pruned: Option<Pruned>,
 }
@@ -62,7 +62,8 @@ pub struct HostReport {
 impl HostReport {
     /// The summary line: `web1: web replaced` / `lb: nginx unchanged, nginx reloaded` /
     /// `web2: clusterlab/webapp:latest transferred (version 4f2a9c81d0e3)` for an image-only
-    /// task / `web1: pruned version 1b2c3d4e5f60 (kept 4f2a9c81d0e3, 77aa00bb11cc)`.
+    /// task (`web1: kept version 4f2a9c81d0e3 put back` for `deploy --version`) /
+    /// `web1: pruned version 1b2c3d4e5f60 (kept 4f2a9c81d0e3, 77aa00bb11cc)`.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = self
             .services
@@ -92,17 +93,33 @@ impl HostReport {
             });
         }
         if parts.is_empty() {
-            parts.push(if self.images_transferred.is_empty() {
-                "images already present".to_owned()
-            } else {
-                format!("{} transferred", self.images_transferred.join(", "))
-            });
-            if let Some(version) = &self.version {
-                parts.push(format!("version {version}"));
+            match &self.version {
+                Some(WebVersion::PutBack(version)) => {
+                    parts.push(format!("kept version {version} put back"));
+                }
+                tagged => {
+                    parts.push(if self.images_transferred.is_empty() {
+                        "images already present".to_owned()
+                    } else {
+                        format!("{} transferred", self.images_transferred.join(", "))
+                    });
+                    if let Some(WebVersion::Tagged(version)) = tagged {
+                        parts.push(format!("version {version}"));
+                    }
+                }
             }
         }
         format!("{}: {}", self.host, parts.join(", "))
     }
+}
+
+/// How a web host got its version of the web app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebVersion {
+    /// The image brought by this deploy, tagged with its version.
+    Tagged(Version),
+    /// A version the host kept, put back under the spec's name (`deploy --version`).
+    PutBack(Version),
 }
 
 /// The run failed on some hosts; `done` is what succeeded before and beside the failures.
@@ -282,12 +299,12 @@ async fn run_task(
             Action::TagVersion { image } => {
                 let version = versions::tag_version(&host.docker, name, image).await?;
                 bar.note(format!("{image} is version {version}"));
-                report.version = Some(version);
+                report.version = Some(WebVersion::Tagged(version));
             }
             Action::UseVersion { image, version } => {
                 bar.step(format!("putting version {version} back as {image}"));
                 versions::use_version(&host.docker, name, image, version).await?;
-                report.version = Some(version.clone());
+                report.version = Some(WebVersion::PutBack(version.clone()));
             }
             Action::PruneVersions { image, retain } => {
                 bar.step(format!("pruning versions beyond the newest {retain}"));
@@ -493,12 +510,21 @@ mod tests {
         let shipped = HostReport {
             services: Vec::new(),
             images_transferred: vec!["clusterlab/webapp:latest".into()],
-            version: Some(c),
-            ..converged
+            version: Some(WebVersion::Tagged(c.clone())),
+            ..converged.clone()
         };
         assert_eq!(
             shipped.summary(),
             "web1: clusterlab/webapp:latest transferred, version cccccccccccc"
+        );
+        let put_back = HostReport {
+            services: Vec::new(),
+            version: Some(WebVersion::PutBack(c)),
+            ..converged
+        };
+        assert_eq!(
+            put_back.summary(),
+            "web1: kept version cccccccccccc put back"
         );
     }
 
