@@ -162,7 +162,11 @@ pub fn deploy_kept(
     let deployed = context::runtime()?.block_on(async {
         let retry = context::inspect_retry();
         let lock = lifecycle::take(&cluster, &project, command, message, &retry).await?;
-        let mut version = None;
+        // Named, the version is known (and audited) even when a host cannot be surveyed.
+        let mut version = match wanted {
+            Wanted::Named(target) => Some(target.to_string()),
+            Wanted::Previous => None,
+        };
         let result = async {
             let hosts = survey(&cluster, &project, &retry).await?;
             let target = match wanted {
