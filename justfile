@@ -42,10 +42,21 @@ status:
     {{provisioner}} status
 
 # Roll the web app out again, one web host at a time, under the deploy lock (-m MESSAGE says
-# why). The arguments reach the provisioner as they are ("$@"), never as shell text.
+# why; --version VERSION deploys a kept version instead of a new build). The arguments reach
+# the provisioner as they are ("$@"), never as shell text.
 [positional-arguments]
 deploy *args:
     {{provisioner}} deploy "$@"
+
+# Without VERSION: the version deployed before the running one; -m MESSAGE says why.
+# Back to an earlier version, one web host at a time, under the deploy lock: `just rollback [VERSION]`.
+[positional-arguments]
+rollback *args:
+    {{provisioner}} rollback "$@"
+
+# The web app's versions each web host keeps, the one it runs, and where rollback goes.
+versions:
+    {{provisioner}} versions
 
 # The deploy lock on the load balancer host: `just lock status`, `just lock release`.
 [positional-arguments]

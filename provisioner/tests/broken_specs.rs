@@ -120,6 +120,16 @@ const CASES: &[Case] = &[
         errors: &["26:25: app.limiter.policies.shorten.limit: must be greater than 0"],
     },
     Case {
+        name: "no version retained",
+        edits: &[("app:\n", "app:\n  retain: 0\n")],
+        errors: &["23:11: app.retain: must be greater than 0"],
+    },
+    Case {
+        name: "retain not a number",
+        edits: &[("app:\n", "app:\n  retain: all\n")],
+        errors: &["23:11: app.retain: expected a whole number, found \"all\""],
+    },
+    Case {
         name: "two limits with one window",
         edits: &[("shorten: { limit: 10, window: 60s }", "shorten: [{ limit: 10, window: 60s }, { limit: 100, window: 60000ms }]")],
         errors: &["26:47: app.limiter.policies.shorten[1].window: app.limiter.policies.shorten[0] has the window 60s already; each limit needs a window of its own"],

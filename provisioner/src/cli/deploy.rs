@@ -1,7 +1,8 @@
 //! CLI layer: `provisioner deploy` — the web app only, rolled one web host at a time
 //! (re-render, rebuild/ship the app image if it changed, converge each web host and wait
 //! for it to be healthy before the next), under the deploy lock and recorded in the audit
-//! log (see [`super::lifecycle`]).
+//! log (see [`super::lifecycle`]). With `--version`, a version the web hosts kept instead of
+//! a new build, through [`super::versions::deploy_kept`].
 
 use std::time::Instant;
 
@@ -10,9 +11,11 @@ use crate::exec::deploy::{self, Deployment};
 use crate::exec::docker;
 use crate::exec::progress::Progress;
 use crate::plan::deploy::{deploy_plan, Scope};
+use crate::plan::versions::Version;
 use crate::spec::{Cluster, FileCheck};
 
 use super::context::{self, Project};
+use super::versions::{deploy_kept, Wanted};
 use super::{lifecycle, load, Cli, CliError};
 
 #[derive(Debug, clap::Args)]
@@ -20,9 +23,17 @@ pub struct Args {
     /// Why: shown to whoever finds the cluster locked meanwhile, and kept in the audit log.
     #[arg(long, short = 'm')]
     pub message: Option<String>,
+    /// Deploy this version, which every web host must keep (`provisioner versions` lists
+    /// them), instead of building: rolled out like any deploy.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<Version>,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), CliError> {
+    if let Some(version) = &args.version {
+        let wanted = Wanted::Named(version.clone());
+        return deploy_kept(cli, "deploy", args.message.clone(), &wanted);
+    }
     let started = Instant::now();
     let project = Project::new(cli);
     let cluster = load(cli, FileCheck::RequireFiles)?;

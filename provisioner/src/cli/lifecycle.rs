@@ -1,6 +1,7 @@
 //! CLI layer: what the commands that change the cluster share — the deploy lock taken on
 //! the load balancer host before the change (a second taker is refused with the holder's
 //! record) and, when the change ends however it ends, its audit line and the lock's release.
+//! `up`, `deploy` and `rollback` take it.
 
 use crate::exec::images;
 use crate::exec::lifecycle::{self, holder_alive};
@@ -55,10 +56,17 @@ pub async fn take(
 }
 
 impl Held {
+    /// The whole audit log, read through the lock's session (lines that do not parse are
+    /// named on stderr and left out).
+    pub async fn audit(&self) -> Result<Vec<AuditEntry>, CliError> {
+        let entries = lifecycle::read_audit(&self.session, None).await?;
+        Ok(super::versions::readable(entries))
+    }
+
     /// Appends the command's audit line (`version`, and `result`'s error as the reason)
     /// and releases the lock. Neither may hide the command's own result, so a failure of
     /// either is a warning that says what to do.
-    pub async fn finish(self, result: &Result<(), CliError>, version: Option<String>) {
+    pub async fn finish<T>(self, result: &Result<T, CliError>, version: Option<String>) {
         let failure = result.as_ref().err().map(ToString::to_string);
         let entry = AuditEntry::now(
             lifecycle::local_user(),

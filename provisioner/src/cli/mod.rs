@@ -1,8 +1,9 @@
 //! CLI layer: the `provisioner` command line. One enum of subcommands, one module per
 //! command; each command returns `Result<(), CliError>` and [`run`] maps that to an exit code.
 //! The commands that touch hosts (`up`, `deploy`, `status`, `top`, `logs`, `ssh`,
-//! `destroy`) share [`context`]; those that change the cluster (`up`, `deploy`) take the deploy
-//! lock and write the audit log through [`lifecycle`].
+//! `destroy`) share [`context`]; those that change the cluster (`up`, `deploy`, `rollback`)
+//! take the deploy lock and write the audit log through [`lifecycle`]; `deploy --version` and
+//! `rollback` deploy a version the web hosts kept through [`versions`].
 
 mod audit;
 mod backup;
@@ -15,12 +16,14 @@ mod loadtest;
 mod lock;
 mod logs;
 mod render;
+mod rollback;
 mod schema;
 mod ssh;
 mod status;
 mod top;
 mod up;
 mod validate;
+mod versions;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -79,8 +82,14 @@ pub enum Command {
     Schema(schema::Args),
     /// Create the hosts with terraform and deploy every service; prints the shortener's URL.
     Up(up::Args),
-    /// Roll the web app out again (after an app change), one web host at a time.
+    /// Roll the web app out again (after an app change), one web host at a time; with
+    /// `--version`, a version the web hosts kept.
     Deploy(deploy::Args),
+    /// Back to the version deployed before the running one (or to VERSION), one web host
+    /// at a time, under the deploy lock.
+    Rollback(rollback::Args),
+    /// The web app's versions each web host keeps, the one it runs, and where `rollback` goes.
+    Versions(versions::Args),
     /// Per host: SSH reachable, and each container with image, state and health.
     Status(status::Args),
     /// A live view of the running cluster: per web host requests/s, 429s/s, limiter
@@ -126,6 +135,8 @@ pub enum CliError {
     Exec(Box<crate::exec::ExecError>),
     #[error(transparent)]
     Deploy(#[from] crate::exec::deploy::DeployError),
+    #[error(transparent)]
+    Version(#[from] crate::plan::versions::VersionError),
     #[error(transparent)]
     LoadTest(#[from] crate::plan::loadtest::LoadTestError),
     #[error(transparent)]
@@ -216,6 +227,8 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Schema(args) => schema::run(args),
         Command::Up(args) => up::run(cli, args),
         Command::Deploy(args) => deploy::run(cli, args),
+        Command::Rollback(args) => rollback::run(cli, args),
+        Command::Versions(args) => versions::run(cli, args),
         Command::Status(args) => status::run(cli, args),
         Command::Top(args) => top::run(cli, args),
         Command::Logs(args) => logs::run(cli, args),

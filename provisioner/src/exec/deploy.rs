@@ -17,7 +17,9 @@ use super::error::{ExecError, Result};
 use super::images::{self, PullSource, ShipOutcome, Via};
 use super::progress::{HostProgress, Progress};
 use super::ssh::{RetryPolicy, SshTarget, UploadOutcome};
+use super::versions::{self, Pruned};
 use crate::plan::deploy::{Action, DeployPlan, HostTask};
+use crate::plan::versions::Version;
 use crate::plan::{redis_cli, REDIS_PASSWORD_VAR, REDIS_PORT};
 
 /// How images reach the hosts.
@@ -55,11 +57,17 @@ pub struct HostReport {
     pub images_transferred: Vec<String>,
     /// A config upload changed the file and the service re-read it without a restart.
     pub reloaded: Option<String>,
+    /// The version of the web app the host was given.
+    pub version: Option<WebVersion>,
+    /// What pruning the host's kept versions did.
+    pub pruned: Option<Pruned>,
 }
 
 impl HostReport {
     /// The summary line: `web1: web replaced` / `lb: nginx unchanged, nginx reloaded` /
-    /// `web2: clusterlab/webapp:latest transferred` for an image-only task.
+    /// `web2: clusterlab/webapp:latest transferred (version 4f2a9c81d0e3)` for an image-only
+    /// task (`web1: kept version 4f2a9c81d0e3 put back` for `deploy --version`) /
+    /// `web1: pruned version 1b2c3d4e5f60 (kept 4f2a9c81d0e3, 77aa00bb11cc)`.
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = self
             .services
@@ -69,15 +77,53 @@ impl HostReport {
         if let Some(container) = &self.reloaded {
             parts.push(format!("{container} reloaded"));
         }
-        if parts.is_empty() {
-            parts.push(if self.images_transferred.is_empty() {
-                "images already present".to_owned()
-            } else {
-                format!("{} transferred", self.images_transferred.join(", "))
+        if let Some(pruned) = &self.pruned {
+            let list = |versions: &[Version]| {
+                let names: Vec<&str> = versions.iter().map(Version::as_str).collect();
+                names.join(", ")
+            };
+            parts.push(match pruned.removed.as_slice() {
+                [] => format!("nothing to prune (kept {})", list(&pruned.kept)),
+                [_] => format!(
+                    "pruned version {} (kept {})",
+                    list(&pruned.removed),
+                    list(&pruned.kept)
+                ),
+                _ => format!(
+                    "pruned versions {} (kept {})",
+                    list(&pruned.removed),
+                    list(&pruned.kept)
+                ),
             });
+        }
+        if parts.is_empty() {
+            match &self.version {
+                Some(WebVersion::PutBack(version)) => {
+                    parts.push(format!("kept version {version} put back"));
+                }
+                tagged => {
+                    parts.push(if self.images_transferred.is_empty() {
+                        "images already present".to_owned()
+                    } else {
+                        format!("{} transferred", self.images_transferred.join(", "))
+                    });
+                    if let Some(WebVersion::Tagged(version)) = tagged {
+                        parts.push(format!("version {version}"));
+                    }
+                }
+            }
         }
         format!("{}: {}", self.host, parts.join(", "))
     }
+}
+
+/// How a web host got its version of the web app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebVersion {
+    /// The image brought by this deploy, tagged with its version.
+    Tagged(Version),
+    /// A version the host kept, put back under the spec's name (`deploy --version`).
+    PutBack(Version),
 }
 
 /// The run failed on some hosts; `done` is what succeeded before and beside the failures.
@@ -198,12 +244,16 @@ pub async fn run(
 
 /// A host converged a second time (Redis after the web hosts) is reported again only when
 /// that second pass changed something; a web host's image-only report does not count as
-/// its first.
+/// its first. A prune is reported when it removed something.
 fn repeats_nothing(done: &[HostReport], report: &HostReport) -> bool {
     let converged_before = done
         .iter()
         .any(|d| d.host == report.host && !d.services.is_empty());
-    converged_before && report.services.iter().all(|s| s.action == Done::Unchanged)
+    let pruned = report
+        .pruned
+        .as_ref()
+        .is_some_and(|p| !p.removed.is_empty());
+    converged_before && !pruned && report.services.iter().all(|s| s.action == Done::Unchanged)
 }
 
 async fn run_task(
@@ -218,6 +268,8 @@ async fn run_task(
         services: Vec::new(),
         images_transferred: Vec::new(),
         reloaded: None,
+        version: None,
+        pruned: None,
     };
     let mut upload_changed = false;
     // Pull mode: whether this host's engine was made to trust the registry in this task.
@@ -256,6 +308,27 @@ async fn run_task(
                         report.images_transferred.push(image.clone());
                     }
                 }
+            }
+            Action::TagVersion { image } => {
+                let version = versions::tag_version(&host.docker, name, image).await?;
+                bar.note(format!("{image} is version {version}"));
+                report.version = Some(WebVersion::Tagged(version));
+            }
+            Action::UseVersion { image, version } => {
+                bar.step(format!("putting version {version} back as {image}"));
+                versions::use_version(&host.docker, name, image, version).await?;
+                report.version = Some(WebVersion::PutBack(version.clone()));
+            }
+            Action::PruneVersions { image, retain } => {
+                bar.step(format!("pruning versions beyond the newest {retain}"));
+                let pruned = versions::prune(&host.docker, name, image, *retain).await?;
+                for version in &pruned.removed {
+                    bar.note(format!(
+                        "pruned {}",
+                        versions::kept_reference(image, version)
+                    ));
+                }
+                report.pruned = Some(pruned);
             }
             Action::Upload { file, remote } => {
                 let contents = read(name, &deployment.render_root, file)?;
@@ -392,6 +465,8 @@ mod tests {
             services,
             images_transferred: Vec::new(),
             reloaded: None,
+            version: None,
+            pruned: None,
         };
         let images_only = report("web1", Vec::new());
         let web_unchanged = report("web1", vec![service("web", Done::Unchanged)]);
@@ -411,12 +486,70 @@ mod tests {
     }
 
     #[test]
+    fn a_prune_is_reported_when_it_removed_something() {
+        let v = |t: &str| Version::from_tag(t).expect("version");
+        let (a, b, c) = (v("aaaaaaaaaaaa"), v("bbbbbbbbbbbb"), v("cccccccccccc"));
+        let converged = HostReport {
+            host: "web1".into(),
+            services: vec![service("web", Done::Replaced)],
+            images_transferred: Vec::new(),
+            reloaded: None,
+            version: None,
+            pruned: None,
+        };
+        let prune = |removed: Vec<Version>| HostReport {
+            services: Vec::new(),
+            pruned: Some(Pruned {
+                removed,
+                kept: vec![c.clone(), b.clone()],
+            }),
+            ..converged.clone()
+        };
+        let done = std::slice::from_ref(&converged);
+        assert!(repeats_nothing(done, &prune(Vec::new())));
+        assert!(!repeats_nothing(done, &prune(vec![a.clone()])));
+        assert_eq!(
+            prune(vec![a.clone()]).summary(),
+            "web1: pruned version aaaaaaaaaaaa (kept cccccccccccc, bbbbbbbbbbbb)"
+        );
+        assert_eq!(
+            prune(vec![a.clone(), a]).summary(),
+            "web1: pruned versions aaaaaaaaaaaa, aaaaaaaaaaaa (kept cccccccccccc, bbbbbbbbbbbb)"
+        );
+        assert_eq!(
+            prune(Vec::new()).summary(),
+            "web1: nothing to prune (kept cccccccccccc, bbbbbbbbbbbb)"
+        );
+        let shipped = HostReport {
+            services: Vec::new(),
+            images_transferred: vec!["clusterlab/webapp:latest".into()],
+            version: Some(WebVersion::Tagged(c.clone())),
+            ..converged.clone()
+        };
+        assert_eq!(
+            shipped.summary(),
+            "web1: clusterlab/webapp:latest transferred, version cccccccccccc"
+        );
+        let put_back = HostReport {
+            services: Vec::new(),
+            version: Some(WebVersion::PutBack(c)),
+            ..converged
+        };
+        assert_eq!(
+            put_back.summary(),
+            "web1: kept version cccccccccccc put back"
+        );
+    }
+
+    #[test]
     fn summaries_name_the_host_and_each_service() {
         let report = HostReport {
             host: "lb".into(),
             services: vec![service("nginx", Done::Unchanged)],
             images_transferred: Vec::new(),
             reloaded: Some("nginx".into()),
+            version: None,
+            pruned: None,
         };
         assert_eq!(report.summary(), "lb: nginx unchanged, nginx reloaded");
         let images_only = HostReport {
@@ -424,6 +557,8 @@ mod tests {
             services: Vec::new(),
             images_transferred: vec!["clusterlab/webapp:latest".into()],
             reloaded: None,
+            version: None,
+            pruned: None,
         };
         assert_eq!(
             images_only.summary(),

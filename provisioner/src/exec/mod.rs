@@ -13,6 +13,7 @@
 //! - [`deploy`]: the one executor of a deploy plan: hosts connected at once, stages in
 //!   order, each stage's hosts in parallel.
 //! - [`lifecycle`]: the deploy lock and the audit log on the load balancer host.
+//! - [`versions`]: the web app's versions a web host keeps: tagged, used, listed, pruned.
 //! - [`local`]: the local target's generated key and secrets, and the sweep of leftovers
 //!   after destroy.
 //! - [`terraform`]: run terraform, stream its output, read the hosts it made.
@@ -39,6 +40,7 @@ pub mod progress;
 pub mod redis;
 pub mod ssh;
 pub mod terraform;
+pub mod versions;
 pub mod web;
 
 pub use error::{ExecError, Result};

@@ -1,11 +1,13 @@
 //! Plan layer: the deploy as data. From the spec alone this computes which host gets which
 //! image, file and converge, in which order and with what parallelism; the exec layer's one
 //! executor ([`crate::exec::deploy`]) runs it. `up` and `deploy` differ only in the
-//! [`Scope`] they ask for, and the order is tested here by equality.
+//! [`Scope`] they ask for, `deploy --version` and `rollback` only in where the web image
+//! comes from ([`version_plan`]), and the order is tested here by equality.
 
 use std::path::PathBuf;
 
 use super::services::{services, ServiceSpec};
+use super::versions::Version;
 use crate::spec::{Cluster, Host, Role};
 
 /// Where the load balancer's nginx config lives on its host (the compose file mounts it).
@@ -27,6 +29,17 @@ pub enum Scope {
 pub enum Action {
     /// Make the image present on the host (shipped or pulled, per `images.mode`).
     Image { image: String },
+    /// Give the host's `image` a second tag, `<repository>:<version>` (its short image ID),
+    /// so the host keeps that version for `deploy --version` and `rollback` once `image`
+    /// names a newer one.
+    TagVersion { image: String },
+    /// Point `image` at the version the host kept (`<repository>:<version>`; an error when
+    /// it has none), so the converge that follows runs it: a rollback takes the path of
+    /// every deploy. The image `image` named until then keeps its version tag.
+    UseVersion { image: String, version: Version },
+    /// Remove the version tags of `image`'s repository beyond the newest `retain`, never
+    /// one a container uses ([`super::versions::to_prune`]).
+    PruneVersions { image: String, retain: u32 },
     /// Write a rendered file (relative to the render root) to a path on the host.
     Upload { file: PathBuf, remote: String },
     /// Converge the host's containers to its services (the values `compose/<host>.yml`
@@ -124,6 +137,35 @@ fn converge(cluster: &Cluster, host: &Host) -> Action {
 /// one, and only then does a new container keep just the new one. No web host ever holds
 /// a password that Redis refuses.
 pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
+    plan(cluster, scope, None)
+}
+
+/// `deploy --version` and `rollback`: the web app only, as [`Scope::App`] deploys it, but
+/// each web host runs `version` from its own kept images instead of a new one; whether every
+/// host keeps it is checked before ([`super::versions::require_everywhere`]).
+pub fn version_plan(cluster: &Cluster, version: &Version) -> DeployPlan {
+    plan(cluster, Scope::App, Some(version))
+}
+
+/// The web image of every web host: the spec's, brought there and tagged with its version,
+/// or a version the host kept.
+fn web_image(cluster: &Cluster, version: Option<&Version>) -> Vec<Action> {
+    let image = cluster.images.webapp.clone();
+    match version {
+        None => vec![
+            Action::Image {
+                image: image.clone(),
+            },
+            Action::TagVersion { image },
+        ],
+        Some(version) => vec![Action::UseVersion {
+            image,
+            version: version.clone(),
+        }],
+    }
+}
+
+fn plan(cluster: &Cluster, scope: Scope, version: Option<&Version>) -> DeployPlan {
     let images = &cluster.images;
     let mut stages = Vec::new();
     let redis: Vec<&Host> = match scope {
@@ -174,9 +216,7 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
             .iter()
             .map(|host| HostTask {
                 host: host.name.clone(),
-                actions: vec![Action::Image {
-                    image: images.webapp.clone(),
-                }],
+                actions: web_image(cluster, version),
             })
             .collect(),
     });
@@ -235,6 +275,21 @@ pub fn deploy_plan(cluster: &Cluster, scope: Scope) -> DeployPlan {
             });
         }
     }
+    // Last, when every web host runs the new version: what the next rollback may need
+    // stays, the rest goes.
+    stages.push(Stage {
+        name: "web versions".into(),
+        tasks: web
+            .iter()
+            .map(|host| HostTask {
+                host: host.name.clone(),
+                actions: vec![Action::PruneVersions {
+                    image: images.webapp.clone(),
+                    retain: cluster.app.retain,
+                }],
+            })
+            .collect(),
+    });
     DeployPlan { stages }
 }
 
@@ -291,14 +346,28 @@ mod tests {
     }
 
     fn web_stages() -> Vec<Stage> {
-        vec![
+        let shipped = || {
+            vec![
+                image("clusterlab/webapp:latest"),
+                Action::TagVersion {
+                    image: "clusterlab/webapp:latest".into(),
+                },
+            ]
+        };
+        let mut stages = web_rolls();
+        stages.insert(
+            0,
             Stage {
                 name: "web images".into(),
-                tasks: vec![
-                    task("web1", vec![image("clusterlab/webapp:latest")]),
-                    task("web2", vec![image("clusterlab/webapp:latest")]),
-                ],
+                tasks: vec![task("web1", shipped()), task("web2", shipped())],
             },
+        );
+        stages
+    }
+
+    /// The web hosts converged one at a time.
+    fn web_rolls() -> Vec<Stage> {
+        vec![
             Stage {
                 name: "web web1".into(),
                 tasks: vec![task(
@@ -311,6 +380,17 @@ mod tests {
                 tasks: vec![task("web2", vec![converge("web2")])],
             },
         ]
+    }
+
+    fn prune_stage() -> Stage {
+        let prune = || Action::PruneVersions {
+            image: "clusterlab/webapp:latest".into(),
+            retain: 3,
+        };
+        Stage {
+            name: "web versions".into(),
+            tasks: vec![task("web1", vec![prune()]), task("web2", vec![prune()])],
+        }
     }
 
     #[test]
@@ -361,6 +441,7 @@ mod tests {
                 ],
             )],
         });
+        expected.push(prune_stage());
         assert_eq!(plan, DeployPlan { stages: expected });
         assert_eq!(plan.hosts(), ["redis", "postgres", "web1", "web2", "lb"]);
         assert_eq!(
@@ -377,12 +458,38 @@ mod tests {
     #[test]
     fn deploy_touches_only_the_web_hosts() {
         let plan = deploy_plan(&Cluster::repository_default(), Scope::App);
-        assert_eq!(
-            plan,
-            DeployPlan {
-                stages: web_stages()
-            }
-        );
+        let mut stages = web_stages();
+        stages.push(prune_stage());
+        assert_eq!(plan, DeployPlan { stages });
         assert_eq!(plan.hosts(), ["web1", "web2"]);
+    }
+
+    #[test]
+    fn a_version_deploy_rolls_like_a_deploy_from_the_kept_image() {
+        let mut cluster = Cluster::repository_default();
+        cluster.app.retain = 2;
+        let version = Version::from_tag("4f2a9c81d0e3").expect("version");
+        let plan = version_plan(&cluster, &version);
+        let use_it = || {
+            vec![Action::UseVersion {
+                image: "clusterlab/webapp:latest".into(),
+                version: version.clone(),
+            }]
+        };
+        let mut stages = vec![Stage {
+            name: "web images".into(),
+            tasks: vec![task("web1", use_it()), task("web2", use_it())],
+        }];
+        stages.extend(web_rolls());
+        let mut prune = prune_stage();
+        for task in &mut prune.tasks {
+            task.actions = vec![Action::PruneVersions {
+                image: "clusterlab/webapp:latest".into(),
+                retain: 2,
+            }];
+        }
+        stages.push(prune);
+        assert_eq!(plan, DeployPlan { stages });
+        assert!(plan.images().is_empty(), "nothing to build or ship");
     }
 }

@@ -1,6 +1,6 @@
-//! Plan layer: the deploy lock and the audit log as data — the records `up`, `deploy` and
-//! `destroy` keep on the load balancer host (one JSON object each, so no message can break
-//! a line or a file) and the remote commands that read and write them. Each command is an
+//! Plan layer: the deploy lock and the audit log as data — the records `up`, `deploy`,
+//! `rollback` and `destroy` keep on the load balancer host (one JSON object each, so no
+//! message can break a line or a file) and the remote commands that read and write them. Each command is an
 //! argument array: its script is a constant and every value (the state directory, a line
 //! count) is a positional parameter; records travel on stdin.
 
@@ -88,6 +88,11 @@ pub struct AuditEntry {
 const MAX_REASON_CHARS: usize = 2000;
 
 impl AuditEntry {
+    /// Whether the command ended well (its result is `ok`).
+    pub fn succeeded(&self) -> bool {
+        self.result == "ok"
+    }
+
     /// The entry for a command that ended now, `Ok` or with `failure`'s text.
     pub fn now(
         user: String,

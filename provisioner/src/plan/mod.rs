@@ -1,7 +1,8 @@
 //! Plan layer: pure functions from a validated [`Cluster`] to the files it renders
-//! (Terraform workspace, compose files, nginx config), the deploy steps ([`deploy`]) and the
-//! deploy lock's and audit log's records and commands ([`lifecycle`]) as data. Nothing here touches a disk
-//! or a host; the same spec always gives byte-identical files.
+//! (Terraform workspace, compose files, nginx config), the deploy steps ([`deploy`]), the
+//! deploy lock's and audit log's records and commands ([`lifecycle`]) and the web app's
+//! retained versions ([`versions`]: what to prune, where `rollback` goes) as data. Nothing
+//! here touches a disk or a host; the same spec always gives byte-identical files.
 
 pub mod cloud_init;
 mod commands;
@@ -9,6 +10,7 @@ pub mod deploy;
 pub mod lifecycle;
 pub mod loadtest;
 pub mod services;
+pub mod versions;
 
 use std::path::PathBuf;
 

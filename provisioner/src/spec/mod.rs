@@ -353,6 +353,12 @@ pub struct App {
     /// global limit admitted. Unset: on for the local target, off for Proxmox.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page_burst: Option<bool>,
+    /// How many versions of the web app (its image, tagged with its short ID) each web host
+    /// keeps after a deploy, for `deploy --version` and `rollback`; older ones are removed,
+    /// never one a container uses.
+    #[schemars(default = "defaults::retain")]
+    #[schemars(range(min = 1))]
+    pub retain: u32,
     pub limiter: Limiter,
 }
 
@@ -732,6 +738,9 @@ pub mod defaults {
     }
     pub fn database() -> String {
         "shortener".to_owned()
+    }
+    pub fn retain() -> u32 {
+        3
     }
     // The limiter's defaults are the web app's own (see `clusterlab_contract::defaults`).
     pub fn algorithm() -> Algorithm {

@@ -952,6 +952,7 @@ fn app(r: &mut Reader, node: &Node, path: &str) -> Option<App> {
             "max_url_length",
             "database",
             "page_burst",
+            "retain",
             "limiter",
         ],
     )?;
@@ -971,6 +972,7 @@ fn app(r: &mut Reader, node: &Node, path: &str) -> Option<App> {
         defaults::database,
     );
     let page_burst = r.optional(&f, "page_burst", boolean);
+    let retain = r.or_default(&f, "retain", positive, defaults::retain);
     let limiter = r.required(&f, "limiter", limiter);
     Some(App {
         public_base_url: public_base_url?,
@@ -978,6 +980,7 @@ fn app(r: &mut Reader, node: &Node, path: &str) -> Option<App> {
         max_url_length: max_url_length?,
         database: database?,
         page_burst: page_burst?,
+        retain: retain?,
         limiter: limiter?,
     })
 }
