@@ -6,7 +6,8 @@
 //! overrides (an unlimited address, one with a limit of its own); the load test's chart, the
 //! limiter's keys against Redis, `top` in a terminal under load and `status`'s per-policy table;
 //! a second `up` that changes
-//! nothing; `deploy` of an app change rolled one web host at a time under steady traffic;
+//! nothing; `deploy` of an app change rolled one web host at a time under steady traffic,
+//! a second version deployed and rolled back under k6 traffic;
 //! then what must never lose data: a killed VM brought back, a lost key pair rotated in
 //! place, both secrets rotated with the limit still exact, a data host replaced only with
 //! consent and its links kept, `destroy` refusing without `--yes`, and a backup restored
@@ -26,6 +27,8 @@ mod limiter_view;
 mod lock;
 #[path = "e2e/registry.rs"]
 mod registry;
+#[path = "e2e/rollback.rs"]
+mod rollback;
 #[path = "e2e/top.rs"]
 mod top;
 
@@ -784,6 +787,9 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
             "{host} runs the new configuration"
         );
     }
+
+    // A second version (a one-line change) deployed, then rolled back under k6 traffic.
+    rollback::a_second_version_then_rollback_under_k6(&cluster.spec(), &repo_root());
 
     let link_survives = |phase: &'static str| {
         let http = http.clone();

@@ -259,18 +259,35 @@ pub async fn ensure_local_images(
     let bar = progress.host("local");
     let wanted = plan.images();
     let templates = project.project_dir.join("templates");
-    for (dir, tag) in images::SERVICE_IMAGES {
-        if wanted.iter().any(|image| image == tag) {
-            let context = images::service_context(&templates, dir)?;
-            report_build(
-                &bar,
-                tag,
-                images::ensure_built(local, tag, &context, &bar).await?,
-            );
+    // The service images (Docker, mostly unpacking packages) build while cargo compiles
+    // the web app: on a fresh machine the two overlap instead of adding up.
+    let services = async {
+        for (dir, tag) in images::SERVICE_IMAGES {
+            if wanted.iter().any(|image| image == tag) {
+                let context = images::service_context(&templates, dir)?;
+                report_build(
+                    &bar,
+                    tag,
+                    images::ensure_built(local, tag, &context, &bar).await?,
+                );
+            }
         }
-    }
-    if wanted.contains(&cluster.images.webapp) {
-        let binary = build_webapp_binary(project, &bar).await?;
+        Ok::<(), CliError>(())
+    };
+    let cargo_bar = progress.host("cargo");
+    let binary = async {
+        if wanted.contains(&cluster.images.webapp) {
+            let binary = build_webapp_binary(project, &cargo_bar).await?;
+            cargo_bar.finish("web app built");
+            Ok::<_, CliError>(Some(binary))
+        } else {
+            cargo_bar.finish("no web app in this plan");
+            Ok(None)
+        }
+    };
+    let (services, binary) = tokio::join!(services, binary);
+    services?;
+    if let Some(binary) = binary? {
         let context = images::webapp_context(
             &templates,
             &binary,
@@ -355,7 +372,7 @@ pub async fn ensure_vm_image(
     if cluster.target != Target::Local {
         return Ok(());
     }
-    let bar = progress.host("local");
+    let bar = progress.host("vm image");
     let outcome =
         images::ensure_vm_image(local, &project.project_dir.join("templates"), &bar).await?;
     report_build(&bar, images::VM_IMAGE, outcome);

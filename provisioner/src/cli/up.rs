@@ -71,8 +71,13 @@ async fn up(
         None
     };
     if let Some(local) = &local {
-        context::ensure_vm_image(local, cluster, project, &progress).await?;
-        context::ensure_local_images(local, cluster, project, &plan, &progress).await?;
+        // Independent builds, side by side: the VM image, the service images, the web app.
+        let (vm, services) = tokio::join!(
+            context::ensure_vm_image(local, cluster, project, &progress),
+            context::ensure_local_images(local, cluster, project, &plan, &progress)
+        );
+        vm?;
+        services?;
     }
 
     let terraform = project.terraform(cluster, public_key)?;

@@ -8,13 +8,12 @@ use std::collections::HashSet;
 
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
 };
 use bollard::Docker;
 use chrono::{DateTime, Utc};
 
 use super::error::{ExecError, Result};
-use super::images::{image_id, split_reference};
+use super::images::{self, image_id, split_reference};
 use crate::plan::versions::{self, HostVersions, Retained, Version};
 
 /// `<repository of image>:<version>`, the tag that keeps a version on a host.
@@ -24,13 +23,7 @@ pub fn kept_reference(image: &str, version: &Version) -> String {
 
 async fn tag(docker: &Docker, host: &str, source: &str, target: &str) -> Result<()> {
     let (repo, tag) = split_reference(target);
-    docker
-        .tag_image(
-            source,
-            Some(TagImageOptionsBuilder::new().repo(repo).tag(tag).build()),
-        )
-        .await
-        .map_err(|e| ExecError::docker(host, format!("tag {source} as {target}"), e))
+    images::retag(docker, host, source, repo, tag).await
 }
 
 /// Gives the host's `image` the tag of its version; returns the version.
