@@ -47,6 +47,27 @@ if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
   log "building debian:bookworm-slim with debootstrap (no registry needed)"
   root=$(mktemp -d)
   debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/dev/null
+  # As slim as Debian's own bookworm-slim: no downloaded packages or package lists (every
+  # build runs apt-get update), and dpkg told to skip docs, man pages and translations in
+  # what the images install later (copyright files stay), as the official image does.
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/*
+  find "$root/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
+  rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/*
+  find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+  cat >"$root/etc/dpkg/dpkg.cfg.d/docker-slim" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+  cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
   tar -C "$root" -c . | docker import - debian:bookworm-slim >/dev/null
   rm -rf "$root"
 fi
