@@ -28,13 +28,13 @@ async fn tag(docker: &Docker, host: &str, source: &str, target: &str) -> Result<
 
 /// Gives the host's `image` the tag of its version; returns the version.
 pub async fn tag_version(docker: &Docker, host: &str, image: &str) -> Result<Version> {
-    let id = image_id(docker, host, image)
-        .await?
-        .ok_or_else(|| ExecError::Image {
-            host: host.to_owned(),
-            image: image.to_owned(),
-            message: "not on the host, so it cannot be tagged with its version".into(),
-        })?;
+    let id = images::present_image_id(
+        docker,
+        host,
+        image,
+        "not on the host, so it cannot be tagged with its version",
+    )
+    .await?;
     let version = Version::of_image(&id);
     tag(docker, host, image, &kept_reference(image, &version)).await?;
     Ok(version)

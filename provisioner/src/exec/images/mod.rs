@@ -22,7 +22,9 @@ pub use build::{
 pub use context::{BuildContext, ContextFile};
 pub use k6::find_k6_binary;
 pub use pull_mode::PullSource;
-pub use transfer::{image_id, pull, retag, ship, split_reference, ShipOutcome, Via};
+pub use transfer::{
+    image_id, present_image_id, pull, retag, ship, split_reference, ShipOutcome, Via,
+};
 
 /// The host name errors carry for work on this machine's own engine.
 const LOCAL: &str = "local";

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use bollard::auth::DockerCredentials;
 use bollard::Docker;
 
-use super::transfer::{image_id, pull_with, push, repository, retag, split_reference, untag};
+use super::transfer::{
+    image_id, present_image_id, pull_with, push, repository, retag, split_reference, untag,
+};
 use super::{ShipOutcome, LOCAL};
 use crate::exec::error::{ExecError, Result};
 use crate::exec::progress::HostProgress;
@@ -62,13 +64,13 @@ impl PullSource {
         };
         let push_address = source.registry.push_address().to_owned();
         for image in images {
-            let id = image_id(local, LOCAL, image)
-                .await?
-                .ok_or_else(|| ExecError::Image {
-                    host: LOCAL.into(),
-                    image: image.clone(),
-                    message: "the local engine has no such image to push".into(),
-                })?;
+            let id = present_image_id(
+                local,
+                LOCAL,
+                image,
+                "the local engine has no such image to push",
+            )
+            .await?;
             let (name, tag) = split_reference(image);
             let pushed_name = format!("{push_address}/{}", repository(name));
             progress.step(format!("pushing {image} to {push_address}"));

@@ -26,6 +26,23 @@ pub async fn image_id(docker: &Docker, host: &str, image: &str) -> Result<Option
     }
 }
 
+/// The ID the engine has for `image`, which must be there: its absence is an error
+/// saying why it was expected (`missing`).
+pub async fn present_image_id(
+    docker: &Docker,
+    host: &str,
+    image: &str,
+    missing: &str,
+) -> Result<String> {
+    image_id(docker, host, image)
+        .await?
+        .ok_or_else(|| ExecError::Image {
+            host: host.into(),
+            image: image.into(),
+            message: missing.into(),
+        })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShipOutcome {
     /// The host already had this exact image ID under this name.
@@ -172,13 +189,13 @@ pub async fn pull_with(
             progress.step(format!("pulling {image}: {status}"));
         }
     }
-    let id = image_id(remote, host, image)
-        .await?
-        .ok_or_else(|| ExecError::Image {
-            host: host.into(),
-            image: image.into(),
-            message: "pull finished but the image is missing".into(),
-        })?;
+    let id = present_image_id(
+        remote,
+        host,
+        image,
+        "pull finished but the image is missing",
+    )
+    .await?;
     Ok(ShipOutcome::Pulled { id })
 }
 
