@@ -1,7 +1,7 @@
 //! Pull mode with a registry (`images.mode: pull` and `images.registry`): the images built
-//! on this machine are pushed once to the cluster's registry, and each host's engine, told to trust that registry, pulls them from
-//! there and keeps them under their own names (so the services' files are the same in both
-//! modes).
+//! on this machine are pushed once to the cluster's registry, and each host's engine, told
+//! to trust that registry, pulls them from there and keeps them under their own names (so
+//! the services' files are the same in both modes).
 //!
 //! Trust means, for an `insecure` registry, its address in `insecure-registries` of the
 //! host's /etc/docker/daemon.json (merged into what the file holds; dockerd reloads that
@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use bollard::auth::DockerCredentials;
 use bollard::Docker;
 
-use super::transfer::{
-    image_id, present_image_id, pull_with, push, repository, retag, split_reference, untag,
-};
+use super::transfer::{image_id, in_registry, present_image_id, pull_from, push_to};
 use super::{ShipOutcome, LOCAL};
 use crate::exec::error::{ExecError, Result};
 use crate::exec::progress::HostProgress;
@@ -71,32 +69,20 @@ impl PullSource {
                 "the local engine has no such image to push",
             )
             .await?;
-            let (name, tag) = split_reference(image);
-            let pushed_name = format!("{push_address}/{}", repository(name));
             progress.step(format!("pushing {image} to {push_address}"));
-            retag(local, LOCAL, image, &pushed_name, tag).await?;
-            let pushed = push(
+            push_to(
                 local,
-                &pushed_name,
-                tag,
+                image,
+                &push_address,
                 source.credentials(&push_address),
                 &format!("the registry at {push_address}"),
             )
-            .await;
-            // The extra name is only for the push; the image keeps its own.
-            let untagged = untag(local, LOCAL, &format!("{pushed_name}:{tag}")).await;
-            pushed.map_err(|e| explain_push_error(e, &push_address))?;
-            untagged?;
+            .await
+            .map_err(|e| explain_push_error(e, &push_address))?;
             progress.note(format!("pushed {image} to {push_address}"));
             source.pushed.insert(image.clone(), id);
         }
         Ok(source)
-    }
-
-    /// The name a host pulls `image` by.
-    pub fn pull_name(&self, image: &str) -> String {
-        let (name, tag) = split_reference(image);
-        format!("{}/{}:{tag}", self.registry.address, repository(name))
     }
 
     fn credentials(&self, server: &str) -> Option<DockerCredentials> {
@@ -179,21 +165,20 @@ impl PullSource {
                 id: expected.clone(),
             });
         }
-        let pulled = self.pull_name(image);
-        let credentials = self.credentials(&self.registry.address);
-        let outcome = pull_with(remote, host, &pulled, credentials, progress).await?;
-        let (name, tag) = split_reference(image);
-        retag(remote, host, &pulled, name, tag).await?;
-        untag(remote, host, &pulled).await?;
-        match outcome {
-            ShipOutcome::Pulled { id } if id == *expected => Ok(ShipOutcome::Pulled { id }),
-            other => Err(ExecError::Image {
+        let address = &self.registry.address;
+        let credentials = self.credentials(address);
+        let id = pull_from(remote, host, image, address, credentials, progress).await?;
+        if id == *expected {
+            Ok(ShipOutcome::Pulled { id })
+        } else {
+            Err(ExecError::Image {
                 host: host.into(),
                 image: image.into(),
                 message: format!(
-                    "pulled {pulled} but got {other:?} instead of the pushed {expected} (did something else push to this name meanwhile?)"
+                    "pulled {} but got {id} instead of the pushed {expected} (did something else push to this name meanwhile?)",
+                    in_registry(address, image)
                 ),
-            }),
+            })
         }
     }
 }

@@ -14,8 +14,7 @@ use bollard::Docker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixStream};
 
-use super::transfer::{pull, push, repository, retag, split_reference, untag};
-use super::LOCAL;
+use super::transfer::{pull_from, push_to};
 use crate::exec::error::{ExecError, Result};
 use crate::exec::progress::HostProgress;
 use crate::exec::ssh::HostSession;
@@ -96,34 +95,24 @@ async fn push_and_pull(
     let sent = Arc::new(AtomicU64::new(0));
     let proxy = CountingProxy::start(host, upstream, sent.clone(), progress.clone()).await?;
 
-    let (name, tag) = split_reference(image);
-    let path = repository(name);
-    let pushed_name = format!("127.0.0.1:{}/{path}", proxy.port);
-    let pushed = format!("{pushed_name}:{tag}");
-    retag(local, LOCAL, image, &pushed_name, tag).await?;
     progress.start_bytes(
         format!("pushing the layers {host} lacks of {image}"),
         estimate,
     );
-    let push = push(
+    let pushed = push_to(
         local,
-        &pushed_name,
-        tag,
+        image,
+        &format!("127.0.0.1:{}", proxy.port),
         None,
         &format!("{host}'s loopback registry"),
     )
     .await;
-    // The extra name is only for the push; the image keeps its own.
-    let untagged = untag(local, LOCAL, &pushed).await;
     drop(proxy);
-    push?;
-    untagged?;
+    pushed?;
     let bytes = sent.load(Ordering::Relaxed);
 
-    let pulled = format!("127.0.0.1:{LOOPBACK_REGISTRY_PORT}/{path}:{tag}");
-    pull(remote, host, &pulled, progress).await?;
-    retag(remote, host, &pulled, name, tag).await?;
-    untag(remote, host, &pulled).await?;
+    let loopback = format!("127.0.0.1:{LOOPBACK_REGISTRY_PORT}");
+    pull_from(remote, host, image, &loopback, None, progress).await?;
     Ok(bytes)
 }
 

@@ -165,17 +165,18 @@ pub async fn pull(
     image: &str,
     progress: &HostProgress,
 ) -> Result<ShipOutcome> {
-    pull_with(remote, host, image, None, progress).await
+    let id = pull_with(remote, host, image, None, progress).await?;
+    Ok(ShipOutcome::Pulled { id })
 }
 
-/// [`pull`] with the registry's credentials.
-pub async fn pull_with(
+/// [`pull`] with the registry's credentials; returns the image's ID.
+async fn pull_with(
     remote: &Docker,
     host: &str,
     image: &str,
     credentials: Option<DockerCredentials>,
     progress: &HostProgress,
-) -> Result<ShipOutcome> {
+) -> Result<String> {
     let (name, tag) = split_reference(image);
     progress.step(format!("pulling {image}"));
     let options = CreateImageOptionsBuilder::new()
@@ -189,19 +190,18 @@ pub async fn pull_with(
             progress.step(format!("pulling {image}: {status}"));
         }
     }
-    let id = present_image_id(
+    present_image_id(
         remote,
         host,
         image,
         "pull finished but the image is missing",
     )
-    .await?;
-    Ok(ShipOutcome::Pulled { id })
+    .await
 }
 
 /// Pushes the local engine's `name:tag` to the registry its name starts with; `to` says
 /// where, for errors.
-pub async fn push(
+async fn push(
     local: &Docker,
     name: &str,
     tag: &str,
@@ -252,6 +252,50 @@ pub async fn untag(docker: &Docker, host: &str, reference: &str) -> Result<()> {
         .await
         .map(drop)
         .map_err(|e| ExecError::docker(host, format!("untag {reference}"), e))
+}
+
+/// `image`'s name in the registry at `registry` (`host[:port]`):
+/// `<registry>/<repository>:<tag>`.
+pub fn in_registry(registry: &str, image: &str) -> String {
+    let (name, tag) = split_reference(image);
+    format!("{registry}/{}:{tag}", repository(name))
+}
+
+/// Pushes the local engine's `image` to the registry at `registry` under [`in_registry`]'s
+/// name, which is only for the push: it is removed again whatever the push did. `to` says
+/// where, for errors.
+pub async fn push_to(
+    local: &Docker,
+    image: &str,
+    registry: &str,
+    credentials: Option<DockerCredentials>,
+    to: &str,
+) -> Result<()> {
+    let (name, tag) = split_reference(image);
+    let pushed_name = format!("{registry}/{}", repository(name));
+    retag(local, LOCAL, image, &pushed_name, tag).await?;
+    let pushed = push(local, &pushed_name, tag, credentials, to).await;
+    let untagged = untag(local, LOCAL, &format!("{pushed_name}:{tag}")).await;
+    pushed?;
+    untagged
+}
+
+/// Lets the host's engine pull `image` from the registry at `registry` (under
+/// [`in_registry`]'s name) and keep it under its own name only; returns its ID.
+pub async fn pull_from(
+    remote: &Docker,
+    host: &str,
+    image: &str,
+    registry: &str,
+    credentials: Option<DockerCredentials>,
+    progress: &HostProgress,
+) -> Result<String> {
+    let pulled = in_registry(registry, image);
+    let id = pull_with(remote, host, &pulled, credentials, progress).await?;
+    let (name, tag) = split_reference(image);
+    retag(remote, host, &pulled, name, tag).await?;
+    untag(remote, host, &pulled).await?;
+    Ok(id)
 }
 
 /// The repository path an image has inside a registry: its name without the registry host
