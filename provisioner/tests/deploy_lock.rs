@@ -297,22 +297,7 @@ fn write_spec(lb: &LoadBalancer) -> std::path::PathBuf {
 }
 
 fn provisioner(spec: &Path, args: &[&str]) -> Output {
-    let output = common::provisioner()
-        .arg("--spec")
-        .arg(spec)
-        .arg("--project-dir")
-        .arg(common::repo_root())
-        .args(args)
-        .env_remove("CLUSTERLAB_SPEC")
-        .output()
-        .expect("run provisioner");
-    eprintln!(
-        "provisioner {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    common::run_provisioner(common::provisioner(), spec, args)
 }
 
 fn stdout(output: &Output) -> String {

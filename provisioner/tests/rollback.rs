@@ -177,26 +177,12 @@ impl Setup {
 
     fn provisioner(&self, args: &[&str], target_dir: Option<&Path>) -> Output {
         let mut command = common::provisioner();
-        command
-            .arg("--spec")
-            .arg(&self.spec)
-            .arg("--project-dir")
-            .arg(common::repo_root())
-            .args(args)
-            .env_remove("CLUSTERLAB_SPEC");
         if let Some(target_dir) = target_dir {
             command
                 .env("CARGO", self.dir.path().join("cargo"))
                 .env("CARGO_TARGET_DIR", target_dir);
         }
-        let output = command.output().expect("run provisioner");
-        eprintln!(
-            "provisioner {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
+        common::run_provisioner(command, &self.spec, args)
     }
 
     /// `deploy` of a new build answering `letter`; returns its version.

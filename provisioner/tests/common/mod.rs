@@ -88,6 +88,28 @@ pub fn run_tool(cmd: &mut Command) -> Output {
     output
 }
 
+/// Runs the provisioner `command` against `spec` (from the repository, with `args`) and
+/// prints its status and both streams for the test's log, whatever the outcome: the
+/// caller asserts on the output.
+pub fn run_provisioner(mut command: Command, spec: &Path, args: &[&str]) -> Output {
+    let output = command
+        .arg("--spec")
+        .arg(spec)
+        .arg("--project-dir")
+        .arg(repo_root())
+        .args(args)
+        .env_remove("CLUSTERLAB_SPEC")
+        .output()
+        .expect("run provisioner");
+    eprintln!(
+        "provisioner {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// The answer of `terraform console` in `dir` to one `expression` (functions only: no
 /// provider, no state), its quotes taken off. The console prints only its last answer
 /// when not interactive, so callers ask one expression (a list joined, if need be).
