@@ -363,10 +363,9 @@ pub fn services(cluster: &Cluster, host: &Host) -> Vec<ServiceSpec> {
                 target: "/etc/nginx/nginx.conf".into(),
                 read_only: true,
             }],
-            healthcheck: Some(Healthcheck {
-                start_period: Duration::ZERO,
-                ..check(&["CMD", "nginx", "-t", "-q"], 30, 5, 3, 0)
-            }),
+            // Every 5 s, as the other services: the deploy waits for the first check, and
+            // at 30 s every `up` that started nginx waited half a minute for it.
+            healthcheck: Some(check(&["CMD", "nginx", "-t", "-q"], 5, 5, 3, 0)),
             ..service("nginx", &cluster.images.nginx)
         }],
         Role::LoadTester => Vec::new(),
