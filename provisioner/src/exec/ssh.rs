@@ -175,11 +175,6 @@ impl HostSession {
             .chain(args.iter().copied())
             .collect::<Vec<_>>()
             .join(" ");
-        let ssh_error = |operation: &str, error: openssh::Error| ExecError::Ssh {
-            host: self.host.clone(),
-            operation: format!("{operation} `{command_text}`"),
-            message: chain(&error),
-        };
         let mut command = self.session.command(program);
         command
             .args(args)
@@ -190,7 +185,10 @@ impl HostSession {
             })
             .stdout(openssh::Stdio::piped())
             .stderr(openssh::Stdio::piped());
-        let mut child = command.spawn().await.map_err(|e| ssh_error("spawn", e))?;
+        let mut child = command
+            .spawn()
+            .await
+            .map_err(ssh_failed(&self.host, format!("spawn `{command_text}`")))?;
         if let Some(bytes) = input {
             if let Some(mut stdin) = child.stdin().take() {
                 stdin.write_all(bytes).await.map_err(|e| {
@@ -204,7 +202,7 @@ impl HostSession {
         let output = child
             .wait_with_output()
             .await
-            .map_err(|e| ssh_error("run", e))?;
+            .map_err(ssh_failed(&self.host, format!("run `{command_text}`")))?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -227,11 +225,6 @@ impl HostSession {
         args: &[&str],
     ) -> Result<(HeldScript<'_>, String)> {
         use tokio::io::{AsyncBufReadExt, BufReader};
-        let ssh_error = |operation: &str, error: openssh::Error| ExecError::Ssh {
-            host: self.host.clone(),
-            operation: format!("{operation} a held script"),
-            message: chain(&error),
-        };
         let mut child = self
             .session
             .command("sh")
@@ -242,7 +235,7 @@ impl HostSession {
             .stderr(openssh::Stdio::piped())
             .spawn()
             .await
-            .map_err(|e| ssh_error("spawn", e))?;
+            .map_err(ssh_failed(&self.host, "spawn a held script"))?;
         let mut first = String::new();
         if let Some(stdout) = child.stdout().take() {
             BufReader::new(stdout)
@@ -278,11 +271,6 @@ impl HostSession {
     ) -> Result<i32> {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let command_text = args.join(" ");
-        let ssh_error = |operation: &str, error: openssh::Error| ExecError::Ssh {
-            host: self.host.clone(),
-            operation: format!("{operation} `{command_text}`"),
-            message: chain(&error),
-        };
         // One shell line: stderr joins stdout so the lines keep their order.
         let script = format!(
             "cd {} && exec {} 2>&1",
@@ -306,7 +294,7 @@ impl HostSession {
             .stderr(openssh::Stdio::null())
             .spawn()
             .await
-            .map_err(|e| ssh_error("spawn", e))?;
+            .map_err(ssh_failed(&self.host, format!("spawn `{command_text}`")))?;
         if let Some(stdout) = child.stdout().take() {
             let mut lines = BufReader::new(stdout).lines();
             while let Some(line) = lines
@@ -317,7 +305,10 @@ impl HostSession {
                 on_line(&line);
             }
         }
-        let status = child.wait().await.map_err(|e| ssh_error("run", e))?;
+        let status = child
+            .wait()
+            .await
+            .map_err(ssh_failed(&self.host, format!("run `{command_text}`")))?;
         Ok(status.code().unwrap_or(-1))
     }
 
@@ -432,22 +423,32 @@ impl HostSession {
                 remote,
             )
             .await
-            .map_err(|e| ExecError::Ssh {
-                host: self.host.clone(),
-                operation: operation.to_owned(),
-                message: chain(&e),
-            })?;
+            .map_err(ssh_failed(&self.host, operation))?;
         Ok(local)
     }
 
     /// Closes the master connection; dropping the session would leave cleanup to a
     /// background task.
     pub async fn close(self) -> Result<()> {
-        self.session.close().await.map_err(|e| ExecError::Ssh {
-            host: self.host,
-            operation: "close session".into(),
-            message: chain(&e),
-        })
+        self.session
+            .close()
+            .await
+            .map_err(ssh_failed(&self.host, "close session"))
+    }
+}
+
+/// The error for `operation` on `host` failing in the SSH layer (the session, not the
+/// remote command), with openssh's error chain.
+fn ssh_failed(
+    host: &str,
+    operation: impl Into<String>,
+) -> impl FnOnce(openssh::Error) -> ExecError {
+    let host = host.to_owned();
+    let operation = operation.into();
+    move |error| ExecError::Ssh {
+        host,
+        operation,
+        message: chain(&error),
     }
 }
 
@@ -523,11 +524,7 @@ impl HeldScript<'_> {
             .child
             .wait_with_output()
             .await
-            .map_err(|e| ExecError::Ssh {
-                host: self.host.to_owned(),
-                operation: "wait for a held script".into(),
-                message: chain(&e),
-            })?;
+            .map_err(ssh_failed(self.host, "wait for a held script"))?;
         if output.status.success() {
             Ok(())
         } else {

@@ -96,7 +96,9 @@ if [ "$(id -u)" = 0 ]; then
       ;;
   esac
   chown -R redis:redis /run/redis-acl
-  chmod 0600 /run/redis-acl/*.* 2>/dev/null || true
+  for f in /run/redis-acl/*; do
+    if [ -f "$f" ]; then chmod 0600 "$f"; fi
+  done
   exec setpriv --reuid=redis --regid=redis --init-groups "$@"
 fi
 exec "$@"
