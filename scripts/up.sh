@@ -4,5 +4,18 @@
 # `provisioner up`, which renders, applies terraform, deploys and prints the URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup-host.sh --up
-exec cargo run --quiet --release -p provisioner -- up "$@"
+# The host's setup (packages, dockerd, the debootstrap base: mostly network and disk) runs
+# while cargo compiles the provisioner (CPU): on a fresh machine the two overlap.
+setup_log=$(mktemp)
+trap 'rm -f "$setup_log"' EXIT
+./scripts/setup-host.sh --up >"$setup_log" 2>&1 &
+setup=$!
+echo "==> host setup in the background (scripts/setup-host.sh --up); building the provisioner" >&2
+cargo build --release --locked -p provisioner
+if ! wait "$setup"; then
+  cat "$setup_log" >&2
+  echo "up.sh: scripts/setup-host.sh --up failed (its output is above)" >&2
+  exit 1
+fi
+cat "$setup_log" >&2
+exec cargo run --quiet --release --locked -p provisioner -- up "$@"

@@ -45,6 +45,8 @@ use reqwest::StatusCode;
 
 const LB: &str = "http://127.0.0.1:8080";
 const WEB_HOSTS: [(&str, &str); 2] = [("web1", "10.77.0.11"), ("web2", "10.77.0.12")];
+/// Every host of the default spec.
+const HOSTS: [&str; 6] = ["lb", "web1", "web2", "redis", "postgres", "tester"];
 const SHORTEN_LIMIT: u64 = 10;
 /// The load tester's own address in the default spec; `loadtest --clients 3` sends from the
 /// next three, two of which the spec copy gives overrides ([`OVERRIDES`]).
@@ -73,11 +75,14 @@ impl Cluster {
 
     /// Runs the provisioner with this spec from the repository directory.
     fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new(env!("CARGO_BIN_EXE_provisioner"))
-            .arg("-f")
-            .arg(self.spec())
+        self.run_with(args, &[])
+    }
+
+    /// [`Cluster::run`] with these environment variables set as well.
+    fn run_with(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        let output = provisioner(&self.spec(), &repo_root())
             .args(args)
-            .current_dir(repo_root())
+            .envs(env.iter().copied())
             .output()
             .expect("run the provisioner binary");
         eprintln!(
@@ -562,7 +567,7 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
 
     // status, logs and ssh against the running cluster.
     let (out, _) = cluster.run_ok(&["status"]);
-    for host in ["lb", "web1", "web2", "redis", "postgres", "tester"] {
+    for host in HOSTS {
         assert!(
             out.contains(&format!("{host} (")),
             "{host} missing from status:\n{out}"
@@ -726,11 +731,8 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         let started = Instant::now();
         let spec = cluster.spec();
         let first = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_provisioner"))
-                .arg("-f")
-                .arg(spec)
+            provisioner(&spec, &repo_root())
                 .arg("deploy")
-                .current_dir(repo_root())
                 .output()
                 .expect("run provisioner deploy")
         });
@@ -923,6 +925,40 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     // The cluster made anew takes its images in pull mode: built here, pushed once to a
     // registry on this machine (plain HTTP with a user, as in a lab), pulled by each host.
     let registry = registry::pull_mode(&cluster.spec(), cluster.dir.path());
+    // `up` makes the hosts while cargo compiles the web app. A build that fails meanwhile
+    // stops `up` with cargo's error, but never interrupts terraform: the hosts are all
+    // made, terraform's state is not left locked, and the next `up` goes on from there.
+    let cargo_fails = cluster.dir.path().join("cargo-fails");
+    std::fs::write(
+        &cargo_fails,
+        "#!/bin/sh\necho 'error[E0308]: mismatched types (stand-in cargo)' >&2\nexit 101\n",
+    )
+    .expect("write the failing cargo");
+    std::fs::set_permissions(
+        &cargo_fails,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod the failing cargo");
+    let failed = cluster.run_with(&["up"], &[("CARGO", &cargo_fails)]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success(),
+        "up with a failing build: {stderr}"
+    );
+    assert!(
+        stderr.contains("mismatched types (stand-in cargo)"),
+        "{stderr}"
+    );
+    let made = leftovers();
+    for host in HOSTS {
+        let container = format!("clusterlab-{host}");
+        assert!(made.contains(&container), "{container} not made: {made:?}");
+    }
+    let workspace = cluster.dir.path().join("terraform");
+    assert!(
+        !workspace.join(".terraform.tfstate.lock.info").exists(),
+        "terraform's state is left locked"
+    );
     let (_, pull_up) = cluster.run_ok(&["up"]);
     registry::hosts_pulled_from(&registry);
     assert_eq!(

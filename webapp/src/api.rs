@@ -7,7 +7,6 @@ use std::io::Cursor;
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
-use rocket_dyn_templates::{context, Template};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -112,7 +111,17 @@ pub struct NotFound;
 impl<'r> Responder<'r, 'static> for NotFound {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         if wants_html(req) {
-            let page = Template::render("not_found", context! { path: req.uri().path().as_str() });
+            #[derive(Serialize)]
+            struct Page<'a> {
+                path: &'a str,
+            }
+            let path = req.uri().path();
+            let page = crate::pages::Pages::of(req)?.render(
+                "not_found.html",
+                &Page {
+                    path: path.as_str(),
+                },
+            )?;
             let mut response = page.respond_to(req)?;
             response.set_status(Status::NotFound);
             Ok(response)

@@ -12,7 +12,8 @@
 //! - [`health`]: `/healthz`, and `/readyz` with checks that later stages register.
 //! - [`limiter`]: the Redis-backed global rate limiter: a request guard every route but the
 //!   health and metrics ones takes first, its headers, 429/503 answers and Redis readiness.
-//! - [`ui`]: `GET /`, the HTML form (Tera templates in `templates/`).
+//! - [`ui`]: `GET /`, the HTML form; [`pages`]: the Tera templates of `templates/`,
+//!   compiled in, which it and the not-found page render.
 //! - [`store`]: the PostgreSQL pool `shortener`, migrations, the SQL, and the timeouts and
 //!   circuit breaker that answer requests at once while PostgreSQL is down.
 //! - [`links`]: `POST /shorten`, `GET /<code>` and the in-process link cache.
@@ -31,6 +32,7 @@ pub mod limiter;
 pub mod links;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod store;
 pub mod ui;
 

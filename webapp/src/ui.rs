@@ -2,14 +2,17 @@
 //! `URL Shortener is running!` for everything else (curl, probes, scripts).
 
 use rocket::fairing::AdHoc;
+use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::content::RawHtml;
 use rocket::Either;
 use rocket::State;
-use rocket_dyn_templates::{context, Template};
+use serde::Serialize;
 
 use crate::api::{wants_html, Unavailable};
 use crate::config::Settings;
 use crate::limiter::{RateLimit, TooManyRequests};
+use crate::pages::Pages;
 
 /// Whether the client prefers HTML, as a request guard.
 struct Browser(bool);
@@ -38,24 +41,28 @@ fn index(
     _limit: RateLimit,
     browser: Browser,
     settings: &State<Settings>,
-) -> Either<Template, &'static str> {
+    pages: &State<Pages>,
+) -> Result<Either<RawHtml<String>, &'static str>, Status> {
     if browser.0 {
-        Either::Left(Template::render(
-            "index",
-            context! {
-                max_url_length: settings.url_rules.max_length,
-                page_burst: settings.page_burst,
-            },
-        ))
+        #[derive(Serialize)]
+        struct Index {
+            max_url_length: usize,
+            page_burst: bool,
+        }
+        let values = Index {
+            max_url_length: settings.url_rules.max_length,
+            page_burst: settings.page_burst,
+        };
+        Ok(Either::Left(pages.render("index.html", &values)?))
     } else {
-        Either::Right("URL Shortener is running!")
+        Ok(Either::Right("URL Shortener is running!"))
     }
 }
 
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Web UI", |rocket| async {
         rocket
-            .attach(Template::fairing())
+            .attach(crate::pages::stage())
             .mount("/", rocket::routes![index])
     })
 }

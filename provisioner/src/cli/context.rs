@@ -288,11 +288,7 @@ pub async fn ensure_local_images(
     let (services, binary) = tokio::join!(services, binary);
     services?;
     if let Some(binary) = binary? {
-        let context = images::webapp_context(
-            &templates,
-            &binary,
-            &project.project_dir.join("webapp/templates"),
-        )?;
+        let context = images::webapp_context(&templates, &binary)?;
         let tag = cluster.images.webapp.as_str();
         report_build(
             &bar,
@@ -398,6 +394,8 @@ async fn build_webapp_binary(
             .args(["build", "--release", "--locked", "-p", "webapp"])
             .current_dir(&project.project_dir)
             .stdin(std::process::Stdio::null())
+            // `up` stops waiting when the hosts fail meanwhile; cargo stops with it.
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|e| CliError::Io {

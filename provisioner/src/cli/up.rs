@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::changes;
 use crate::exec::converge::ConvergeOptions;
 use crate::exec::deploy::{self, Deployment};
-use crate::exec::progress::Progress;
+use crate::exec::progress::{HostProgress, Progress};
 use crate::exec::ssh::{self, RetryPolicy};
 use crate::exec::terraform::{Terraform, TerraformHost};
 use crate::exec::{docker, local};
@@ -70,28 +70,41 @@ async fn up(
     } else {
         None
     };
-    if let Some(local) = &local {
-        // Independent builds, side by side: the VM image, the service images, the web app.
-        let (vm, services) = tokio::join!(
-            context::ensure_vm_image(local, cluster, project, &progress),
-            context::ensure_local_images(local, cluster, project, &plan, &progress)
-        );
-        vm?;
-        services?;
-    }
-
+    // The machines (the VM image, then terraform) and the images the hosts run (service
+    // images, the web app by cargo) are made side by side: on a cold run terraform and the
+    // VMs' boot happen while cargo compiles.
     let terraform = project.terraform(cluster, public_key)?;
-    terraform.init(context::terraform_line).await?;
-    // A VM that died is brought back before terraform plans: a stopped one is started; a
-    // missing one is re-created (its data volume survives and is reattached).
-    let gone = match &local {
-        Some(engine) if cluster.target == Target::Local => {
-            repair_local_vms(engine, cluster, &terraform.state_list().await?).await?
+    let images = async {
+        match &local {
+            Some(local) => {
+                context::ensure_local_images(local, cluster, project, &plan, &progress).await
+            }
+            None => Ok(()),
         }
-        _ => Vec::new(),
     };
-    apply(cluster, project, &terraform, &gone, &args.allow_replace).await?;
-    check_hosts(cluster, &terraform.output_hosts().await?)?;
+    let hosts = make_hosts(
+        cluster,
+        project,
+        &terraform,
+        local.as_ref(),
+        &args.allow_replace,
+        &progress,
+    );
+    tokio::pin!(hosts, images);
+    tokio::select! {
+        made = &mut hosts => {
+            // A host problem (consent needed, say) stops the builds at once.
+            made?;
+            images.await?;
+        }
+        built = &mut images => {
+            // Terraform is never interrupted (killed mid-apply it would leave its state
+            // behind): a failed build waits for the hosts to be made first.
+            let made = hosts.await;
+            built?;
+            made?;
+        }
+    }
 
     // The lock lives on the load balancer host, so it can only be taken once that host
     // exists; terraform's own state lock guards the apply before it.
@@ -127,6 +140,36 @@ async fn up(
 /// The saved plan file, inside the terraform workspace (git-ignored).
 const PLAN_FILE: &str = "clusterlab.tfplan";
 
+/// The hosts the spec describes: the local target's VM image, `terraform init`, local VMs
+/// that stopped started again, the plan applied (with consent where it needs it), and the
+/// hosts terraform reports checked against the spec. Its lines go above the progress bars.
+async fn make_hosts(
+    cluster: &Cluster,
+    project: &Project,
+    terraform: &Terraform,
+    local: Option<&bollard::Docker>,
+    allowed: &[String],
+    progress: &Progress,
+) -> Result<(), CliError> {
+    if let Some(local) = local {
+        context::ensure_vm_image(local, cluster, project, progress).await?;
+    }
+    let log = progress.host("terraform");
+    terraform.init(|_, line| log.note(line)).await?;
+    // A VM that died is brought back before terraform plans: a stopped one is started; a
+    // missing one is re-created (its data volume survives and is reattached).
+    let gone = match local {
+        Some(engine) if cluster.target == Target::Local => {
+            repair_local_vms(engine, cluster, &terraform.state_list().await?, &log).await?
+        }
+        _ => Vec::new(),
+    };
+    apply(cluster, project, terraform, &gone, allowed, &log, progress).await?;
+    check_hosts(cluster, &terraform.output_hosts().await?)?;
+    log.finish("hosts ready");
+    Ok(())
+}
+
 /// Plans; when the plan changes anything, shows it, stops for consent where it would
 /// replace or destroy a data host (or delete data), applies exactly that plan and forgets
 /// the old host keys of every host it re-created.
@@ -136,21 +179,23 @@ async fn apply(
     terraform: &Terraform,
     gone: &[String],
     allowed: &[String],
+    log: &HostProgress,
+    progress: &Progress,
 ) -> Result<(), CliError> {
     let replace: Vec<String> = gone
         .iter()
         .map(|h| crate::plan::local_host_resource(h))
         .collect();
-    eprintln!("terraform plan (reading the hosts' state)");
+    log.step("terraform plan (reading the hosts' state)");
     if !terraform.plan(PLAN_FILE, &replace, |_, _| {}).await? {
-        eprintln!("terraform: no changes to the hosts");
+        log.note("no changes to the hosts");
         return Ok(());
     }
     let changes = changes::parse_plan(&terraform.show_plan(PLAN_FILE).await?)
         .map_err(CliError::TerraformPlan)?;
-    eprintln!("terraform plan: {}", changes::summary(&changes));
+    log.note(format!("plan: {}", changes::summary(&changes)));
     for change in &changes {
-        eprintln!("  {}", changes::describe(change));
+        log.note(format!("  {}", changes::describe(change)));
     }
     // A VM that is already gone is re-created, not taken away: its data is on its volume.
     let mut allowed = allowed.to_vec();
@@ -172,7 +217,7 @@ async fn apply(
                 .join("\n")
         );
         let deletes_data = blocked.iter().any(|c| c.holds == changes::Holds::Data);
-        if deletes_data || !context::confirm(&question)? {
+        if deletes_data || !progress.suspend(|| context::confirm(&question))? {
             return Err(CliError::NeedsConsent(format!(
                 "{question}\nNo host was changed. {}",
                 if deletes_data {
@@ -193,7 +238,7 @@ async fn apply(
         }
     }
     terraform
-        .apply_plan(PLAN_FILE, context::terraform_line)
+        .apply_plan(PLAN_FILE, |_, line| log.note(line))
         .await?;
     let known_hosts = project.known_hosts(cluster);
     for name in changes::new_machines(&changes) {
@@ -210,6 +255,7 @@ async fn repair_local_vms(
     engine: &bollard::Docker,
     cluster: &Cluster,
     state: &[String],
+    log: &HostProgress,
 ) -> Result<Vec<String>, CliError> {
     let mut gone = Vec::new();
     for host in &cluster.hosts {
@@ -220,11 +266,14 @@ async fn repair_local_vms(
         match local::vm_state(engine, &container).await? {
             local::VmState::Running => {}
             local::VmState::Stopped => {
-                eprintln!("{}: the VM was stopped; starting it", host.name);
+                log.note(format!("{}: the VM was stopped; starting it", host.name));
                 local::start_vm(engine, &container).await?;
             }
             local::VmState::Missing => {
-                eprintln!("{}: the VM is gone; terraform re-creates it", host.name);
+                log.note(format!(
+                    "{}: the VM is gone; terraform re-creates it",
+                    host.name
+                ));
                 gone.push(host.name.clone());
             }
         }

@@ -33,6 +33,11 @@ impl Progress {
         }
     }
 
+    /// Runs `f` with the bars taken off the terminal, for a question asked there.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.multi.suspend(f)
+    }
+
     /// A bar for one host, starting as a spinner.
     pub fn host(&self, host: &str) -> HostProgress {
         let bar = self.multi.add(ProgressBar::new_spinner());

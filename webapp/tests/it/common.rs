@@ -81,17 +81,12 @@ impl Drop for TestDb {
     }
 }
 
-/// The app's configuration for a test: its own database, quiet logs, the templates of
-/// this crate whatever the working directory.
+/// The app's configuration for a test: its own database, quiet logs.
 pub fn figment(db: &TestDb) -> Figment {
     rocket::Config::figment()
         .merge(("databases.shortener.url", db.url.as_str()))
         .merge(("databases.shortener.max_connections", 8))
         .merge(("databases.shortener.connect_timeout", 5))
-        .merge((
-            "template_dir",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
-        ))
         .merge(("log_level", "off"))
         .merge(("public_base_url", ""))
         .merge(("redirect_status", 302))

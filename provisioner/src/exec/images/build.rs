@@ -67,15 +67,10 @@ pub fn vm_context(vm_dir: &Path, k6_binary: &Path) -> Result<BuildContext> {
 }
 
 /// The context for the web app image: `<templates>/images/webapp/` (its Dockerfile) plus a
-/// host-built release binary as `webapp` and the app's HTML templates as `templates/`.
-pub fn webapp_context(
-    templates: &Path,
-    binary: &Path,
-    app_templates: &Path,
-) -> Result<BuildContext> {
+/// host-built release binary as `webapp` (its HTML templates are compiled in).
+pub fn webapp_context(templates: &Path, binary: &Path) -> Result<BuildContext> {
     let mut context = service_context(templates, "webapp")?;
     context.add_file(binary, "webapp")?;
-    context.add_dir(app_templates, "templates")?;
     Ok(context)
 }
 
