@@ -1,6 +1,6 @@
 # clusterlab's entry points. `just` lists them.
 
-provisioner := "cargo run --quiet --release -p provisioner --"
+provisioner := "./scripts/provisioner.sh"
 
 default:
     @just --list

@@ -11,11 +11,11 @@ trap 'rm -f "$setup_log"' EXIT
 ./scripts/setup-host.sh --up >"$setup_log" 2>&1 &
 setup=$!
 echo "==> host setup in the background (scripts/setup-host.sh --up); building the provisioner" >&2
-cargo build --release --locked -p provisioner
+./scripts/provisioner.sh --build
 if ! wait "$setup"; then
   cat "$setup_log" >&2
   echo "up.sh: scripts/setup-host.sh --up failed (its output is above)" >&2
   exit 1
 fi
 cat "$setup_log" >&2
-exec cargo run --quiet --release --locked -p provisioner -- up "$@"
+exec ./scripts/provisioner.sh up "$@"

@@ -382,16 +382,25 @@ fn report_build(bar: &crate::exec::progress::HostProgress, tag: &str, outcome: B
     }
 }
 
-/// `cargo build --release -p webapp` in the project, returning the binary's path; cargo
-/// itself makes this a no-op when nothing changed.
+/// The packages both release builds name, this one of the web app and the provisioner's
+/// own in `scripts/provisioner.sh`: cargo resolves features for the packages a build names,
+/// so with the same names both see one resolution and compile the dependencies they share
+/// once (the script says what that saved).
+const PACKAGES: [&str; 4] = ["-p", "provisioner", "-p", "webapp"];
+
+/// `cargo build --release --bin webapp` in the project, returning the binary's path; cargo
+/// itself makes this a no-op when nothing changed. Only the `webapp` binary: the package's
+/// benchmarks and demos are not what the image runs.
 async fn build_webapp_binary(
     project: &Project,
     bar: &crate::exec::progress::HostProgress,
 ) -> Result<PathBuf, CliError> {
-    bar.step("cargo build --release -p webapp");
+    bar.step("cargo build --release --bin webapp");
     let output =
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--locked", "-p", "webapp"])
+            .args(["build", "--release", "--locked"])
+            .args(PACKAGES)
+            .args(["--bin", "webapp"])
             .current_dir(&project.project_dir)
             .stdin(std::process::Stdio::null())
             // `up` stops waiting when the hosts fail meanwhile; cargo stops with it.
@@ -399,7 +408,7 @@ async fn build_webapp_binary(
             .output()
             .await
             .map_err(|e| CliError::Io {
-                operation: "run cargo build --release -p webapp".into(),
+                operation: "run cargo build --release --bin webapp".into(),
                 source: e,
             })?;
     if !output.status.success() {
@@ -436,5 +445,24 @@ impl From<crate::spec::SecretError> for CliError {
 impl From<ExecError> for CliError {
     fn from(error: ExecError) -> Self {
         CliError::Exec(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PACKAGES;
+
+    /// The two builds share their dependencies only while they name the same packages.
+    #[test]
+    fn the_provisioner_script_names_the_same_packages() {
+        let script = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/provisioner.sh"),
+        )
+        .expect("read scripts/provisioner.sh");
+        let names = PACKAGES.join(" ");
+        assert!(
+            script.contains(&format!("{names} --bin provisioner")),
+            "scripts/provisioner.sh must build with `{names}`:\n{script}"
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! PostgreSQL storage of links through `rocket_db_pools` (pool `shortener`): the schema
-//! comes from `migrations/` at ignition, [`sql`] holds the only SQL, and [`Store`] is how
+//! is migrated at ignition ([`schema`]), [`sql`] holds the queries, and [`Store`] is how
 //! requests reach it: a short wait for a connection, a bound on each answer, and a
 //! [`breaker`] that refuses at once while PostgreSQL is known to be down.
 
 pub mod breaker;
+mod schema;
 pub mod sql;
 
 use std::sync::Arc;
@@ -233,7 +234,11 @@ async fn migrate(rocket: Rocket<Build>) -> fairing::Result {
         );
     };
     let store = Store::new(db.0.clone(), settings.store.clone());
-    if let Err(e) = sqlx::migrate!("./migrations").run(&store.pool).await {
+    let migrated = match schema::migrator().await {
+        Ok(migrator) => migrator.run(&store.pool).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = migrated {
         return refuse(rocket, format!("database migrations failed: {e}"));
     }
     if let Err(e) = health::register(&rocket, PostgresReady(store.clone())) {
