@@ -762,3 +762,62 @@ async fn webapp_image_from_a_host_built_binary() {
         "webapp:webapp"
     );
 }
+
+/// `up` builds the web app image's first steps (its packages) while cargo compiles; the
+/// image's own build, once the binary exists, takes them from the engine's build cache.
+#[tokio::test]
+async fn webapp_steps_built_ahead_leave_only_the_binary_to_build() {
+    let local = docker::connect_local().await.expect("local docker engine");
+    let bar = Progress::hidden().host("local");
+    let work = tempfile::tempdir().expect("temp dir");
+    // The real Dockerfile with one step of this run's own after FROM, so no build before
+    // this test can have left its steps in the cache.
+    let probe = format!("{:08x}", rand::rng().random::<u32>());
+    let dir = work.path().join("templates/images/webapp");
+    std::fs::create_dir_all(&dir).expect("templates dir");
+    let dockerfile =
+        std::fs::read_to_string(common::repo_root().join("templates/images/webapp/Dockerfile"))
+            .expect("the web app's Dockerfile");
+    let from = "FROM debian:bookworm-slim AS build\n";
+    assert!(dockerfile.contains(from), "{dockerfile}");
+    let probed = dockerfile.replacen(from, &format!("{from}ENV CACHE_PROBE={probe}\n"), 1);
+    std::fs::write(dir.join("Dockerfile"), probed).expect("write Dockerfile");
+    let templates = work.path().join("templates");
+    let binary = work.path().join("webapp");
+    std::fs::copy("/bin/echo", &binary).expect("copy binary");
+
+    let steps_tag = format!("clusterlab/webapp-steps-test:{probe}");
+    let tag = format!("clusterlab/webapp-test:{probe}");
+    let steps = images::ensure_built(
+        &local,
+        &steps_tag,
+        &images::webapp_steps_context(&templates).expect("steps context"),
+        &bar,
+    )
+    .await
+    .expect("build the steps");
+    let full = images::ensure_built(
+        &local,
+        &tag,
+        &images::webapp_context(&templates, &binary).expect("context"),
+        &bar,
+    )
+    .await
+    .expect("build the image");
+    docker_cli(&["rmi", "-f", &tag, &steps_tag]);
+    // The probe and the two RUN steps (packages, runtime tree) ran once, for the steps.
+    assert!(
+        matches!(
+            steps,
+            BuildOutcome::Built {
+                cached_steps: 0,
+                ..
+            }
+        ),
+        "{steps:?}"
+    );
+    let BuildOutcome::Built { cached_steps, .. } = full else {
+        panic!("the image was not built: {full:?}");
+    };
+    assert!(cached_steps >= 3, "{full:?}");
+}

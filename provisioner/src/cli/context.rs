@@ -272,6 +272,17 @@ pub async fn ensure_local_images(
                 );
             }
         }
+        // So is the web app image up to where the binary goes in (its packages): after
+        // cargo, only the binary's steps are left.
+        if wanted.contains(&cluster.images.webapp) {
+            let context = images::webapp_steps_context(&templates)?;
+            let tag = images::WEBAPP_STEPS_IMAGE;
+            report_build(
+                &bar,
+                tag,
+                images::ensure_built(local, tag, &context, &bar).await?,
+            );
+        }
         Ok::<(), CliError>(())
     };
     let cargo_bar = progress.host("cargo");

@@ -74,21 +74,55 @@ pub fn webapp_context(templates: &Path, binary: &Path) -> Result<BuildContext> {
     Ok(context)
 }
 
+/// Where the web app image's first steps are built before the binary exists.
+pub const WEBAPP_STEPS_IMAGE: &str = "clusterlab/webapp-steps:latest";
+
+/// The web app image's Dockerfile cut where it first copies the binary in, as a context of
+/// its own. Built (as [`WEBAPP_STEPS_IMAGE`]) while cargo still compiles, it leaves those
+/// steps (Debian packages, the runtime tree) in the engine's build cache, which keys a step
+/// by its parent and its instruction: the image's own build then starts at the binary.
+pub fn webapp_steps_context(templates: &Path) -> Result<BuildContext> {
+    let mut context = service_context(templates, "webapp")?;
+    let dockerfile = context
+        .files()
+        .iter()
+        .find(|f| f.path == "Dockerfile")
+        .map(|f| String::from_utf8_lossy(&f.contents).into_owned())
+        .unwrap_or_default();
+    let mut steps = String::new();
+    for line in dockerfile.lines() {
+        if line.starts_with("COPY webapp ") {
+            context.add_bytes("Dockerfile", 0o644, steps.into_bytes());
+            return Ok(context);
+        }
+        steps.push_str(line);
+        steps.push('\n');
+    }
+    Err(ExecError::Image {
+        host: LOCAL.into(),
+        image: WEBAPP_IMAGE.into(),
+        message: format!(
+            "{}/images/webapp/Dockerfile has no `COPY webapp ...` line to build its first steps up to",
+            templates.display()
+        ),
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildOutcome {
     /// The tag already points at an image built from this exact context.
-    UpToDate {
-        id: String,
-    },
+    UpToDate { id: String },
     Built {
         id: String,
+        /// How many of the build's steps the engine took from its build cache.
+        cached_steps: usize,
     },
 }
 
 impl BuildOutcome {
     pub fn id(&self) -> &str {
         match self {
-            BuildOutcome::UpToDate { id } | BuildOutcome::Built { id } => id,
+            BuildOutcome::UpToDate { id } | BuildOutcome::Built { id, .. } => id,
         }
     }
 }
@@ -159,9 +193,45 @@ pub async fn ensure_built(
             image: tag.into(),
             message: format!("build finished but the tag is missing\n{}", tail(&log, 20)),
         })?;
-    Ok(BuildOutcome::Built { id })
+    // The classic builder says so under each step it did not run.
+    let cached_steps = log
+        .iter()
+        .filter(|l| l.trim() == "---> Using cache")
+        .count();
+    Ok(BuildOutcome::Built { id, cached_steps })
 }
 
 fn tail(lines: &[String], n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dockerfile(context: &BuildContext) -> String {
+        let file = context.files().iter().find(|f| f.path == "Dockerfile");
+        String::from_utf8(file.expect("a Dockerfile").contents.clone()).expect("utf-8")
+    }
+
+    #[test]
+    fn the_webapp_steps_are_the_dockerfile_up_to_the_binary() {
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+        let full = dockerfile(&service_context(&templates, "webapp").expect("context"));
+        let steps = dockerfile(&webapp_steps_context(&templates).expect("steps"));
+        assert!(full.starts_with(&steps), "{steps}");
+        assert!(steps.contains("apt-get install"), "{steps}");
+        assert!(!steps.contains("COPY webapp"), "{steps}");
+        assert!(full[steps.len()..].starts_with("COPY webapp "), "{full}");
+    }
+
+    #[test]
+    fn a_webapp_dockerfile_that_never_copies_the_binary_is_an_error() {
+        let templates = tempfile::tempdir().expect("temp dir");
+        let dir = templates.path().join("images/webapp");
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").expect("write");
+        let error = webapp_steps_context(templates.path()).expect_err("no COPY webapp");
+        assert!(error.to_string().contains("COPY webapp"), "{error}");
+    }
 }

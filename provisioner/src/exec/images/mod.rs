@@ -17,7 +17,8 @@ mod transfer;
 
 pub use build::{
     ensure_built, ensure_service_images, ensure_vm_image, service_context, vm_context,
-    webapp_context, BuildOutcome, CONTEXT_HASH_LABEL, SERVICE_IMAGES, VM_IMAGE, WEBAPP_IMAGE,
+    webapp_context, webapp_steps_context, BuildOutcome, CONTEXT_HASH_LABEL, SERVICE_IMAGES,
+    VM_IMAGE, WEBAPP_IMAGE, WEBAPP_STEPS_IMAGE,
 };
 pub use context::{BuildContext, ContextFile};
 pub use k6::find_k6_binary;
