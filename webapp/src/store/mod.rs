@@ -234,11 +234,7 @@ async fn migrate(rocket: Rocket<Build>) -> fairing::Result {
         );
     };
     let store = Store::new(db.0.clone(), settings.store.clone());
-    let migrated = match schema::migrator().await {
-        Ok(migrator) => migrator.run(&store.pool).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = migrated {
+    if let Err(e) = schema::migrate(&store.pool).await {
         return refuse(rocket, format!("database migrations failed: {e}"));
     }
     if let Err(e) = health::register(&rocket, PostgresReady(store.clone())) {

@@ -11,7 +11,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sqlx::error::BoxDynError;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::PgPool;
 
 /// Each migration's version, its description (as sqlx derives it from the file name:
 /// `<version>_<description>.sql`, `_` read as a space) and its SQL.
@@ -45,8 +46,13 @@ impl MigrationSource<'static> for CompiledIn {
 }
 
 /// The migrator that brings a database to this binary's schema.
-pub async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
+async fn migrator() -> Result<Migrator, MigrateError> {
     Migrator::new(CompiledIn).await
+}
+
+/// Brings the database behind `pool` to this binary's schema.
+pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
+    migrator().await?.run(pool).await
 }
 
 #[cfg(test)]

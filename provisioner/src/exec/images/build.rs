@@ -84,9 +84,7 @@ pub const WEBAPP_STEPS_IMAGE: &str = "clusterlab/webapp-steps:latest";
 pub fn webapp_steps_context(templates: &Path) -> Result<BuildContext> {
     let mut context = service_context(templates, "webapp")?;
     let dockerfile = context
-        .files()
-        .iter()
-        .find(|f| f.path == "Dockerfile")
+        .file("Dockerfile")
         .map(|f| String::from_utf8_lossy(&f.contents).into_owned())
         .unwrap_or_default();
     let mut steps = String::new();
@@ -210,8 +208,8 @@ mod tests {
     use super::*;
 
     fn dockerfile(context: &BuildContext) -> String {
-        let file = context.files().iter().find(|f| f.path == "Dockerfile");
-        String::from_utf8(file.expect("a Dockerfile").contents.clone()).expect("utf-8")
+        let file = context.file("Dockerfile").expect("a Dockerfile");
+        String::from_utf8(file.contents.clone()).expect("utf-8")
     }
 
     #[test]

@@ -86,6 +86,11 @@ impl BuildContext {
         &self.files
     }
 
+    /// The file at `path` inside the context.
+    pub fn file(&self, path: &str) -> Option<&ContextFile> {
+        self.files.iter().find(|f| f.path == path)
+    }
+
     /// sha256 over every file's path, mode and contents, in path order: the same files
     /// give the same hash on every machine, whatever their mtimes.
     pub fn hash(&self) -> String {
