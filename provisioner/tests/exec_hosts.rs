@@ -402,6 +402,10 @@ async fn two_vms_ship_images_and_converge_services() {
     let first = converge::converge(&d1, "vm1", &file, &secret, &options, &b1)
         .await
         .expect("converge");
+    let created: Vec<&converge::ServiceReport> = first.iter().collect();
+    converge::await_docker_health(&d1, "vm1", &created, &options, &b1)
+        .await
+        .expect("Docker calls them healthy");
     assert_eq!(
         actions(first),
         vec![
@@ -531,6 +535,47 @@ async fn two_vms_ship_images_and_converge_services() {
     assert!(
         error.contains("vm1") && error.contains("${CLUSTERLAB_REDIS_PASSWORD}"),
         "{error}"
+    );
+
+    // Converge moves on when a new container passes its check run in it by converge, not an
+    // interval later when Docker first runs it; Docker's own verdict is awaited after.
+    let slow = vec![ServiceSpec {
+        command: Some(words(&["redis-server", "--port", "6392", "--save", ""])),
+        healthcheck: every(8, 2, 3, &["CMD", "redis-cli", "-p", "6392", "ping"]),
+        ..service("slowcheck")
+    }];
+    let started = std::time::Instant::now();
+    let created = converge::converge(&d1, "vm1", &slow, &BTreeMap::new(), &options, &b1)
+        .await
+        .expect("converge slowcheck");
+    let ready_after = started.elapsed();
+    assert_eq!(
+        actions(created.clone()),
+        vec![("slowcheck".into(), Action::Created)]
+    );
+    assert!(
+        ready_after < Duration::from_secs(6),
+        "ready at its own first check, not Docker's 8 s after the start: {ready_after:?}"
+    );
+    let created: Vec<&converge::ServiceReport> = created.iter().collect();
+    converge::await_docker_health(&d1, "vm1", &created, &options, &b1)
+        .await
+        .expect("Docker calls slowcheck healthy");
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "Docker's verdict comes with its first check, 8 s after the start: {:?}",
+        started.elapsed()
+    );
+    let listed = converge::status(&d1, "vm1").await.expect("status");
+    let slowcheck = listed
+        .iter()
+        .find(|s| s.service == "slowcheck")
+        .expect("slowcheck listed");
+    assert!(slowcheck.status.contains("(healthy)"), "{slowcheck:?}");
+    assert!(
+        docker_cli(&["exec", &vm1_container, "docker", "rm", "-f", "slowcheck"])
+            .status
+            .success()
     );
 
     // Uploads report whether the file changed, so the caller knows to reload.

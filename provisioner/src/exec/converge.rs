@@ -2,8 +2,14 @@
 //! its resolved spec plus the image ID; a matching hash means "leave it alone". A changed
 //! service is replaced in place: host networking means the old and new containers cannot
 //! both bind the port, so the new one is created, the old one stopped, the new one
-//! started and awaited until Docker calls it healthy, and only then is the old one
-//! removed. If the new one never gets healthy, the old one is started again.
+//! started and awaited until it is healthy, and only then is the old one removed. If the
+//! new one never gets healthy, the old one is started again.
+//!
+//! Healthy means its healthcheck passed. Docker runs the first check one `interval` after
+//! the start (the VMs' Docker 20.10 has no `start_interval`), so while Docker still says
+//! "starting" converge runs the same check itself, in the container, and moves on at its
+//! first pass; [`await_docker_health`] then waits for Docker's own verdict, once, at the
+//! end of a deploy.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -26,7 +32,7 @@ use sha2::{Digest, Sha256};
 use super::error::{ExecError, Result};
 use super::images::image_id;
 use super::progress::HostProgress;
-use crate::plan::services::{Restart, ServiceSpec};
+use crate::plan::services::{Healthcheck, Restart, ServiceSpec};
 
 /// Label with the hash of the resolved spec and the image ID a container was made from.
 pub const CONFIG_HASH_LABEL: &str = "clusterlab.config-hash";
@@ -419,6 +425,9 @@ async fn wait_ready(
             (Some(_), Some(HealthStatusEnum::UNHEALTHY)) => {
                 return Err(format!("Docker reports {container} unhealthy"))
             }
+            (Some(check), _) if own_check_passes(docker, host, container, check).await => {
+                return Ok(())
+            }
             _ => {}
         }
         if started.elapsed() > options.health_timeout {
@@ -434,6 +443,96 @@ async fn wait_ready(
         ));
         tokio::time::sleep(options.poll_interval).await;
     }
+}
+
+/// The healthcheck's command as `docker exec` runs it: Docker's `["CMD", args...]` is the
+/// args, `["CMD-SHELL", line]` the line run by `/bin/sh -c` (as Docker runs it on Linux).
+fn check_command(check: &Healthcheck) -> Option<Vec<String>> {
+    match check.test.split_first() {
+        Some((kind, args)) if kind == "CMD" && !args.is_empty() => Some(args.to_vec()),
+        Some((kind, [line])) if kind == "CMD-SHELL" => {
+            Some(vec!["/bin/sh".into(), "-c".into(), line.clone()])
+        }
+        _ => None,
+    }
+}
+
+/// Whether the healthcheck passes, run in the container now, within its timeout. A failure
+/// decides nothing: Docker's retries do.
+async fn own_check_passes(
+    docker: &Docker,
+    host: &str,
+    container: &str,
+    check: &Healthcheck,
+) -> bool {
+    let Some(command) = check_command(check) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(check.timeout, exec_in(docker, host, container, &command)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Waits until Docker itself calls each of `services` healthy (without a healthcheck, still
+/// running). A deploy moves on as soon as a new container passes its check run by converge;
+/// this, at the end, makes a finished deploy one that `status` shows healthy. Docker calling
+/// a container unhealthy after its check passed is an error with the health log.
+pub async fn await_docker_health(
+    docker: &Docker,
+    host: &str,
+    services: &[&ServiceReport],
+    options: &ConvergeOptions,
+    progress: &HostProgress,
+) -> Result<()> {
+    for service in services {
+        let container = service.container.as_str();
+        let failed = |message: String| ExecError::Service {
+            host: host.to_owned(),
+            service: service.service.clone(),
+            operation: "await Docker's health verdict".into(),
+            message,
+        };
+        let started = Instant::now();
+        loop {
+            let state = inspect(docker, host, container)
+                .await?
+                .and_then(|c| c.state)
+                .ok_or_else(|| failed(format!("container {container} disappeared")))?;
+            if !state.running.unwrap_or(false) {
+                let log = health_log(docker, host, container).await;
+                return Err(failed(format!(
+                    "container {container} exited with code {} after its check passed. Health log:\n{log}",
+                    state.exit_code.unwrap_or(-1)
+                )));
+            }
+            match state.health.and_then(|h| h.status) {
+                None
+                | Some(
+                    HealthStatusEnum::HEALTHY | HealthStatusEnum::NONE | HealthStatusEnum::EMPTY,
+                ) => break,
+                Some(HealthStatusEnum::UNHEALTHY) => {
+                    let log = health_log(docker, host, container).await;
+                    return Err(failed(format!(
+                        "Docker calls {container} unhealthy although its check passed when it started. Health log:\n{log}"
+                    )));
+                }
+                Some(HealthStatusEnum::STARTING) => {}
+            }
+            if started.elapsed() > options.health_timeout {
+                return Err(failed(format!(
+                    "Docker has not called {container} healthy after {:?}",
+                    options.health_timeout
+                )));
+            }
+            progress.step(format!(
+                "waiting for Docker to call {container} healthy ({}s)",
+                started.elapsed().as_secs()
+            ));
+            tokio::time::sleep(options.poll_interval).await;
+        }
+    }
+    Ok(())
 }
 
 /// What explains a container that never got healthy: the healthcheck outputs Docker
@@ -598,7 +697,31 @@ pub async fn exec_in_shown_as<S: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::services::Healthcheck;
+
+    #[test]
+    fn a_healthcheck_runs_in_the_container_as_docker_runs_it() {
+        let with = |test: &[&str]| Healthcheck {
+            test: test.iter().map(|w| (*w).to_owned()).collect(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(3),
+            retries: 3,
+            start_period: Duration::ZERO,
+        };
+        assert_eq!(
+            check_command(&with(&["CMD", "pg_isready", "-h", "127.0.0.1"])),
+            Some(vec!["pg_isready".into(), "-h".into(), "127.0.0.1".into()])
+        );
+        assert_eq!(
+            check_command(&with(&["CMD-SHELL", "test \"$MODE\" = ok"])),
+            Some(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "test \"$MODE\" = ok".into()
+            ])
+        );
+        assert_eq!(check_command(&with(&["NONE"])), None);
+        assert_eq!(check_command(&with(&["CMD"])), None);
+    }
 
     fn cache() -> ServiceSpec {
         ServiceSpec {

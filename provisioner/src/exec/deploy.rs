@@ -227,6 +227,37 @@ pub async fn run(
             break;
         }
     }
+    if failures.is_empty() {
+        // Stages moved on at each new container's first passing check; Docker's own verdict
+        // comes an interval after the start, and is awaited once, on every host at once.
+        let (done, bars) = (&done, &bars);
+        let verdicts = join_all(sessions.iter().map(|(host, session)| {
+            let started: Vec<&ServiceReport> = done
+                .iter()
+                .filter(|report| report.host == *host)
+                .flat_map(|report| &report.services)
+                .filter(|s| matches!(s.action, Done::Created | Done::Replaced | Done::Started))
+                .collect();
+            async move {
+                let verdict = converge::await_docker_health(
+                    &session.docker,
+                    host,
+                    &started,
+                    &deployment.converge,
+                    &bars[host],
+                )
+                .await;
+                (host.clone(), verdict)
+            }
+        }))
+        .await;
+        for (host, verdict) in verdicts {
+            if let Err(error) = verdict {
+                bars[&host].finish("failed");
+                failures.push((host, error));
+            }
+        }
+    }
     for (host, session) in sessions {
         if !failures.iter().any(|(failed, _)| *failed == host) {
             bars[&host].finish("done");
