@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 
 use crate::exec::deploy::Images;
 use crate::exec::images::{self, BuildOutcome};
-use crate::exec::progress::Progress;
+use crate::exec::progress::{HostProgress, Progress};
 use crate::exec::ssh::{RetryPolicy, SshTarget};
 use crate::exec::terraform::{Stream, Terraform};
 use crate::exec::{local, ExecError};
@@ -243,9 +243,10 @@ pub fn terraform_line(stream: Stream, line: &str) {
 }
 
 /// Makes sure the local engine holds every image the plan brings to the hosts (shipped or
-/// pushed to the registry): the service images built from `templates/images/`, the web app
-/// built from a host-built release binary. Each build is skipped when its context is
-/// unchanged.
+/// pushed to the registry): the service images built from `templates/images/` while cargo
+/// compiles the web app, then the web app's from that release binary. Each build is skipped
+/// when its context is unchanged. `up` runs the parts itself, to deploy the data stores
+/// while cargo compiles.
 pub async fn ensure_local_images(
     local: &Docker,
     cluster: &Cluster,
@@ -257,57 +258,91 @@ pub async fn ensure_local_images(
         return Ok(());
     }
     let bar = progress.host("local");
-    let wanted = plan.images();
-    let templates = project.project_dir.join("templates");
     // The service images (Docker, mostly unpacking packages) build while cargo compiles
     // the web app: on a fresh machine the two overlap instead of adding up.
-    let services = async {
-        for (dir, tag) in images::SERVICE_IMAGES {
-            if wanted.iter().any(|image| image == tag) {
-                let context = images::service_context(&templates, dir)?;
-                report_build(
-                    &bar,
-                    tag,
-                    images::ensure_built(local, tag, &context, &bar).await?,
-                );
-            }
-        }
-        // So is the web app image up to where the binary goes in (its packages): after
-        // cargo, only the binary's steps are left.
-        if wanted.contains(&cluster.images.webapp) {
-            let context = images::webapp_steps_context(&templates)?;
-            let tag = images::WEBAPP_STEPS_IMAGE;
-            report_build(
-                &bar,
-                tag,
-                images::ensure_built(local, tag, &context, &bar).await?,
-            );
-        }
-        Ok::<(), CliError>(())
-    };
-    let cargo_bar = progress.host("cargo");
-    let binary = async {
-        if wanted.contains(&cluster.images.webapp) {
-            let binary = build_webapp_binary(project, &cargo_bar).await?;
-            cargo_bar.finish("web app built");
-            Ok::<_, CliError>(Some(binary))
-        } else {
-            cargo_bar.finish("no web app in this plan");
-            Ok(None)
-        }
-    };
-    let (services, binary) = tokio::join!(services, binary);
+    let (services, binary) = tokio::join!(
+        ensure_service_images(local, cluster, project, plan, &bar),
+        build_web_binary(cluster, project, plan, progress)
+    );
     services?;
     if let Some(binary) = binary? {
-        let context = images::webapp_context(&templates, &binary)?;
-        let tag = cluster.images.webapp.as_str();
-        report_build(
-            &bar,
-            tag,
-            images::ensure_built(local, tag, &context, &bar).await?,
-        );
+        ensure_web_image(local, cluster, project, &binary, &bar).await?;
     }
     bar.finish("images ready");
+    Ok(())
+}
+
+/// The service images `plan` needs, and the web app image's first steps (its packages), so
+/// that after cargo only the binary's steps are left.
+pub async fn ensure_service_images(
+    local: &Docker,
+    cluster: &Cluster,
+    project: &Project,
+    plan: &DeployPlan,
+    bar: &HostProgress,
+) -> Result<(), CliError> {
+    if !builds_images(cluster) {
+        return Ok(());
+    }
+    let wanted = plan.images();
+    let templates = project.project_dir.join("templates");
+    for (dir, tag) in images::SERVICE_IMAGES {
+        if wanted.iter().any(|image| image == tag) {
+            let context = images::service_context(&templates, dir)?;
+            report_build(
+                bar,
+                tag,
+                images::ensure_built(local, tag, &context, bar).await?,
+            );
+        }
+    }
+    if wanted.contains(&cluster.images.webapp) {
+        let context = images::webapp_steps_context(&templates)?;
+        let tag = images::WEBAPP_STEPS_IMAGE;
+        report_build(
+            bar,
+            tag,
+            images::ensure_built(local, tag, &context, bar).await?,
+        );
+    }
+    Ok(())
+}
+
+/// The web app's release binary, when this machine builds the web app image of `plan`.
+pub async fn build_web_binary(
+    cluster: &Cluster,
+    project: &Project,
+    plan: &DeployPlan,
+    progress: &Progress,
+) -> Result<Option<PathBuf>, CliError> {
+    if !builds_images(cluster) {
+        return Ok(None);
+    }
+    let bar = progress.host("cargo");
+    if !plan.images().contains(&cluster.images.webapp) {
+        bar.finish("no web app in this plan");
+        return Ok(None);
+    }
+    let binary = build_webapp_binary(project, &bar).await?;
+    bar.finish("web app built");
+    Ok(Some(binary))
+}
+
+/// The web app image from its binary, on the steps [`ensure_service_images`] built.
+pub async fn ensure_web_image(
+    local: &Docker,
+    cluster: &Cluster,
+    project: &Project,
+    binary: &Path,
+    bar: &HostProgress,
+) -> Result<(), CliError> {
+    let context = images::webapp_context(&project.project_dir.join("templates"), binary)?;
+    let tag = cluster.images.webapp.as_str();
+    report_build(
+        bar,
+        tag,
+        images::ensure_built(local, tag, &context, bar).await?,
+    );
     Ok(())
 }
 
@@ -387,7 +422,7 @@ pub async fn ensure_vm_image(
     Ok(())
 }
 
-fn report_build(bar: &crate::exec::progress::HostProgress, tag: &str, outcome: BuildOutcome) {
+fn report_build(bar: &HostProgress, tag: &str, outcome: BuildOutcome) {
     if let BuildOutcome::Built { .. } = outcome {
         bar.note(format!("built {tag}"));
     }
@@ -402,10 +437,7 @@ const PACKAGES: [&str; 4] = ["-p", "provisioner", "-p", "webapp"];
 /// `cargo build --release --bin webapp` in the project, returning the binary's path; cargo
 /// itself makes this a no-op when nothing changed. Only the `webapp` binary: the package's
 /// benchmarks and demos are not what the image runs.
-async fn build_webapp_binary(
-    project: &Project,
-    bar: &crate::exec::progress::HostProgress,
-) -> Result<PathBuf, CliError> {
+async fn build_webapp_binary(project: &Project, bar: &HostProgress) -> Result<PathBuf, CliError> {
     bar.step("cargo build --release --bin webapp");
     let output =
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

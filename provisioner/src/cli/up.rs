@@ -2,18 +2,19 @@
 //! VMs that stopped, `terraform plan` and, when it changes anything, show it and apply that
 //! saved plan (never replacing a data host without consent), check the hosts terraform
 //! reports against the spec, take the deploy lock, deploy every service in the planned
-//! order (recorded in the audit log), and print the shortener's URL.
+//! order (recorded in the audit log), and print the shortener's URL. The data stores are
+//! deployed while cargo still compiles the web app.
 
 use std::time::Instant;
 
 use crate::changes;
 use crate::exec::converge::ConvergeOptions;
-use crate::exec::deploy::{self, Deployment};
+use crate::exec::deploy::{self, Deployment, HostReport};
 use crate::exec::progress::{HostProgress, Progress};
 use crate::exec::ssh::{self, RetryPolicy};
 use crate::exec::terraform::{Terraform, TerraformHost};
 use crate::exec::{docker, local};
-use crate::plan::deploy::{deploy_plan, Scope};
+use crate::plan::deploy::{deploy_plan, DeployPlan, Scope};
 use crate::spec::{Cluster, FileCheck, Role, Target};
 
 use super::context::{self, Project};
@@ -70,18 +71,12 @@ async fn up(
     } else {
         None
     };
-    // The machines (the VM image, then terraform) and the images the hosts run (service
-    // images, the web app by cargo) are made side by side: on a cold run terraform and the
-    // VMs' boot happen while cargo compiles.
+    let local_bar = progress.host("local");
+    // Side by side: the machines (the VM image, then terraform), the service images, and
+    // the web app's binary by cargo, the long part on a cold run. A host problem (consent
+    // needed, say) stops the builds at once; terraform is never interrupted (killed
+    // mid-apply it would leave its state behind), so a failed build waits for it.
     let terraform = project.terraform(cluster, public_key)?;
-    let images = async {
-        match &local {
-            Some(local) => {
-                context::ensure_local_images(local, cluster, project, &plan, &progress).await
-            }
-            None => Ok(()),
-        }
-    };
     let hosts = make_hosts(
         cluster,
         project,
@@ -90,51 +85,132 @@ async fn up(
         &args.allow_replace,
         &progress,
     );
-    tokio::pin!(hosts, images);
-    tokio::select! {
-        made = &mut hosts => {
-            // A host problem (consent needed, say) stops the builds at once.
-            made?;
-            images.await?;
+    let services = async {
+        match &local {
+            Some(local) => {
+                context::ensure_service_images(local, cluster, project, &plan, &local_bar).await
+            }
+            None => Ok(()),
         }
-        built = &mut images => {
-            // Terraform is never interrupted (killed mid-apply it would leave its state
-            // behind): a failed build waits for the hosts to be made first.
-            let made = hosts.await;
-            built?;
-            made?;
+    };
+    let binary = context::build_web_binary(cluster, project, &plan, &progress);
+    tokio::pin!(hosts, services, binary);
+    let (mut made, mut serviced, mut built) = (false, false, None);
+    while !(made && serviced) {
+        tokio::select! {
+            result = &mut hosts, if !made => {
+                result?;
+                made = true;
+            }
+            result = &mut services, if !serviced => {
+                if let Err(error) = result {
+                    if !made {
+                        let _ = (&mut hosts).await;
+                    }
+                    return Err(error);
+                }
+                serviced = true;
+            }
+            result = &mut binary, if built.is_none() => match result {
+                Ok(found) => built = Some(found),
+                Err(error) => {
+                    if !made {
+                        let _ = (&mut hosts).await;
+                    }
+                    return Err(error);
+                }
+            },
         }
     }
 
-    // The lock lives on the load balancer host, so it can only be taken once that host
-    // exists; terraform's own state lock guards the apply before it.
+    // While cargo may still compile: the deploy lock (it lives on the load balancer host,
+    // so only now can it be taken; terraform's own state lock guarded the apply), then the
+    // data stores, which need nothing of the web app.
     let retry = RetryPolicy::default();
-    let lock = lifecycle::take(cluster, project, "up", args.message.clone(), &retry).await?;
+    let (data_plan, web_plan) = plan.split_before_image(&cluster.images.webapp);
+    let data_stores = async {
+        let lock = lifecycle::take(cluster, project, "up", args.message.clone(), &retry).await?;
+        let deployed = deploy_part(
+            cluster,
+            project,
+            local.as_ref(),
+            &data_plan,
+            &[],
+            &retry,
+            &progress,
+        )
+        .await;
+        Ok::<_, CliError>((lock, deployed))
+    };
+    let (data_stores, built) = match built {
+        Some(found) => (data_stores.await, Ok(found)),
+        None => {
+            tokio::pin!(data_stores);
+            tokio::select! {
+                done = &mut data_stores => match done {
+                    // Nothing to build the web app for: dropping the build stops cargo.
+                    Err(_) | Ok((_, Err(_))) => (done, Ok(None)),
+                    Ok(_) => (done, binary.await),
+                },
+                // A deploy is never interrupted either: a failed build waits for it.
+                found = &mut binary => (data_stores.await, found),
+            }
+        }
+    };
+    let (lock, deployed) = data_stores?;
     let mut version = None;
     let result = async {
-        if let Some(local) = local.as_ref().filter(|_| context::builds_images(cluster)) {
+        let earlier = deployed?;
+        if let (Some(local), Some(binary)) = (local.as_ref(), built?) {
+            context::ensure_web_image(local, cluster, project, &binary, &local_bar).await?;
             version = lifecycle::local_web_version(local, cluster).await?;
         }
-        let images =
-            context::image_delivery(local.as_ref(), cluster, project, &plan, &progress).await?;
-        let deployment = Deployment {
-            plan: &plan,
-            targets: context::targets(cluster, project),
-            render_root: project.spec_dir.clone(),
-            secrets: context::secrets(cluster, project)?,
-            images,
-            converge: ConvergeOptions::default(),
-            retry,
-        };
-        deploy::run(&deployment, &progress, |report| {
-            println!("{}", report.summary())
-        })
+        local_bar.finish(if context::builds_images(cluster) {
+            "images ready"
+        } else {
+            "nothing built here: the hosts pull the images by name"
+        });
+        deploy_part(
+            cluster,
+            project,
+            local.as_ref(),
+            &web_plan,
+            &earlier,
+            &retry,
+            &progress,
+        )
         .await?;
         Ok(())
     }
     .await;
     lock.finish(&result, version).await;
     result
+}
+
+/// Deploys one part of `up`'s plan; `earlier` is what the part before reported.
+async fn deploy_part(
+    cluster: &Cluster,
+    project: &Project,
+    local: Option<&bollard::Docker>,
+    part: &DeployPlan,
+    earlier: &[HostReport],
+    retry: &RetryPolicy,
+    progress: &Progress,
+) -> Result<Vec<HostReport>, CliError> {
+    let deployment = Deployment {
+        plan: part,
+        targets: context::targets(cluster, project),
+        render_root: project.spec_dir.clone(),
+        secrets: context::secrets(cluster, project)?,
+        images: context::image_delivery(local, cluster, project, part, progress).await?,
+        converge: ConvergeOptions::default(),
+        retry: retry.clone(),
+    };
+    let reports = deploy::run_after(&deployment, earlier, progress, |report| {
+        println!("{}", report.summary())
+    })
+    .await?;
+    Ok(reports)
 }
 
 /// The saved plan file, inside the terraform workspace (git-ignored).

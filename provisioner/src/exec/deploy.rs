@@ -153,6 +153,18 @@ fn failure_lines(failures: &[(String, ExecError)]) -> String {
 pub async fn run(
     deployment: &Deployment<'_>,
     progress: &Progress,
+    on_report: impl FnMut(&HostReport),
+) -> std::result::Result<Vec<HostReport>, DeployError> {
+    run_after(deployment, &[], progress, on_report).await
+}
+
+/// [`run`] for the rest of a plan whose first part ran before (`up` deploys the data stores
+/// while cargo compiles): `earlier` is what that part reported, so a host it converged is
+/// not reported again for a pass that changed nothing. Returns this part's reports.
+pub async fn run_after(
+    deployment: &Deployment<'_>,
+    earlier: &[HostReport],
+    progress: &Progress,
     mut on_report: impl FnMut(&HostReport),
 ) -> std::result::Result<Vec<HostReport>, DeployError> {
     let hosts = deployment.plan.hosts();
@@ -210,7 +222,7 @@ pub async fn run(
         for (task, result) in runnable.iter().zip(results) {
             match result {
                 Ok(report) => {
-                    if !repeats_nothing(&done, &report) {
+                    if !repeats_nothing(earlier.iter().chain(&done), &report) {
                         on_report(&report);
                     }
                     done.push(report);
@@ -276,9 +288,12 @@ pub async fn run(
 /// A host converged a second time (Redis after the web hosts) is reported again only when
 /// that second pass changed something; a web host's image-only report does not count as
 /// its first. A prune is reported when it removed something.
-fn repeats_nothing(done: &[HostReport], report: &HostReport) -> bool {
+fn repeats_nothing<'a>(
+    done: impl IntoIterator<Item = &'a HostReport>,
+    report: &HostReport,
+) -> bool {
     let converged_before = done
-        .iter()
+        .into_iter()
         .any(|d| d.host == report.host && !d.services.is_empty());
     let pruned = report
         .pruned

@@ -102,6 +102,32 @@ impl DeployPlan {
         hosts
     }
 
+    /// The plan cut before its first stage that needs `image`: `up` runs the first part (the
+    /// data stores) while that image (the web app's) is still being built.
+    pub fn split_before_image(&self, image: &str) -> (DeployPlan, DeployPlan) {
+        let needs = |stage: &Stage| {
+            stage
+                .tasks
+                .iter()
+                .flat_map(|t| &t.actions)
+                .any(|a| matches!(a, Action::Image { image: i } if i == image))
+        };
+        let cut = self
+            .stages
+            .iter()
+            .position(needs)
+            .unwrap_or(self.stages.len());
+        let (first, rest) = self.stages.split_at(cut);
+        (
+            DeployPlan {
+                stages: first.to_vec(),
+            },
+            DeployPlan {
+                stages: rest.to_vec(),
+            },
+        )
+    }
+
     /// Every image the plan puts on a host (what the local engine must hold in ship mode).
     pub fn images(&self) -> Vec<String> {
         let mut images: Vec<String> = Vec::new();
@@ -319,6 +345,25 @@ mod tests {
         assert_eq!(data.name, "data stores");
         let hosts: Vec<&str> = data.tasks.iter().map(|t| t.host.as_str()).collect();
         assert_eq!(hosts, ["redis", "redis2", "redis3", "postgres"]);
+    }
+
+    #[test]
+    fn up_cuts_the_plan_where_the_web_app_image_is_first_needed() {
+        let cluster = Cluster::sentinel_group_example();
+        let plan = deploy_plan(&cluster, Scope::All);
+        let (data, rest) = plan.split_before_image(&cluster.images.webapp);
+        let names =
+            |p: &DeployPlan| -> Vec<String> { p.stages.iter().map(|s| s.name.clone()).collect() };
+        assert_eq!(names(&data), ["data stores"]);
+        assert_eq!(
+            rest.stages.first().map(|s| s.name.as_str()),
+            Some("web images")
+        );
+        assert_eq!([names(&data), names(&rest)].concat(), names(&plan));
+        assert!(!data.images().contains(&cluster.images.webapp));
+        // A plan without the image stays whole in the first part.
+        let (all, none) = data.split_before_image(&cluster.images.webapp);
+        assert_eq!((all, none.stages.len()), (data.clone(), 0));
     }
 
     fn task(host: &str, actions: Vec<Action>) -> HostTask {
