@@ -925,13 +925,26 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
     // The cluster made anew takes its images in pull mode: built here, pushed once to a
     // registry on this machine (plain HTTP with a user, as in a lab), pulled by each host.
     let registry = registry::pull_mode(&cluster.spec(), cluster.dir.path());
-    // `up` makes the hosts while cargo compiles the web app. A build that fails meanwhile
-    // stops `up` with cargo's error, but never interrupts terraform: the hosts are all
-    // made, terraform's state is not left locked, and the next `up` goes on from there.
+    // `up` makes the hosts, then deploys the data stores, while cargo compiles the web app.
+    // A build that fails meanwhile stops `up` with cargo's error, but never interrupts
+    // terraform or a deploy: the hosts are all made, terraform's state is not left locked,
+    // the deploy lock is released, and the next `up` goes on from there. This stand-in
+    // cargo fails once Docker calls the new PostgreSQL healthy, which it never is unless
+    // the data stores are deployed while cargo runs.
     let cargo_fails = cluster.dir.path().join("cargo-fails");
     std::fs::write(
         &cargo_fails,
-        "#!/bin/sh\necho 'error[E0308]: mismatched types (stand-in cargo)' >&2\nexit 101\n",
+        r#"#!/bin/sh
+for _ in $(seq 180); do
+  if docker exec clusterlab-postgres docker ps -q --filter name=postgres --filter health=healthy | grep -q .; then
+    echo 'error[E0308]: mismatched types (stand-in cargo, failing after postgres was deployed)' >&2
+    exit 101
+  fi
+  sleep 1
+done
+echo 'stand-in cargo: postgres was not deployed while cargo ran' >&2
+exit 101
+"#,
     )
     .expect("write the failing cargo");
     std::fs::set_permissions(
@@ -946,9 +959,16 @@ async fn up_serve_limit_redeploy_and_destroy_the_default_cluster() {
         "up with a failing build: {stderr}"
     );
     assert!(
-        stderr.contains("mismatched types (stand-in cargo)"),
+        stderr.contains("mismatched types (stand-in cargo, failing after postgres was deployed)"),
         "{stderr}"
     );
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        stdout.contains("postgres: postgres created"),
+        "the data stores were deployed beside cargo: {stdout}"
+    );
+    let (lock, _) = cluster.run_ok(&["lock", "status"]);
+    assert_eq!(lock.trim(), "unlocked", "the failed up released the lock");
     let made = leftovers();
     for host in HOSTS {
         let container = format!("clusterlab-{host}");
