@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 # while cargo compiles the provisioner (CPU): on a fresh machine the two overlap.
 setup_log=$(mktemp)
 trap 'rm -f "$setup_log"' EXIT
-./scripts/setup-host.sh --up >"$setup_log" 2>&1 &
+started=$SECONDS
+(./scripts/setup-host.sh --up && echo "==> host setup done after $((SECONDS - started)) s") \
+  >"$setup_log" 2>&1 &
 setup=$!
 echo "==> host setup in the background (scripts/setup-host.sh --up); building the provisioner" >&2
 ./scripts/provisioner.sh --build
@@ -17,5 +19,6 @@ if ! wait "$setup"; then
   echo "up.sh: scripts/setup-host.sh --up failed (its output is above)" >&2
   exit 1
 fi
+echo "==> the host setup's output:" >&2
 cat "$setup_log" >&2
 exec ./scripts/provisioner.sh up "$@"
