@@ -18,20 +18,44 @@ use rand::Rng;
 use common::registry::{Options, TestRegistry};
 use common::vm::{docker_cli, TestCluster};
 
-/// A tiny image of its own (one file, from `docker import`), so the test does not depend
-/// on what other tests built.
+/// Random bytes in the test image: its one layer compresses to about this size, so what a
+/// host downloads can be checked.
+const NOISE_BYTES: usize = 1_000_000;
+
+/// A small image of its own (a file and `NOISE_BYTES` of noise, from `docker import`), so
+/// the test does not depend on what other tests built.
 fn tiny_image(tag: &str) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("hello.txt"), tag).expect("a file");
+    let noise: Vec<u8> = (0..NOISE_BYTES).map(|_| rand::rng().random()).collect();
+    std::fs::write(dir.path().join("noise.bin"), noise).expect("the noise");
     let status = Command::new("sh")
         .arg("-c")
-        .arg(r#"tar -C "$1" -cf - hello.txt | docker import - "$2" >/dev/null"#)
+        .arg(r#"tar -C "$1" -cf - hello.txt noise.bin | docker import - "$2" >/dev/null"#)
         .args(["sh", dir.path().to_str().expect("utf-8"), tag])
         .status()
         .expect("tar | docker import");
     assert!(status.success());
     let out = docker_cli(&["image", "inspect", "-f", "{{.Id}}", tag]);
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The host pulled image `id`, downloading its one layer: the noise, compressed.
+fn assert_pulled(fetched: &ShipOutcome, id: &str) {
+    match fetched {
+        ShipOutcome::Pulled {
+            id: pulled,
+            downloaded,
+        } => {
+            assert_eq!(pulled, id);
+            let noise = NOISE_BYTES as u64;
+            assert!(
+                (noise..noise + 100_000).contains(downloaded),
+                "downloaded {downloaded} bytes for a layer of {noise} random bytes"
+            );
+        }
+        other => panic!("expected a pull, got {other:?}"),
+    }
 }
 
 fn vm_docker(container: &str, args: &[&str]) -> String {
@@ -137,7 +161,7 @@ async fn a_host_pulls_what_this_machine_pushed_over_tls_with_auth_and_over_plain
         .fetch(&host.docker, "web1", &tag, &web1)
         .await
         .unwrap_or_else(|e| panic!("pull from the TLS registry: {e}\n{}", secure.log()));
-    assert_eq!(fetched, ShipOutcome::Pulled { id: id.clone() });
+    assert_pulled(&fetched, &id);
     assert_eq!(
         vm_docker(&vm, &["docker", "image", "inspect", "-f", "{{.Id}}", &tag]),
         id
@@ -210,7 +234,7 @@ async fn a_host_pulls_what_this_machine_pushed_over_tls_with_auth_and_over_plain
         .fetch(&host.docker, "web1", &tag, &web1)
         .await
         .unwrap_or_else(|e| panic!("pull over plain HTTP: {e}\n{}", plain.log()));
-    assert_eq!(fetched, ShipOutcome::Pulled { id: id.clone() });
+    assert_pulled(&fetched, &id);
     // Trusting again changes nothing.
     let before = vm_docker(&vm, &["cat", "/etc/docker/daemon.json"]);
     source

@@ -349,8 +349,11 @@ async fn run_task(
                         ));
                         report.images_transferred.push(image.clone());
                     }
-                    ShipOutcome::Pulled { .. } => {
-                        bar.note(format!("pulled {image}"));
+                    ShipOutcome::Pulled { downloaded, .. } => {
+                        bar.note(format!(
+                            "pulled {image}: {:.1} MB downloaded (only layers it lacked)",
+                            downloaded as f64 / 1e6
+                        ));
                         report.images_transferred.push(image.clone());
                     }
                 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bollard::auth::DockerCredentials;
 use bollard::Docker;
 
-use super::transfer::{image_id, in_registry, present_image_id, pull_from, push_to};
+use super::transfer::{image_id, in_registry, present_image_id, pull_from, push_to, PulledImage};
 use super::{ShipOutcome, LOCAL};
 use crate::exec::error::{ExecError, Result};
 use crate::exec::progress::HostProgress;
@@ -167,9 +167,10 @@ impl PullSource {
         }
         let address = &self.registry.address;
         let credentials = self.credentials(address);
-        let id = pull_from(remote, host, image, address, credentials, progress).await?;
+        let PulledImage { id, downloaded } =
+            pull_from(remote, host, image, address, credentials, progress).await?;
         if id == *expected {
-            Ok(ShipOutcome::Pulled { id })
+            Ok(ShipOutcome::Pulled { id, downloaded })
         } else {
             Err(ExecError::Image {
                 host: host.into(),

@@ -46,9 +46,7 @@ pub async fn present_image_id(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShipOutcome {
     /// The host already had this exact image ID under this name.
-    AlreadyPresent {
-        id: String,
-    },
+    AlreadyPresent { id: String },
     Shipped {
         id: String,
         /// What crossed the SSH connection.
@@ -57,7 +55,17 @@ pub enum ShipOutcome {
     },
     Pulled {
         id: String,
+        /// What the host downloaded from the registry: the layers it lacked.
+        downloaded: u64,
     },
+}
+
+/// What a host's pull got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    pub id: String,
+    /// The bytes of the layers it downloaded, as Docker's pull progress counts them.
+    pub downloaded: u64,
 }
 
 /// How a shipped image travelled.
@@ -165,18 +173,18 @@ pub async fn pull(
     image: &str,
     progress: &HostProgress,
 ) -> Result<ShipOutcome> {
-    let id = pull_with(remote, host, image, None, progress).await?;
-    Ok(ShipOutcome::Pulled { id })
+    let PulledImage { id, downloaded } = pull_with(remote, host, image, None, progress).await?;
+    Ok(ShipOutcome::Pulled { id, downloaded })
 }
 
-/// [`pull`] with the registry's credentials; returns the image's ID.
+/// [`pull`] with the registry's credentials.
 async fn pull_with(
     remote: &Docker,
     host: &str,
     image: &str,
     credentials: Option<DockerCredentials>,
     progress: &HostProgress,
-) -> Result<String> {
+) -> Result<PulledImage> {
     let (name, tag) = split_reference(image);
     progress.step(format!("pulling {image}"));
     let options = CreateImageOptionsBuilder::new()
@@ -184,19 +192,49 @@ async fn pull_with(
         .tag(tag)
         .build();
     let mut stream = remote.create_image(Some(options), None, credentials);
+    let mut layers = DownloadedLayers::default();
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| ExecError::docker(host, format!("pull {image}"), e))?;
+        layers.record(&info);
         if let Some(status) = info.status {
             progress.step(format!("pulling {image}: {status}"));
         }
     }
-    present_image_id(
+    let id = present_image_id(
         remote,
         host,
         image,
         "pull finished but the image is missing",
     )
-    .await
+    .await?;
+    Ok(PulledImage {
+        id,
+        downloaded: layers.total(),
+    })
+}
+
+/// The bytes a pull downloaded, from its progress messages: each layer it downloads reports
+/// `Downloading` with the layer's size as `total` (the last report of a layer always comes);
+/// a layer the host has reports `Already exists` instead.
+#[derive(Debug, Default)]
+struct DownloadedLayers(std::collections::HashMap<String, u64>);
+
+impl DownloadedLayers {
+    fn record(&mut self, info: &bollard::models::CreateImageInfo) {
+        let (Some("Downloading"), Some(layer), Some(detail)) =
+            (info.status.as_deref(), &info.id, &info.progress_detail)
+        else {
+            return;
+        };
+        let size = detail.total.or(detail.current).unwrap_or(0);
+        let size = u64::try_from(size).unwrap_or(0);
+        let seen = self.0.entry(layer.clone()).or_default();
+        *seen = (*seen).max(size);
+    }
+
+    fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
 }
 
 /// Pushes the local engine's `name:tag` to the registry its name starts with; `to` says
@@ -289,13 +327,13 @@ pub async fn pull_from(
     registry: &str,
     credentials: Option<DockerCredentials>,
     progress: &HostProgress,
-) -> Result<String> {
+) -> Result<PulledImage> {
     let pulled = in_registry(registry, image);
-    let id = pull_with(remote, host, &pulled, credentials, progress).await?;
+    let got = pull_with(remote, host, &pulled, credentials, progress).await?;
     let (name, tag) = split_reference(image);
     retag(remote, host, &pulled, name, tag).await?;
     untag(remote, host, &pulled).await?;
-    Ok(id)
+    Ok(got)
 }
 
 /// The repository path an image has inside a registry: its name without the registry host
@@ -314,6 +352,34 @@ pub fn repository(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pull_counts_the_layers_it_downloaded_once_each() {
+        let info = |status: &str, layer: &str, current: i64, total: Option<i64>| {
+            bollard::models::CreateImageInfo {
+                id: Some(layer.into()),
+                status: Some(status.into()),
+                progress_detail: Some(bollard::models::ProgressDetail {
+                    current: Some(current),
+                    total,
+                }),
+                ..Default::default()
+            }
+        };
+        let mut layers = DownloadedLayers::default();
+        for message in [
+            info("Pulling fs layer", "aaa", 0, None),
+            info("Already exists", "bbb", 0, None),
+            info("Downloading", "aaa", 512, Some(2048)),
+            info("Downloading", "aaa", 2048, Some(2048)),
+            info("Downloading", "ccc", 100, Some(100)),
+            info("Extracting", "aaa", 2048, Some(4096)),
+            info("Pull complete", "aaa", 0, None),
+        ] {
+            layers.record(&message);
+        }
+        assert_eq!(layers.total(), 2048 + 100);
+    }
 
     #[test]
     fn the_registry_path_drops_a_registry_host() {
