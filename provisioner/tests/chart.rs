@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chart_reading::{assert_report_charts, ChartReading, Mark};
 use provisioner::report::{self, Page, UNKNOWN_HOST};
-use provisioner::spec::{Algorithm, Limiter, Policies, Policy, Window};
+use provisioner::spec::{Algorithm, Limit, Limiter, Policies, Policy, Window};
 use provisioner::verdict::{judge, K6Run, ProblemKind, Sample, Thresholds, Verdict};
 
 const SECOND: i64 = 1_000_000;
@@ -154,6 +154,73 @@ fn every_host_and_outcome_is_a_series_and_the_problem_is_marked_where_it_happene
     chart
         .panel("policy redirect:")
         .horizontal_at("limit 50 per 60 s");
+}
+
+/// The highest a line labelled `label` reaches, in pixels from the top (smaller is higher).
+fn highest_point(chart: &ChartReading, label: &str) -> f64 {
+    chart
+        .series(label)
+        .iter()
+        .flat_map(|m| match m {
+            Mark::Line(points) => points.clone(),
+            Mark::Rect { .. } => Vec::new(),
+        })
+        .map(|p| p.1)
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[test]
+fn every_limit_of_a_policy_has_its_trailing_count_and_its_line() {
+    // 3 per 10 s and 5 per 30 s: the exact answers of 3 per 10 s admit 9 in 30 s.
+    let seconds = |s: u64| Window::from_millis(s * 1000);
+    let mut limiter = limiter();
+    limiter.policies.shorten = Policy {
+        limits: vec![
+            Limit {
+                limit: 3,
+                window: seconds(10),
+            },
+            Limit {
+                limit: 5,
+                window: seconds(30),
+            },
+        ],
+        shadow: false,
+    };
+    let run = K6Run {
+        samples: exact_shortens("10.0.0.9"),
+        ..K6Run::default()
+    };
+    let thresholds = Thresholds {
+        p95: Duration::from_millis(500),
+    };
+    let verdict = judge(&run, &limiter, thresholds).expect("a run to judge");
+    assert!(
+        !verdict.holds(),
+        "9 admitted in 30 s breaks 5 per 30 s: {verdict}"
+    );
+    let chart = ChartReading::parse(&report::chart(&run, &limiter, &verdict).unwrap());
+    let shorten = chart.panel("policy shorten:");
+    assert!(
+        shorten
+            .texts
+            .iter()
+            .any(|t| t.contains("limit 3 per 10 s and 5 per 30 s")),
+        "{:?}",
+        shorten.texts
+    );
+    // The 10 s count stays on its line; the 30 s count climbs above its own.
+    let (line_10, line_30) = (
+        shorten.horizontal_at("limit 3 per 10 s"),
+        shorten.horizontal_at("limit 5 per 30 s"),
+    );
+    assert!(line_30 < line_10, "5 is drawn above 3");
+    let (top_10, top_30) = (
+        highest_point(shorten, "admitted in trailing 10 s"),
+        highest_point(shorten, "admitted in trailing 30 s"),
+    );
+    assert!((top_10 - line_10).abs() < 1.0, "{top_10} on {line_10}");
+    assert!(top_30 < line_30, "{top_30} above {line_30}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `chart.svg`: per client and policy, the answers per time step stacked by the web host
-//! that gave them (admitted above, refused below), the admissions in the trailing window
-//! against the limit, and every stretch where the verdict found a problem. Drawn by plotters.
+//! that gave them (admitted above, refused below), the admissions in each limit's trailing
+//! window against that limit, and every stretch where the verdict found a problem. Drawn by
+//! plotters.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +11,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use crate::spec::Limiter;
-use crate::verdict::{ClientReport, K6Run, ProblemKind, Sample, Verdict};
+use crate::verdict::{ClientReport, K6Run, LimitReport, ProblemKind, Sample, Verdict};
 
 /// How the chart names the host of an answer without `X-Served-By`: parenthesised, so no
 /// host name (letters, digits, `.`, `_`, `-`) can be mistaken for it.
@@ -46,8 +47,12 @@ const HOST_COLOURS: [(RGBColor, RGBColor); 6] = [
 ];
 const UNKNOWN_COLOURS: (RGBColor, RGBColor) = (RGBColor(127, 127, 127), RGBColor(199, 199, 199));
 const BAD_ANSWER: RGBColor = RGBColor(0, 0, 0);
-const TRAILING: RGBColor = RGBColor(33, 33, 33);
-const LIMIT: RGBColor = RGBColor(255, 127, 14);
+/// Per limit of a policy, in its order: the (trailing count, limit) lines.
+const LIMIT_LINES: [(RGBColor, RGBColor); 3] = [
+    (RGBColor(33, 33, 33), RGBColor(255, 127, 14)),
+    (RGBColor(110, 110, 110), RGBColor(214, 39, 40)),
+    (RGBColor(170, 170, 170), RGBColor(148, 103, 189)),
+];
 const PROBLEM: RGBColor = RGBColor(214, 39, 40);
 const FONT: &str = "sans-serif";
 
@@ -194,8 +199,9 @@ struct Panel<'a> {
     refused: Vec<Vec<u32>>,
     /// Per step: 5xx, no answer, anything neither admitted nor 429.
     bad: Vec<u32>,
-    /// Admissions in the trailing window at the end of each step.
-    trailing: Vec<usize>,
+    /// Per limit drawn ([`drawn_limits`]): admissions in its trailing window at the
+    /// end of each step.
+    trailing: Vec<Vec<usize>>,
 }
 
 impl<'a> Panel<'a> {
@@ -225,14 +231,18 @@ impl<'a> Panel<'a> {
             }
         }
         admitted_at.sort_unstable();
-        // The trailing count is drawn against the policy's first limit.
-        let window =
-            i64::try_from(report.first_limit().window_ms.saturating_mul(1000)).unwrap_or(i64::MAX);
         let upto = |t: i64| admitted_at.partition_point(|&a| a <= t);
-        let trailing = (1..=timeline.steps as i64)
-            .map(|k| {
-                let t = timeline.origin + k * timeline.step;
-                upto(t) - upto(t.saturating_sub(window))
+        let trailing = drawn_limits(report)
+            .iter()
+            .map(|limit| {
+                let window =
+                    i64::try_from(limit.window_ms.saturating_mul(1000)).unwrap_or(i64::MAX);
+                (1..=timeline.steps as i64)
+                    .map(|k| {
+                        let t = timeline.origin + k * timeline.step;
+                        upto(t) - upto(t.saturating_sub(window))
+                    })
+                    .collect()
             })
             .collect();
         Panel {
@@ -266,6 +276,27 @@ impl<'a> Panel<'a> {
             r.limited
         )
     }
+}
+
+/// The limits whose trailing counts a panel draws: every limit of the policy; for an
+/// unlimited client, whose report carries a stand-in limit, only that one's window (and no
+/// limit line, see [`limit_line`]).
+fn drawn_limits(report: &ClientReport) -> &[LimitReport] {
+    if report.unlimited {
+        &report.limits[..1]
+    } else {
+        &report.limits
+    }
+}
+
+/// The height of `limit`'s line, if the panel draws one.
+fn limit_line(report: &ClientReport, limit: &LimitReport) -> Option<u32> {
+    (!report.unlimited).then_some(limit.limit)
+}
+
+/// The (trailing count, limit) line colours of the `index`th limit.
+fn limit_colours(index: usize) -> (RGBColor, RGBColor) {
+    LIMIT_LINES[index % LIMIT_LINES.len()]
 }
 
 /// "60 s", "1.5 s", "250 ms".
@@ -327,10 +358,14 @@ fn draw_panel(
     };
 
     let admitted = stacked(&panel.admitted, None);
-    let trailing_max = panel.trailing.iter().copied().max().unwrap_or(0) as u32;
-    // An unlimited client's report carries a stand-in limit, which is not drawn.
-    let limit = (!report.unlimited).then_some(report.first_limit().limit);
-    let top_max = highest(&admitted).max(limit.unwrap_or(0)).max(trailing_max);
+    let limits = drawn_limits(report);
+    let trailing_max = panel.trailing.iter().flatten().copied().max().unwrap_or(0) as u32;
+    let limit_max = limits
+        .iter()
+        .filter_map(|l| limit_line(report, l))
+        .max()
+        .unwrap_or(0);
+    let top_max = highest(&admitted).max(limit_max).max(trailing_max);
     let mut chart = ChartBuilder::on(&top)
         .margin(6)
         .x_label_area_size(22)
@@ -354,21 +389,23 @@ fn draw_panel(
                 .map(|&(step, from, to)| Rectangle::new(bar(step, from, to), fill)),
         )?;
     }
-    let trailing = std::iter::once((0.0, 0)).chain(
-        panel
-            .trailing
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| (((k as i64 + 1) * timeline.step) as f64 / 1e6, n as u32)),
-    );
-    chart.draw_series(LineSeries::new(trailing, TRAILING.stroke_width(2)))?;
-    if let Some(limit) = limit {
-        chart.draw_series(DashedLineSeries::new(
-            [(0.0, limit), (timeline.end(), limit)],
-            10,
-            6,
-            LIMIT.stroke_width(2),
-        ))?;
+    for (index, (limit, counts)) in limits.iter().zip(&panel.trailing).enumerate() {
+        let (trailing_colour, limit_colour) = limit_colours(index);
+        let trailing = std::iter::once((0.0, 0)).chain(
+            counts
+                .iter()
+                .enumerate()
+                .map(|(k, &n)| (((k as i64 + 1) * timeline.step) as f64 / 1e6, n as u32)),
+        );
+        chart.draw_series(LineSeries::new(trailing, trailing_colour.stroke_width(2)))?;
+        if let Some(height) = limit_line(report, limit) {
+            chart.draw_series(DashedLineSeries::new(
+                [(0.0, height), (timeline.end(), height)],
+                10,
+                6,
+                limit_colour.stroke_width(2),
+            ))?;
+        }
     }
 
     let refused = stacked(&panel.refused, Some(panel.bad.as_slice()));
@@ -484,22 +521,19 @@ fn draw_legend(
             Ok(())
         }
     };
-    row(
-        &line(false, TRAILING),
-        &format!(
-            "admitted in trailing {}",
-            window_text(report.first_limit().window_ms)
-        ),
-    )?;
-    if !report.unlimited {
+    for (index, limit) in drawn_limits(report).iter().enumerate() {
+        let (trailing_colour, limit_colour) = limit_colours(index);
+        let window = window_text(limit.window_ms);
         row(
-            &line(true, LIMIT),
-            &format!(
-                "limit {} per {}",
-                report.first_limit().limit,
-                window_text(report.first_limit().window_ms)
-            ),
+            &line(false, trailing_colour),
+            &format!("admitted in trailing {window}"),
         )?;
+        if let Some(height) = limit_line(report, limit) {
+            row(
+                &line(true, limit_colour),
+                &format!("limit {height} per {window}"),
+            )?;
+        }
     }
     let kinds: BTreeSet<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
     if kinds.is_empty() {
