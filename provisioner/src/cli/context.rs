@@ -289,21 +289,13 @@ pub async fn ensure_service_images(
     for (dir, tag) in images::SERVICE_IMAGES {
         if wanted.iter().any(|image| image == tag) {
             let context = images::service_context(&templates, dir)?;
-            report_build(
-                bar,
-                tag,
-                images::ensure_built(local, tag, &context, bar).await?,
-            );
+            build(local, tag, &context, bar).await?;
         }
     }
     if wanted.contains(&cluster.images.webapp) {
         let context = images::webapp_steps_context(&templates)?;
         let tag = images::WEBAPP_STEPS_IMAGE;
-        report_build(
-            bar,
-            tag,
-            images::ensure_built(local, tag, &context, bar).await?,
-        );
+        build(local, tag, &context, bar).await?;
     }
     Ok(())
 }
@@ -338,11 +330,7 @@ pub async fn ensure_web_image(
 ) -> Result<(), CliError> {
     let context = images::webapp_context(&project.project_dir.join("templates"), binary)?;
     let tag = cluster.images.webapp.as_str();
-    report_build(
-        bar,
-        tag,
-        images::ensure_built(local, tag, &context, bar).await?,
-    );
+    build(local, tag, &context, bar).await?;
     Ok(())
 }
 
@@ -426,6 +414,21 @@ fn report_build(bar: &HostProgress, tag: &str, outcome: BuildOutcome) {
     if let BuildOutcome::Built { .. } = outcome {
         bar.note(format!("built {tag}"));
     }
+}
+
+/// [`images::ensure_built`], noting on `bar` when it built.
+async fn build(
+    local: &Docker,
+    tag: &str,
+    context: &images::BuildContext,
+    bar: &HostProgress,
+) -> Result<(), CliError> {
+    report_build(
+        bar,
+        tag,
+        images::ensure_built(local, tag, context, bar).await?,
+    );
+    Ok(())
 }
 
 /// The packages both release builds name, this one of the web app and the provisioner's

@@ -97,29 +97,29 @@ async fn up(
     tokio::pin!(hosts, services, binary);
     let (mut made, mut serviced, mut built) = (false, false, None);
     while !(made && serviced) {
-        tokio::select! {
+        let failed_build = tokio::select! {
             result = &mut hosts, if !made => {
                 result?;
                 made = true;
+                None
             }
             result = &mut services, if !serviced => {
-                if let Err(error) = result {
-                    if !made {
-                        let _ = (&mut hosts).await;
-                    }
-                    return Err(error);
-                }
-                serviced = true;
+                serviced = result.is_ok();
+                result.err()
             }
             result = &mut binary, if built.is_none() => match result {
-                Ok(found) => built = Some(found),
-                Err(error) => {
-                    if !made {
-                        let _ = (&mut hosts).await;
-                    }
-                    return Err(error);
+                Ok(found) => {
+                    built = Some(found);
+                    None
                 }
+                Err(error) => Some(error),
             },
+        };
+        if let Some(error) = failed_build {
+            if !made {
+                let _ = (&mut hosts).await;
+            }
+            return Err(error);
         }
     }
 

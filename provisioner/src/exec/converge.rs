@@ -395,8 +395,9 @@ pub async fn converge_service(
     Ok(report(Action::Replaced))
 }
 
-/// Waits until Docker reports the container healthy (or, without a healthcheck, still
-/// running a moment after start). The error is the reason, for the caller's message.
+/// Waits until a new container of converge is healthy: its spec's check passed when
+/// converge ran it, or Docker calls it healthy (without a check in its spec: still running
+/// a moment after the start). The error is the reason, for the caller's message.
 async fn wait_ready(
     docker: &Docker,
     host: &str,
@@ -404,6 +405,46 @@ async fn wait_ready(
     container: &str,
     options: &ConvergeOptions,
     progress: &HostProgress,
+) -> std::result::Result<(), String> {
+    let healthy = Healthy::FirstPass(spec.healthcheck.as_ref());
+    wait_healthy(
+        docker,
+        host,
+        container,
+        healthy,
+        options,
+        progress,
+        |seconds| {
+            format!(
+                "{}: waiting for {container} to be healthy ({seconds}s)",
+                spec.name
+            )
+        },
+    )
+    .await
+}
+
+/// What ends a wait for a container's health well.
+#[derive(Clone, Copy)]
+enum Healthy<'a> {
+    /// Converge's: the spec's check (if any) passing when converge runs it, or Docker
+    /// calling the container healthy; with no check, still running one poll after the start.
+    FirstPass(Option<&'a Healthcheck>),
+    /// The end of a deploy's: Docker itself calling it healthy (or it having no healthcheck).
+    DockerSays,
+}
+
+/// Polls `container` until it is [`Healthy`] as `healthy` says, showing `waiting` (given
+/// the seconds waited) meanwhile. The error is the reason: it stopped running, Docker calls
+/// it unhealthy, or the health timeout passed.
+async fn wait_healthy(
+    docker: &Docker,
+    host: &str,
+    container: &str,
+    healthy: Healthy<'_>,
+    options: &ConvergeOptions,
+    progress: &HostProgress,
+    waiting: impl Fn(u64) -> String,
 ) -> std::result::Result<(), String> {
     let started = Instant::now();
     loop {
@@ -418,17 +459,20 @@ async fn wait_ready(
                 state.exit_code.unwrap_or(-1)
             ));
         }
-        let health = state.health.and_then(|h| h.status);
-        match (&spec.healthcheck, health) {
-            (None, _) if started.elapsed() >= options.poll_interval => return Ok(()),
-            (Some(_), Some(HealthStatusEnum::HEALTHY)) => return Ok(()),
-            (Some(_), Some(HealthStatusEnum::UNHEALTHY)) => {
+        let done = match (healthy, state.health.and_then(|h| h.status)) {
+            (Healthy::FirstPass(None), _) => started.elapsed() >= options.poll_interval,
+            (_, Some(HealthStatusEnum::UNHEALTHY)) => {
                 return Err(format!("Docker reports {container} unhealthy"))
             }
-            (Some(check), _) if own_check_passes(docker, host, container, check).await => {
-                return Ok(())
+            (_, Some(HealthStatusEnum::HEALTHY)) => true,
+            (Healthy::FirstPass(Some(check)), _) => {
+                own_check_passes(docker, host, container, check).await
             }
-            _ => {}
+            (Healthy::DockerSays, Some(HealthStatusEnum::STARTING)) => false,
+            (Healthy::DockerSays, _) => true,
+        };
+        if done {
+            return Ok(());
         }
         if started.elapsed() > options.health_timeout {
             return Err(format!(
@@ -436,11 +480,7 @@ async fn wait_ready(
                 options.health_timeout
             ));
         }
-        progress.step(format!(
-            "{}: waiting for {container} to be healthy ({}s)",
-            spec.name,
-            started.elapsed().as_secs()
-        ));
+        progress.step(waiting(started.elapsed().as_secs()));
         tokio::time::sleep(options.poll_interval).await;
     }
 }
@@ -487,49 +527,28 @@ pub async fn await_docker_health(
 ) -> Result<()> {
     for service in services {
         let container = service.container.as_str();
-        let failed = |message: String| ExecError::Service {
-            host: host.to_owned(),
-            service: service.service.clone(),
-            operation: "await Docker's health verdict".into(),
-            message,
-        };
-        let started = Instant::now();
-        loop {
-            let state = inspect(docker, host, container)
-                .await?
-                .and_then(|c| c.state)
-                .ok_or_else(|| failed(format!("container {container} disappeared")))?;
-            if !state.running.unwrap_or(false) {
-                let log = health_log(docker, host, container).await;
-                return Err(failed(format!(
-                    "container {container} exited with code {} after its check passed. Health log:\n{log}",
-                    state.exit_code.unwrap_or(-1)
-                )));
-            }
-            match state.health.and_then(|h| h.status) {
-                None
-                | Some(
-                    HealthStatusEnum::HEALTHY | HealthStatusEnum::NONE | HealthStatusEnum::EMPTY,
-                ) => break,
-                Some(HealthStatusEnum::UNHEALTHY) => {
-                    let log = health_log(docker, host, container).await;
-                    return Err(failed(format!(
-                        "Docker calls {container} unhealthy although its check passed when it started. Health log:\n{log}"
-                    )));
-                }
-                Some(HealthStatusEnum::STARTING) => {}
-            }
-            if started.elapsed() > options.health_timeout {
-                return Err(failed(format!(
-                    "Docker has not called {container} healthy after {:?}",
-                    options.health_timeout
-                )));
-            }
-            progress.step(format!(
-                "waiting for Docker to call {container} healthy ({}s)",
-                started.elapsed().as_secs()
-            ));
-            tokio::time::sleep(options.poll_interval).await;
+        let waiting =
+            |seconds| format!("waiting for Docker to call {container} healthy ({seconds}s)");
+        let verdict = wait_healthy(
+            docker,
+            host,
+            container,
+            Healthy::DockerSays,
+            options,
+            progress,
+            waiting,
+        )
+        .await;
+        if let Err(reason) = verdict {
+            let log = health_log(docker, host, container).await;
+            return Err(ExecError::Service {
+                host: host.to_owned(),
+                service: service.service.clone(),
+                operation: "await Docker's health verdict".into(),
+                message: format!(
+                    "{reason}, although its check passed when it started. Health log:\n{log}"
+                ),
+            });
         }
     }
     Ok(())
